@@ -1,0 +1,92 @@
+//! The operator-facing `Admin` service.
+
+use std::sync::Arc;
+
+use roomhooks::v1::{
+    AppInfo, InstanceInfo, ListAppsRequest, ListAppsResponse, RemoveAppRequest, RemoveAppResponse,
+    admin_server::Admin,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{ids::AppId, registry::Registry};
+
+/// Serves `roomhooks.v1.Admin`.
+pub struct AdminService {
+    registry: Arc<Registry>,
+}
+
+impl AdminService {
+    /// An admin service over `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn list_apps(
+        &self,
+        _request: Request<ListAppsRequest>,
+    ) -> Result<Response<ListAppsResponse>, Status> {
+        let snapshot = self.registry.snapshot();
+        let apps = snapshot
+            .apps()
+            .iter()
+            .map(|app| {
+                let spec = &app.spec;
+                let mut versions: Vec<String> =
+                    app.instances.iter().map(|i| i.version.clone()).collect();
+                if versions.is_empty() {
+                    versions.push(app.version.clone());
+                }
+                versions.sort();
+                versions.dedup();
+                AppInfo {
+                    app_id: spec.app_id.to_string(),
+                    versions,
+                    interfaces: spec.interfaces.iter().map(|h| h.to_wire() as i32).collect(),
+                    priority: spec.priority,
+                    failure_policy: spec.failure_policy.to_wire() as i32,
+                    timeout: prost_types::Duration::try_from(spec.timeout).ok(),
+                    room_types: spec.room_types.iter().map(|t| t as i32).collect(),
+                    instances: app
+                        .instances
+                        .iter()
+                        .filter(|i| i.is_live())
+                        .map(|i| InstanceInfo {
+                            instance_id: i.id.to_string(),
+                            version: i.version.clone(),
+                            peer_address: i.peer.map(|p| p.to_string()).unwrap_or_default(),
+                            connected_since: Some(prost_types::Timestamp::from(i.connected_at)),
+                            calls_in_flight: i.in_flight(),
+                        })
+                        .collect(),
+                    queued_post_events: app.posts.len() as u64,
+                }
+            })
+            .collect();
+        Ok(Response::new(ListAppsResponse { apps }))
+    }
+
+    async fn remove_app(
+        &self,
+        request: Request<RemoveAppRequest>,
+    ) -> Result<Response<RemoveAppResponse>, Status> {
+        let raw = request.into_inner().app_id;
+        let app_id = AppId::parse(&raw)
+            .map_err(|e| Status::invalid_argument(format!("app_id {e}")))?;
+        let response = match self.registry.remove(&app_id) {
+            Some(removed) => {
+                tracing::info!(%app_id, instances = removed.instances,
+                    dropped_post_events = removed.post_events, "app removed by operator");
+                RemoveAppResponse {
+                    removed: true,
+                    disconnected_instances: removed.instances as u32,
+                    dropped_post_events: removed.post_events as u64,
+                }
+            }
+            None => RemoveAppResponse::default(),
+        };
+        Ok(Response::new(response))
+    }
+}

@@ -1,0 +1,166 @@
+//! One app call: pick the least-loaded live instance, send, wait until the app's timeout (capped
+//! by the backend's deadline), retry on a sibling if the instance vanished, and check the answer
+//! is of the kind the hook needs.
+
+use std::time::Duration;
+
+use roomhooks::v1::{
+    HookCall, PreventDecision, RoomExtension, RoomModification, hook_call, hook_result,
+};
+use tokio::time::Instant;
+
+use crate::{
+    deadline::CallContext,
+    hook::{Hook, Stage},
+    ids::InstanceId,
+    instance::SendError,
+    registry::AppView,
+};
+
+/// A well-formed answer, of the kind its hook needs.
+#[derive(Debug)]
+pub enum Reply {
+    /// A veto hook's answer.
+    Decision(PreventDecision),
+    /// An Extend answer.
+    Extension(RoomExtension),
+    /// A Modify answer.
+    Modification(RoomModification),
+}
+
+/// Why an app gave no usable answer; its failure policy decides what that means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer within the time allowed.
+    Timeout(Duration),
+    /// No live instance could take the call.
+    Unavailable(String),
+    /// The app reported an error, or answered with the wrong kind of result.
+    Error(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout(waited) => write!(f, "no answer within {waited:?}"),
+            Failure::Unavailable(why) => write!(f, "unavailable: {why}"),
+            Failure::Error(message) => write!(f, "error: {message}"),
+        }
+    }
+}
+
+/// Who answered one app call, and how long it took.
+#[derive(Debug)]
+pub struct CallMeta {
+    /// The instance that answered (or was last tried).
+    pub instance: Option<InstanceId>,
+    /// From the first send to the end.
+    pub elapsed: Duration,
+}
+
+/// The end of one app call.
+#[derive(Debug)]
+pub struct Answer {
+    /// Who answered, and when.
+    pub meta: CallMeta,
+    /// The answer, or why there is none.
+    pub result: Result<Reply, Failure>,
+}
+
+/// Calls one app and waits for its answer.
+pub async fn call_app(
+    app: &AppView,
+    hook: Hook,
+    payload: &hook_call::Payload,
+    ctx: &CallContext,
+) -> Answer {
+    let started = Instant::now();
+    let deadline = ctx.deadline.min(started + app.spec.timeout);
+    let mut tried: Vec<InstanceId> = Vec::new();
+    let end = |instance: Option<InstanceId>, result| Answer {
+        meta: CallMeta {
+            instance,
+            elapsed: started.elapsed(),
+        },
+        result,
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return end(tried.pop(), Err(Failure::Timeout(deadline - started)));
+        }
+        let Some(instance) = app.pick(&tried) else {
+            let why = if tried.is_empty() {
+                "the app has no live instance".to_owned()
+            } else {
+                format!("no instance could take the call (tried {tried:?})")
+            };
+            return end(tried.pop(), Err(Failure::Unavailable(why)));
+        };
+        let call = HookCall {
+            call_id: 0,
+            hook: hook.to_wire() as i32,
+            timeout: prost_types::Duration::try_from(left).ok(),
+            dry_run: ctx.dry_run,
+            request_id: ctx.request_id.clone(),
+            payload: Some(payload.clone()),
+            traceparent: ctx.traceparent.clone(),
+        };
+        let mut pending = match instance.start_call(hook, call) {
+            Ok(pending) => pending,
+            Err(err) => {
+                if err == SendError::Busy {
+                    tracing::warn!(app_id = %app.spec.app_id, instance_id = %instance.id,
+                        "instance is not reading its stream (outbound queue full); trying another");
+                }
+                tried.push(instance.id.clone());
+                continue;
+            }
+        };
+        match tokio::time::timeout_at(deadline, pending.answer()).await {
+            Err(_elapsed) => {
+                return end(
+                    Some(instance.id.clone()),
+                    Err(Failure::Timeout(deadline - started)),
+                );
+            }
+            Ok(None) => {
+                tracing::info!(app_id = %app.spec.app_id, instance_id = %instance.id,
+                    call_id = %pending.call_id(), "instance went away mid-call; retrying on a sibling");
+                tried.push(instance.id.clone());
+            }
+            Ok(Some(result)) => return end(Some(instance.id.clone()), check_kind(hook, result)),
+        }
+    }
+}
+
+/// Accepts an answer only if it is the kind `hook` needs.
+fn check_kind(hook: Hook, result: hook_result::Result) -> Result<Reply, Failure> {
+    use hook_result::Result as R;
+    match (hook.stage(), result) {
+        (_, R::Error(e)) if e.message.is_empty() => {
+            Err(Failure::Error("the app reported an error without a message".into()))
+        }
+        (_, R::Error(e)) => Err(Failure::Error(e.message)),
+        (Stage::Veto, R::Decision(d)) => Ok(Reply::Decision(d)),
+        (Stage::Extend, R::Extension(e)) => Ok(Reply::Extension(e)),
+        (Stage::Modify, R::Modification(m)) => Ok(Reply::Modification(m)),
+        (stage, other) => {
+            let got = match other {
+                R::Decision(_) => "decision",
+                R::Extension(_) => "extension",
+                R::Modification(_) => "modification",
+                R::Error(_) => "error",
+            };
+            let wanted = match stage {
+                Stage::Veto => "decision",
+                Stage::Extend => "extension",
+                Stage::Modify => "modification",
+                Stage::Post => "post_ack",
+            };
+            Err(Failure::Error(format!(
+                "answered {hook} with a HookResult.{got}; it needs a HookResult.{wanted}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The app-facing `AppRuntime` service: one bidirectional stream per app instance. The first
+//! message must be `Register`; then results and acks flow in while calls and events flow out.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures_util::{Stream, StreamExt};
+use roomhooks::v1::{
+    AppMessage, Registered, RuntimeMessage, app_message::Msg as In, app_runtime_server::AppRuntime,
+    hook_result, runtime_message::Msg as Out,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{
+    ids::{CallId, EventId, InstanceId},
+    instance::{Completion, Instance, OUTBOUND_CAPACITY},
+    post::PostQueue,
+    registry::{NewInstance, Registry},
+    spec::{AppSpec, TimeoutLimits},
+};
+
+/// The stream of calls and events sent to one instance.
+pub type OutboundStream = Pin<Box<dyn Stream<Item = Result<RuntimeMessage, Status>> + Send>>;
+
+/// Serves `roomhooks.v1.AppRuntime`.
+pub struct AppRuntimeService {
+    registry: Arc<Registry>,
+    limits: TimeoutLimits,
+    register_timeout: Duration,
+    shutdown: CancellationToken,
+}
+
+impl AppRuntimeService {
+    /// A service admitting apps into `registry`.
+    pub fn new(
+        registry: Arc<Registry>,
+        limits: TimeoutLimits,
+        register_timeout: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            registry,
+            limits,
+            register_timeout,
+            shutdown,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AppRuntime for AppRuntimeService {
+    type ConnectStream = OutboundStream;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<AppMessage>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
+        let peer = request.remote_addr();
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(self.register_timeout, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no Register within {:?}: send Register as the first message",
+                    self.register_timeout
+                ))
+            })??;
+        let register = match first.and_then(|m| m.msg) {
+            Some(In::Register(register)) => register,
+            Some(In::Result(_) | In::PostAck(_)) => {
+                return Err(Status::invalid_argument(
+                    "the first AppMessage must be Register (got a result or post_ack)",
+                ));
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "the stream ended or sent an empty AppMessage before Register",
+                ));
+            }
+        };
+        let spec = AppSpec::from_register(&register, self.limits)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let instance_id = if register.instance_id.is_empty() {
+            InstanceId::generate(&spec.app_id)
+        } else {
+            InstanceId::parse(&register.instance_id)
+                .map_err(|e| Status::invalid_argument(format!("Register.instance_id {e}")))?
+        };
+
+        let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+        // Queued before the instance is visible, so it precedes every call.
+        let registered = RuntimeMessage {
+            msg: Some(Out::Registered(Registered {
+                app_id: spec.app_id.to_string(),
+                instance_id: instance_id.to_string(),
+            })),
+        };
+        tx.try_send(Ok(registered))
+            .map_err(|_| Status::internal("could not queue Registered on a fresh stream"))?;
+        let app_id = spec.app_id.clone();
+        let (instance, posts) = self
+            .registry
+            .admit(
+                spec,
+                NewInstance {
+                    id: instance_id,
+                    version: register.version,
+                    peer,
+                    outbound: tx,
+                },
+            )
+            .inspect_err(|err| tracing::warn!(%app_id, "refused an app instance: {err}"))?;
+        tracing::info!(%app_id, instance_id = %instance.id, version = %instance.version,
+            peer = ?peer, "app instance registered");
+
+        let cut = instance.cut_token().clone().cancelled_owned();
+        tokio::spawn(read_loop(
+            Arc::clone(&self.registry),
+            instance,
+            posts,
+            inbound,
+            self.shutdown.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).take_until(cut))))
+    }
+}
+
+/// Counts peer mistakes and logs the first few, then every 1000th, so a flood cannot flood logs.
+#[derive(Default)]
+struct Strikes(u64);
+
+impl Strikes {
+    fn hit(&mut self) -> Option<u64> {
+        self.0 += 1;
+        (self.0 <= 10 || self.0 % 1000 == 0).then_some(self.0)
+    }
+}
+
+/// Reads one instance's answers until its stream ends, then takes it out of rotation.
+async fn read_loop(
+    registry: Arc<Registry>,
+    instance: Arc<Instance>,
+    posts: Arc<PostQueue>,
+    mut inbound: Streaming<AppMessage>,
+    shutdown: CancellationToken,
+) {
+    let mut bad_results = Strikes::default();
+    let mut bad_acks = Strikes::default();
+    let mut other = Strikes::default();
+    loop {
+        let next = tokio::select! {
+            _ = instance.closed_token().cancelled() => break,
+            _ = shutdown.cancelled() => break,
+            next = inbound.message() => next,
+        };
+        let message = match next {
+            Ok(Some(AppMessage { msg: Some(message) })) => message,
+            Ok(Some(AppMessage { msg: None })) => {
+                if let Some(n) = other.hit() {
+                    tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id, count = n,
+                        "ignored an empty AppMessage (no register, result or post_ack set)");
+                }
+                continue;
+            }
+            Ok(None) => {
+                tracing::info!(app_id = %instance.app_id, instance_id = %instance.id,
+                    "app instance closed its stream");
+                break;
+            }
+            Err(status) => {
+                tracing::info!(app_id = %instance.app_id, instance_id = %instance.id,
+                    code = ?status.code(), "app instance stream ended: {}", status.message());
+                break;
+            }
+        };
+        match message {
+            In::Result(result) => {
+                let call_id = CallId(result.call_id);
+                let answer = result.result.unwrap_or_else(|| {
+                    hook_result::Result::Error(roomhooks::v1::AppError {
+                        message: "HookResult had no result set".into(),
+                    })
+                });
+                if instance.complete(call_id, answer) == Completion::Unknown {
+                    if let Some(n) = bad_results.hit() {
+                        tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
+                            %call_id, count = n,
+                            "ignored a HookResult for an unknown, timed-out or already-answered call_id");
+                    }
+                }
+            }
+            In::PostAck(ack) => {
+                if !posts.ack(&EventId::from_ack(&ack.event_id), &instance.id) {
+                    if let Some(n) = bad_acks.hit() {
+                        tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
+                            event_id = %ack.event_id, count = n,
+                            "ignored a PostEventAck for an event not awaiting an ack (unknown or already acknowledged)");
+                    }
+                }
+            }
+            In::Register(_) => {
+                if let Some(n) = other.hit() {
+                    tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id, count = n,
+                        "ignored a second Register on the same stream; the first registration stands");
+                }
+            }
+        }
+    }
+    registry.depart(&instance);
+    tracing::info!(app_id = %instance.app_id, instance_id = %instance.id, "app instance left");
+}

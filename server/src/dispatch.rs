@@ -1,0 +1,279 @@
+//! The dispatch engine: veto hooks fan out in parallel, Extend fans out and merges in app order,
+//! Modify runs as a chain, and post events are queued for every subscribed app.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use roomhooks::v1::{
+    AppOutcome, OutcomeStatus, PostEventResponse, Room, RoomType, hook_call,
+};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::{
+    call::{Answer, Failure, Reply, call_app},
+    deadline::CallContext,
+    extend::{ExtendMerge, Merge},
+    hook::Hook,
+    post::{Delivery, PostEventData},
+    registry::{AppView, Registry},
+    verdict::Verdict,
+};
+
+/// Runs hooks against the registered apps.
+#[derive(Clone)]
+pub struct Dispatcher {
+    registry: Arc<Registry>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+
+    /// PreRoomCreate: Prevent, then Extend, then Modify. Returns the verdict and the final room.
+    pub async fn pre_room_create(&self, mut room: Room, ctx: &CallContext) -> (Verdict, Room) {
+        let mut verdict = Verdict::default();
+        let room_type = room.r#type;
+        let payload = hook_call::Payload::Room(room.clone());
+        self.veto(Hook::PreRoomCreatePrevent, &payload, room_type, ctx, &mut verdict)
+            .await;
+        if verdict.allowed() {
+            self.extend(&mut room, ctx, &mut verdict).await;
+        }
+        if verdict.allowed() {
+            self.modify(&mut room, ctx, &mut verdict).await;
+        }
+        (verdict, room)
+    }
+
+    /// A veto hook on its own (delete, join, leave).
+    pub async fn prevent(
+        &self,
+        hook: Hook,
+        payload: hook_call::Payload,
+        room_type: i32,
+        ctx: &CallContext,
+    ) -> Verdict {
+        let mut verdict = Verdict::default();
+        self.veto(hook, &payload, room_type, ctx, &mut verdict).await;
+        verdict
+    }
+
+    /// Fans a veto hook out to every matching app at once; any veto prevents.
+    async fn veto(
+        &self,
+        hook: Hook,
+        payload: &hook_call::Payload,
+        room_type: i32,
+        ctx: &CallContext,
+        verdict: &mut Verdict,
+    ) {
+        let snapshot = self.registry.snapshot();
+        let apps = matching(snapshot.subscribers(hook), room_type);
+        if apps.is_empty() {
+            return;
+        }
+        let answers = join_all(apps.iter().map(|app| {
+            call_app(app, hook, payload, ctx).instrument(app_span(app, hook))
+        }))
+        .await;
+        for (app, Answer { meta, result }) in apps.iter().zip(answers) {
+            match result {
+                Ok(Reply::Decision(d)) if d.prevent => {
+                    verdict.prevent(&app.spec, hook, &meta, d.message);
+                }
+                Ok(_) => verdict.record(&app.spec, hook, &meta, OutcomeStatus::Allowed, String::new()),
+                Err(failure) => verdict.fail(&app.spec, hook, &meta, &failure),
+            }
+        }
+    }
+
+    /// Every Extend app sees the same room; additions merge in app order.
+    async fn extend(&self, room: &mut Room, ctx: &CallContext, verdict: &mut Verdict) {
+        let hook = Hook::PreRoomCreateExtend;
+        let snapshot = self.registry.snapshot();
+        let apps = matching(snapshot.subscribers(hook), room.r#type);
+        if apps.is_empty() {
+            return;
+        }
+        let payload = hook_call::Payload::Room(room.clone());
+        let answers = join_all(apps.iter().map(|app| {
+            call_app(app, hook, &payload, ctx).instrument(app_span(app, hook))
+        }))
+        .await;
+        let mut merge = ExtendMerge::new(room);
+        for (app, Answer { meta, result }) in apps.iter().zip(answers) {
+            match result {
+                Ok(Reply::Extension(extension)) => {
+                    let (status, detail) = match merge.apply(&app.spec.app_id, extension) {
+                        Merge::Changed => (OutcomeStatus::Changed, String::new()),
+                        Merge::Unchanged => (OutcomeStatus::Unchanged, String::new()),
+                        Merge::Rejected(detail) => (OutcomeStatus::Rejected, detail),
+                    };
+                    verdict.record(&app.spec, hook, &meta, status, detail);
+                }
+                Ok(other) => verdict.fail(&app.spec, hook, &meta, &wrong_kind(&other)),
+                Err(failure) => verdict.fail(&app.spec, hook, &meta, &failure),
+            }
+            if !verdict.allowed() {
+                return;
+            }
+        }
+    }
+
+    /// Modify apps run one after another, each seeing the room the previous one left.
+    async fn modify(&self, room: &mut Room, ctx: &CallContext, verdict: &mut Verdict) {
+        let hook = Hook::PreRoomCreateModify;
+        let snapshot = self.registry.snapshot();
+        for app in matching(snapshot.subscribers(hook), room.r#type) {
+            let payload = hook_call::Payload::Room(room.clone());
+            let Answer { meta, result } = call_app(app, hook, &payload, ctx)
+                .instrument(app_span(app, hook))
+                .await;
+            let outcome = match result {
+                Ok(Reply::Modification(m)) => Ok(match m.room {
+                    None => (OutcomeStatus::Unchanged, String::new()),
+                    Some(new) if new == *room => (OutcomeStatus::Unchanged, String::new()),
+                    Some(new) => match check_modification(room, &new) {
+                        Ok(()) => {
+                            *room = new;
+                            (OutcomeStatus::Changed, String::new())
+                        }
+                        Err(why) => (OutcomeStatus::Rejected, why),
+                    },
+                }),
+                Ok(other) => Err(wrong_kind(&other)),
+                Err(failure) => Err(failure),
+            };
+            let (status, detail) = match outcome {
+                Ok(done) => done,
+                Err(failure) => {
+                    verdict.fail(&app.spec, hook, &meta, &failure);
+                    if !verdict.allowed() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            verdict.record(&app.spec, hook, &meta, status, detail);
+        }
+    }
+
+    /// Queues a post event for every subscribed app; with `wait`, waits for their acks until
+    /// each app's timeout (capped by the backend's deadline).
+    pub async fn post(
+        &self,
+        event: PostEventData,
+        room_type: i32,
+        wait: bool,
+        ctx: &CallContext,
+    ) -> PostEventResponse {
+        let event = Arc::new(event);
+        let snapshot = self.registry.snapshot();
+        let apps = matching(snapshot.subscribers(event.hook), room_type);
+        let mut waiters = Vec::new();
+        for app in &apps {
+            let live = app.posts.has_live_instance();
+            let waiter = app.posts.enqueue(&event, wait);
+            if let Some(waiter) = waiter {
+                waiters.push((*app, live, waiter));
+            }
+        }
+        let mut response = PostEventResponse {
+            event_id: event.id.to_string(),
+            subscribed_apps: u32::try_from(apps.len()).unwrap_or(u32::MAX),
+            outcomes: Vec::new(),
+        };
+        if !wait {
+            return response;
+        }
+        let started = Instant::now();
+        let outcomes = join_all(waiters.into_iter().map(|(app, live, waiter)| {
+            let hook = event.hook;
+            async move {
+                let deadline = ctx.deadline.min(started + app.spec.timeout);
+                let (status, instance, detail) = if !live {
+                    (
+                        OutcomeStatus::Unavailable,
+                        String::new(),
+                        "no live instance; the event stays queued until one connects".to_owned(),
+                    )
+                } else {
+                    match tokio::time::timeout_at(deadline, waiter).await {
+                        Ok(Ok(Delivery::Acked { instance, attempt })) => (
+                            OutcomeStatus::Delivered,
+                            instance.to_string(),
+                            format!("acknowledged on attempt {attempt}"),
+                        ),
+                        Ok(Ok(Delivery::Dropped)) => (
+                            OutcomeStatus::Error,
+                            String::new(),
+                            "dropped: the app's post-event queue overflowed".to_owned(),
+                        ),
+                        Ok(Err(_)) => (
+                            OutcomeStatus::Error,
+                            String::new(),
+                            "the app was removed before acknowledging".to_owned(),
+                        ),
+                        Err(_) => (
+                            OutcomeStatus::Timeout,
+                            String::new(),
+                            format!(
+                                "not acknowledged within {:?}; the event stays queued and will \
+                                 be redelivered",
+                                deadline - started
+                            ),
+                        ),
+                    }
+                };
+                AppOutcome {
+                    app_id: app.spec.app_id.to_string(),
+                    instance_id: instance,
+                    hook: hook.to_wire() as i32,
+                    status: status as i32,
+                    duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    detail,
+                }
+            }
+        }))
+        .await;
+        response.outcomes = outcomes;
+        response
+    }
+}
+
+/// The apps among `subscribers` whose room-type filter admits `room_type`.
+fn matching(subscribers: &[Arc<AppView>], room_type: i32) -> Vec<&Arc<AppView>> {
+    subscribers
+        .iter()
+        .filter(|app| app.spec.room_types.matches(room_type))
+        .collect()
+}
+
+/// A reply `call_app` should have refused already; kept as an error rather than a panic.
+fn wrong_kind(reply: &Reply) -> Failure {
+    Failure::Error(format!("internal: unexpected reply {reply:?}"))
+}
+
+fn app_span(app: &AppView, hook: Hook) -> tracing::Span {
+    tracing::debug_span!("app_call", app_id = %app.spec.app_id, hook = hook.name())
+}
+
+/// Checks a Modify answer: the id is fixed and the type must stay a real room type.
+fn check_modification(current: &Room, new: &Room) -> Result<(), String> {
+    if new.id != current.id {
+        return Err(format!(
+            "room.id cannot be changed ({:?} -> {:?}); the chain continues with the previous room",
+            current.id, new.id
+        ));
+    }
+    match RoomType::try_from(new.r#type) {
+        Ok(RoomType::Unspecified) | Err(_) => Err(format!(
+            "room.type {} is not a room type; the chain continues with the previous room",
+            new.r#type
+        )),
+        Ok(_) => Ok(()),
+    }
+}

@@ -1,0 +1,200 @@
+//! The ten hook interfaces, the stage each belongs to, and the sets apps register.
+
+use roomhooks::v1::{HookInterface, RoomType};
+
+/// One of the ten room hook interfaces.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum Hook {
+    /// Veto a room creation.
+    PreRoomCreatePrevent,
+    /// Add to a room being created.
+    PreRoomCreateExtend,
+    /// Change a room being created.
+    PreRoomCreateModify,
+    /// A room was created.
+    PostRoomCreate,
+    /// Veto a room deletion.
+    PreRoomDeletePrevent,
+    /// A room was deleted.
+    PostRoomDeleted,
+    /// Veto a user joining.
+    PreRoomUserJoined,
+    /// A user joined.
+    PostRoomUserJoined,
+    /// Veto a user leaving.
+    PreRoomUserLeave,
+    /// A user left.
+    PostRoomUserLeave,
+}
+
+/// How the sidecar runs a hook.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stage {
+    /// Fan out in parallel; any app may prevent.
+    Veto,
+    /// Fan out in parallel; additions merged in app order.
+    Extend,
+    /// Sequential chain in app order.
+    Modify,
+    /// Durable notification, delivered at least once.
+    Post,
+}
+
+impl Hook {
+    /// Every hook, in wire order.
+    pub const ALL: [Hook; 10] = [
+        Hook::PreRoomCreatePrevent,
+        Hook::PreRoomCreateExtend,
+        Hook::PreRoomCreateModify,
+        Hook::PostRoomCreate,
+        Hook::PreRoomDeletePrevent,
+        Hook::PostRoomDeleted,
+        Hook::PreRoomUserJoined,
+        Hook::PostRoomUserJoined,
+        Hook::PreRoomUserLeave,
+        Hook::PostRoomUserLeave,
+    ];
+
+    /// The hook for a wire value, or `None` for UNSPECIFIED and unknown values.
+    pub fn from_wire(value: i32) -> Option<Hook> {
+        let index = usize::try_from(value).ok()?.checked_sub(1)?;
+        Hook::ALL.get(index).copied()
+    }
+
+    /// The wire value.
+    pub fn to_wire(self) -> HookInterface {
+        match self {
+            Hook::PreRoomCreatePrevent => HookInterface::PreRoomCreatePrevent,
+            Hook::PreRoomCreateExtend => HookInterface::PreRoomCreateExtend,
+            Hook::PreRoomCreateModify => HookInterface::PreRoomCreateModify,
+            Hook::PostRoomCreate => HookInterface::PostRoomCreate,
+            Hook::PreRoomDeletePrevent => HookInterface::PreRoomDeletePrevent,
+            Hook::PostRoomDeleted => HookInterface::PostRoomDeleted,
+            Hook::PreRoomUserJoined => HookInterface::PreRoomUserJoined,
+            Hook::PostRoomUserJoined => HookInterface::PostRoomUserJoined,
+            Hook::PreRoomUserLeave => HookInterface::PreRoomUserLeave,
+            Hook::PostRoomUserLeave => HookInterface::PostRoomUserLeave,
+        }
+    }
+
+    /// A dense index in `0..10`, for per-hook tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The Apps-Engine name of the interface, for logs and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::PreRoomCreatePrevent => "PreRoomCreatePrevent",
+            Hook::PreRoomCreateExtend => "PreRoomCreateExtend",
+            Hook::PreRoomCreateModify => "PreRoomCreateModify",
+            Hook::PostRoomCreate => "PostRoomCreate",
+            Hook::PreRoomDeletePrevent => "PreRoomDeletePrevent",
+            Hook::PostRoomDeleted => "PostRoomDeleted",
+            Hook::PreRoomUserJoined => "PreRoomUserJoined",
+            Hook::PostRoomUserJoined => "PostRoomUserJoined",
+            Hook::PreRoomUserLeave => "PreRoomUserLeave",
+            Hook::PostRoomUserLeave => "PostRoomUserLeave",
+        }
+    }
+
+    /// The stage that runs this hook.
+    pub fn stage(self) -> Stage {
+        match self {
+            Hook::PreRoomCreatePrevent
+            | Hook::PreRoomDeletePrevent
+            | Hook::PreRoomUserJoined
+            | Hook::PreRoomUserLeave => Stage::Veto,
+            Hook::PreRoomCreateExtend => Stage::Extend,
+            Hook::PreRoomCreateModify => Stage::Modify,
+            Hook::PostRoomCreate
+            | Hook::PostRoomDeleted
+            | Hook::PostRoomUserJoined
+            | Hook::PostRoomUserLeave => Stage::Post,
+        }
+    }
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of hooks, as an app registers them.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct HookSet(u16);
+
+impl HookSet {
+    /// Adds a hook.
+    pub fn insert(&mut self, hook: Hook) {
+        self.0 |= 1 << hook.index();
+    }
+
+    /// Whether the set holds `hook`.
+    pub fn contains(self, hook: Hook) -> bool {
+        self.0 & (1 << hook.index()) != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The hooks in the set, in wire order.
+    pub fn iter(self) -> impl Iterator<Item = Hook> {
+        Hook::ALL.into_iter().filter(move |h| self.contains(*h))
+    }
+}
+
+/// The room types an app wants; empty means all.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct RoomTypeSet(u8);
+
+impl RoomTypeSet {
+    /// Adds a room type (UNSPECIFIED is never added).
+    pub fn insert(&mut self, room_type: RoomType) {
+        if room_type != RoomType::Unspecified {
+            self.0 |= 1 << room_type as i32;
+        }
+    }
+
+    /// Whether an app with this filter wants a room of wire type `room_type`.
+    pub fn matches(self, room_type: i32) -> bool {
+        self.0 == 0 || (0..8).contains(&room_type) && room_type != 0 && self.0 & (1 << room_type) != 0
+    }
+
+    /// The room types in the set, in wire order.
+    pub fn iter(self) -> impl Iterator<Item = RoomType> {
+        (1..8)
+            .filter(move |bit| self.0 & (1 << bit) != 0)
+            .filter_map(|bit| RoomType::try_from(bit).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_values_round_trip_and_unspecified_is_refused() {
+        for hook in Hook::ALL {
+            assert_eq!(Hook::from_wire(hook.to_wire() as i32), Some(hook));
+        }
+        assert_eq!(Hook::from_wire(0), None);
+        assert_eq!(Hook::from_wire(11), None);
+        assert_eq!(Hook::from_wire(-3), None);
+    }
+
+    #[test]
+    fn an_empty_room_type_filter_matches_everything_and_a_set_one_only_its_types() {
+        let all = RoomTypeSet::default();
+        assert!(all.matches(RoomType::Livechat as i32));
+        let mut channels = RoomTypeSet::default();
+        channels.insert(RoomType::Channel);
+        assert!(channels.matches(RoomType::Channel as i32));
+        assert!(!channels.matches(RoomType::DirectMessage as i32));
+        assert!(!channels.matches(RoomType::Unspecified as i32));
+        assert!(!channels.matches(99));
+    }
+}

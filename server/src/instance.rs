@@ -1,0 +1,238 @@
+//! One connected app instance: its outbound stream, the calls it owes answers to, and its load.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::SystemTime,
+};
+
+use roomhooks::v1::{CancelCall, HookCall, RuntimeMessage, hook_result, runtime_message::Msg};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::{
+    hook::Hook,
+    ids::{AppId, CallId, InstanceId},
+};
+
+/// What the sidecar sends down an app's stream.
+pub type Outbound = mpsc::Sender<Result<RuntimeMessage, Status>>;
+
+/// How many messages may wait in one instance's outbound queue.
+pub const OUTBOUND_CAPACITY: usize = 1024;
+
+static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A call the instance has not answered yet.
+struct Pending {
+    hook: Hook,
+    reply: oneshot::Sender<hook_result::Result>,
+}
+
+/// One live connection of an app.
+pub struct Instance {
+    /// The app this is an instance of.
+    pub app_id: AppId,
+    /// This instance's id.
+    pub id: InstanceId,
+    /// The version it registered with.
+    pub version: String,
+    /// Its socket address, when known.
+    pub peer: Option<SocketAddr>,
+    /// When it registered.
+    pub connected_at: SystemTime,
+    outbound: Outbound,
+    pending: Mutex<HashMap<CallId, Pending>>,
+    in_flight: AtomicU32,
+    /// Cancelled when the instance stops being usable (stream ended, app removed, shutdown).
+    closed: CancellationToken,
+    /// Cancelled to end the outbound stream at once (when a closing status could not be queued).
+    cut: CancellationToken,
+}
+
+/// Why a call could not be sent to an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Its outbound queue is full: it is not reading.
+    Busy,
+    /// It is gone.
+    Closed,
+}
+
+/// What became of an app's answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// It answered a call that was waiting.
+    Delivered,
+    /// No call with that id is waiting: unknown, timed out or already answered.
+    Unknown,
+}
+
+impl Instance {
+    /// A new instance writing to `outbound`.
+    pub fn new(
+        app_id: AppId,
+        id: InstanceId,
+        version: String,
+        peer: Option<SocketAddr>,
+        outbound: Outbound,
+    ) -> Self {
+        Self {
+            app_id,
+            id,
+            version,
+            peer,
+            connected_at: SystemTime::now(),
+            outbound,
+            pending: Mutex::new(HashMap::new()),
+            in_flight: AtomicU32::new(0),
+            closed: CancellationToken::new(),
+            cut: CancellationToken::new(),
+        }
+    }
+
+    /// Pre calls sent and not answered yet.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether the instance can take calls.
+    pub fn is_live(&self) -> bool {
+        !self.closed.is_cancelled()
+    }
+
+    /// A token cancelled when the instance closes.
+    pub fn closed_token(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    /// A token cancelled when the outbound stream must end at once.
+    pub fn cut_token(&self) -> &CancellationToken {
+        &self.cut
+    }
+
+    /// Sends a hook call without waiting; the returned handle yields the answer.
+    pub fn start_call(
+        self: &Arc<Self>,
+        hook: Hook,
+        mut call: HookCall,
+    ) -> Result<PendingCall, SendError> {
+        if !self.is_live() {
+            return Err(SendError::Closed);
+        }
+        let call_id = CallId(NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed));
+        call.call_id = call_id.0;
+        let (reply, rx) = oneshot::channel();
+        self.lock_pending().insert(call_id, Pending { hook, reply });
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let message = RuntimeMessage {
+            msg: Some(Msg::Call(call)),
+        };
+        if let Err(err) = self.outbound.try_send(Ok(message)) {
+            self.forget(call_id);
+            return Err(match err {
+                mpsc::error::TrySendError::Full(_) => SendError::Busy,
+                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+            });
+        }
+        Ok(PendingCall {
+            instance: Arc::clone(self),
+            call_id,
+            rx,
+        })
+    }
+
+    /// Hands an app's answer to the call waiting for it.
+    pub fn complete(&self, call_id: CallId, result: hook_result::Result) -> Completion {
+        match self.forget(call_id) {
+            Some(pending) => {
+                // The waiter may have just given up; then the answer is simply late.
+                let _ = pending.reply.send(result);
+                Completion::Delivered
+            }
+            None => Completion::Unknown,
+        }
+    }
+
+    /// The hook a waiting call is for.
+    pub fn pending_hook(&self, call_id: CallId) -> Option<Hook> {
+        self.lock_pending().get(&call_id).map(|p| p.hook)
+    }
+
+    /// Queues a message that must not be dropped (post events), waiting for room.
+    pub async fn send(&self, message: RuntimeMessage) -> Result<(), SendError> {
+        tokio::select! {
+            biased;
+            _ = self.closed.cancelled() => Err(SendError::Closed),
+            sent = self.outbound.send(Ok(message)) => sent.map_err(|_| SendError::Closed),
+        }
+    }
+
+    /// Closes the instance: waiting calls fail at once, and the stream ends, with `status` when
+    /// given (the app sees why).
+    pub fn close(&self, status: Option<Status>) {
+        if self.closed.is_cancelled() {
+            return;
+        }
+        self.closed.cancel();
+        let drained: Vec<_> = self.lock_pending().drain().collect();
+        self.in_flight.store(0, Ordering::Relaxed);
+        drop(drained);
+        let ended_with_status = status.is_some_and(|s| self.outbound.try_send(Err(s)).is_ok());
+        if !ended_with_status {
+            self.cut.cancel();
+        }
+    }
+
+    fn forget(&self, call_id: CallId) -> Option<Pending> {
+        let pending = self.lock_pending().remove(&call_id);
+        if pending.is_some() {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+        pending
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Pending>> {
+        // A panic while holding this lock cannot leave the map inconsistent: keep serving.
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A sent call awaiting its answer. Dropping it unanswered withdraws the call and tells the app
+/// with `CancelCall`.
+pub struct PendingCall {
+    instance: Arc<Instance>,
+    call_id: CallId,
+    rx: oneshot::Receiver<hook_result::Result>,
+}
+
+impl PendingCall {
+    /// The answer, or `None` when the instance went away first.
+    pub async fn answer(&mut self) -> Option<hook_result::Result> {
+        (&mut self.rx).await.ok()
+    }
+
+    /// The call's id.
+    pub fn call_id(&self) -> CallId {
+        self.call_id
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if self.instance.forget(self.call_id).is_some() {
+            let cancel = RuntimeMessage {
+                msg: Some(Msg::Cancel(CancelCall {
+                    call_id: self.call_id.0,
+                })),
+            };
+            // Best effort: a full queue means the app is not reading anyway.
+            let _ = self.instance.outbound.try_send(Ok(cancel));
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The roomhooks sidecar: a gRPC service that runs chat-room hooks (Rocket.Chat Apps-Engine
+//! semantics) on app processes connected over bidirectional streams, and aggregates their answers.
+//!
+//! The data path, top to bottom: [`service`] (backend edge) → [`dispatch`] (stages) →
+//! [`call`] (one app call) → [`instance`] (one app stream) ← [`connection`] (app edge), with
+//! [`registry`] holding who is connected, [`verdict`] and [`extend`] aggregating answers, and
+//! [`post`] delivering notifications.
+
+pub mod admin;
+pub mod call;
+pub mod config;
+pub mod connection;
+pub mod deadline;
+pub mod dispatch;
+pub mod extend;
+pub mod hook;
+pub mod ids;
+pub mod instance;
+pub mod post;
+pub mod registry;
+pub mod service;
+pub mod sidecar;
+pub mod spec;
+pub mod validate;
+pub mod verdict;
+
+pub use config::Config;
+pub use sidecar::{Sidecar, SidecarError};

@@ -1,0 +1,282 @@
+//! The apps the sidecar knows and their live instances. Writers (register, disconnect, remove)
+//! take a lock and publish a fresh [`Snapshot`]; the hot path reads the snapshot without locking,
+//! with each hook's subscribers already in dispatch order.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::{
+    hook::Hook,
+    ids::{AppId, InstanceId},
+    instance::{Instance, Outbound},
+    post::{PostConfig, PostQueue},
+    spec::AppSpec,
+};
+
+/// An app as the hot path sees it: its spec, live instances and post queue.
+pub struct AppView {
+    /// What the app registered.
+    pub spec: Arc<AppSpec>,
+    /// Its live instances.
+    pub instances: Vec<Arc<Instance>>,
+    /// Its post-event queue.
+    pub posts: Arc<PostQueue>,
+    /// The version of its newest instance (kept after the last one leaves).
+    pub version: String,
+}
+
+impl AppView {
+    /// The live instance with the fewest calls in flight, skipping `tried`.
+    pub fn pick(&self, tried: &[InstanceId]) -> Option<&Arc<Instance>> {
+        self.instances
+            .iter()
+            .filter(|i| i.is_live() && !tried.contains(&i.id))
+            .min_by_key(|i| i.in_flight())
+    }
+}
+
+/// An immutable view of every known app, rebuilt on each change.
+#[derive(Default)]
+pub struct Snapshot {
+    apps: Vec<Arc<AppView>>,
+    by_hook: [Vec<Arc<AppView>>; 10],
+}
+
+impl Snapshot {
+    /// Every known app, in dispatch order.
+    pub fn apps(&self) -> &[Arc<AppView>] {
+        &self.apps
+    }
+
+    /// The apps registered for `hook`, in dispatch order (room types not yet filtered).
+    pub fn subscribers(&self, hook: Hook) -> &[Arc<AppView>] {
+        &self.by_hook[hook.index()]
+    }
+}
+
+/// Why an instance was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// Its registration differs from the app's live instances.
+    #[error(
+        "app {app_id:?} has live instances registered differently ({diff}); every instance of an \
+         app must register the same interfaces, priority, failure policy and room types"
+    )]
+    Mismatch {
+        /// The app.
+        app_id: AppId,
+        /// What differs (live vs. new).
+        diff: String,
+    },
+    /// Another live instance of the app uses that instance id.
+    #[error(
+        "instance {instance_id:?} of app {app_id:?} is already connected; use a unique instance_id \
+         or leave it empty for the sidecar to assign one"
+    )]
+    DuplicateInstance {
+        /// The app.
+        app_id: AppId,
+        /// The taken id.
+        instance_id: InstanceId,
+    },
+}
+
+impl From<AdmitError> for Status {
+    fn from(err: AdmitError) -> Self {
+        Status::failed_precondition(err.to_string())
+    }
+}
+
+/// What a removal took with it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Live instances disconnected.
+    pub instances: usize,
+    /// Queued post events dropped.
+    pub post_events: usize,
+}
+
+struct AppEntry {
+    spec: Arc<AppSpec>,
+    instances: Vec<Arc<Instance>>,
+    version: String,
+    posts: Arc<PostQueue>,
+}
+
+/// The registry of apps and instances.
+pub struct Registry {
+    post_config: PostConfig,
+    entries: Mutex<BTreeMap<AppId, AppEntry>>,
+    snapshot: ArcSwap<Snapshot>,
+    shutdown: CancellationToken,
+}
+
+/// The fields of a new instance besides its spec.
+pub struct NewInstance {
+    /// Its id (sent or assigned).
+    pub id: InstanceId,
+    /// Its version.
+    pub version: String,
+    /// Its peer address.
+    pub peer: Option<SocketAddr>,
+    /// Its outbound stream.
+    pub outbound: Outbound,
+}
+
+impl Registry {
+    /// An empty registry whose background work stops with `shutdown`.
+    pub fn new(post_config: PostConfig, shutdown: CancellationToken) -> Self {
+        Self {
+            post_config,
+            entries: Mutex::new(BTreeMap::new()),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            shutdown,
+        }
+    }
+
+    /// The current view, lock-free.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Adds an instance. A known app with no live instance takes the new spec (an upgrade); with
+    /// live instances the spec must match theirs.
+    /// Returns the instance and the app's post queue (for its acks).
+    pub fn admit(
+        &self,
+        spec: AppSpec,
+        new: NewInstance,
+    ) -> Result<(Arc<Instance>, Arc<PostQueue>), AdmitError> {
+        let mut entries = self.lock();
+        let app_id = spec.app_id.clone();
+        let instance = Arc::new(Instance::new(
+            app_id.clone(),
+            new.id,
+            new.version,
+            new.peer,
+            new.outbound,
+        ));
+        let posts = match entries.get_mut(&app_id) {
+            Some(entry) => {
+                entry.instances.retain(|i| i.is_live());
+                if !entry.instances.is_empty() {
+                    if let Some(diff) = spec.differences(&entry.spec) {
+                        return Err(AdmitError::Mismatch { app_id, diff });
+                    }
+                    if entry.instances.iter().any(|i| i.id == instance.id) {
+                        return Err(AdmitError::DuplicateInstance {
+                            app_id,
+                            instance_id: instance.id.clone(),
+                        });
+                    }
+                } else {
+                    entry.spec = Arc::new(spec);
+                }
+                entry.instances.push(Arc::clone(&instance));
+                entry.version = instance.version.clone();
+                entry.posts.set_instances(entry.instances.clone());
+                Arc::clone(&entry.posts)
+            }
+            None => {
+                let posts = PostQueue::spawn(app_id.clone(), self.post_config, &self.shutdown);
+                posts.set_instances(vec![Arc::clone(&instance)]);
+                entries.insert(
+                    app_id,
+                    AppEntry {
+                        spec: Arc::new(spec),
+                        instances: vec![Arc::clone(&instance)],
+                        version: instance.version.clone(),
+                        posts: Arc::clone(&posts),
+                    },
+                );
+                posts
+            }
+        };
+        self.publish(&entries);
+        Ok((instance, posts))
+    }
+
+    /// Takes a closed or closing instance out of rotation. The app stays known.
+    pub fn depart(&self, instance: &Arc<Instance>) {
+        instance.close(None);
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(&instance.app_id) {
+            let before = entry.instances.len();
+            entry.instances.retain(|i| !Arc::ptr_eq(i, instance));
+            if entry.instances.len() != before {
+                entry.posts.set_instances(entry.instances.clone());
+                self.publish(&entries);
+            }
+        }
+    }
+
+    /// Forgets an app: disconnects its instances and drops its queue.
+    pub fn remove(&self, app_id: &AppId) -> Option<Removed> {
+        let mut entries = self.lock();
+        let entry = entries.remove(app_id)?;
+        self.publish(&entries);
+        drop(entries);
+        let mut removed = Removed::default();
+        for instance in &entry.instances {
+            if instance.is_live() {
+                removed.instances += 1;
+            }
+            instance.close(Some(Status::not_found(format!(
+                "app {app_id:?} was removed by an operator (Admin.RemoveApp); reconnect to \
+                 register it again"
+            ))));
+        }
+        removed.post_events = entry.posts.stop();
+        Some(removed)
+    }
+
+    /// Finds an app's live instance by id.
+    pub fn instance(&self, app_id: &AppId, id: &InstanceId) -> Option<Arc<Instance>> {
+        let snapshot = self.snapshot();
+        let app = snapshot.apps().iter().find(|a| &a.spec.app_id == app_id)?;
+        app.instances.iter().find(|i| &i.id == id).cloned()
+    }
+
+    /// Closes every instance (shutdown).
+    pub fn close_all(&self, status: Status) {
+        for app in self.snapshot().apps() {
+            for instance in &app.instances {
+                instance.close(Some(status.clone()));
+            }
+        }
+    }
+
+    fn publish(&self, entries: &BTreeMap<AppId, AppEntry>) {
+        let mut apps: Vec<Arc<AppView>> = entries
+            .values()
+            .map(|e| {
+                Arc::new(AppView {
+                    spec: Arc::clone(&e.spec),
+                    instances: e.instances.clone(),
+                    posts: Arc::clone(&e.posts),
+                    version: e.version.clone(),
+                })
+            })
+            .collect();
+        // BTreeMap order is app_id order; a stable sort by priority keeps it as the tie-break.
+        apps.sort_by_key(|a| a.spec.priority);
+        let by_hook = Hook::ALL.map(|hook| {
+            apps.iter()
+                .filter(|a| a.spec.interfaces.contains(hook))
+                .cloned()
+                .collect()
+        });
+        self.snapshot.store(Arc::new(Snapshot { apps, by_hook }));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AppId, AppEntry>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

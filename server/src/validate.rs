@@ -1,0 +1,143 @@
+//! Checks on what the backend sends, before any app is called. Each refusal names the field.
+
+use roomhooks::v1::{self as pb, Room, RoomType, RoomUserJoined, RoomUserLeave};
+use tonic::Status;
+
+/// A backend request that cannot be dispatched.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{field} {problem}")]
+pub struct InvalidRequest {
+    /// The offending field, as a path in the request.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+impl From<InvalidRequest> for Status {
+    fn from(err: InvalidRequest) -> Self {
+        Status::invalid_argument(err.to_string())
+    }
+}
+
+const MAX_REQUEST_ID_LEN: usize = 256;
+
+fn invalid(field: &'static str, problem: &'static str) -> InvalidRequest {
+    InvalidRequest { field, problem }
+}
+
+fn request_id(raw: &str) -> Result<(), InvalidRequest> {
+    if raw.len() > MAX_REQUEST_ID_LEN {
+        return Err(invalid("request_id", "is longer than 256 bytes"));
+    }
+    Ok(())
+}
+
+/// PreRoomCreate needs a room with a type.
+pub fn pre_room_create(req: pb::PreRoomCreateRequest) -> Result<Room, InvalidRequest> {
+    request_id(&req.request_id)?;
+    let room = req.room.ok_or(invalid("room", "is required"))?;
+    match RoomType::try_from(room.r#type) {
+        Ok(RoomType::Unspecified) => Err(invalid(
+            "room.type",
+            "is ROOM_TYPE_UNSPECIFIED; set the type of the room to create",
+        )),
+        Err(_) => Err(invalid("room.type", "is not a known RoomType")),
+        Ok(_) => Ok(room),
+    }
+}
+
+/// A room that already exists must carry its id.
+pub fn stored_room(room: Option<Room>, field: &'static str) -> Result<Room, InvalidRequest> {
+    let room = room.ok_or(invalid(field, "is required"))?;
+    if room.id.is_empty() {
+        return Err(invalid(
+            match field {
+                "context.room" => "context.room.id",
+                _ => "room.id",
+            },
+            "is required (the room must already be stored)",
+        ));
+    }
+    Ok(room)
+}
+
+/// PreRoomDelete needs a stored room.
+pub fn pre_room_delete(req: pb::PreRoomDeleteRequest) -> Result<Room, InvalidRequest> {
+    request_id(&req.request_id)?;
+    stored_room(req.room, "room")
+}
+
+/// A join context needs a stored room and the joining user.
+pub fn joined(context: Option<RoomUserJoined>) -> Result<RoomUserJoined, InvalidRequest> {
+    let mut context = context.ok_or(invalid("context", "is required"))?;
+    context.room = Some(stored_room(context.room.take(), "context.room")?);
+    if context.joining_user.is_none() {
+        return Err(invalid("context.joining_user", "is required"));
+    }
+    Ok(context)
+}
+
+/// A leave context needs a stored room and the leaving user.
+pub fn leave(context: Option<RoomUserLeave>) -> Result<RoomUserLeave, InvalidRequest> {
+    let mut context = context.ok_or(invalid("context", "is required"))?;
+    context.room = Some(stored_room(context.room.take(), "context.room")?);
+    if context.leaving_user.is_none() {
+        return Err(invalid("context.leaving_user", "is required"));
+    }
+    Ok(context)
+}
+
+/// PreRoomUserJoin needs a valid join context.
+pub fn pre_room_user_join(req: pb::PreRoomUserJoinRequest) -> Result<RoomUserJoined, InvalidRequest> {
+    request_id(&req.request_id)?;
+    joined(req.context)
+}
+
+/// PreRoomUserLeave needs a valid leave context.
+pub fn pre_room_user_leave(req: pb::PreRoomUserLeaveRequest) -> Result<RoomUserLeave, InvalidRequest> {
+    request_id(&req.request_id)?;
+    leave(req.context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_room_create_names_the_missing_room_and_the_unspecified_type() {
+        let err = pre_room_create(pb::PreRoomCreateRequest::default()).unwrap_err();
+        assert_eq!(err.field, "room");
+        let err = pre_room_create(pb::PreRoomCreateRequest {
+            room: Some(Room::default()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.field, "room.type");
+    }
+
+    #[test]
+    fn join_and_leave_need_a_stored_room_and_their_user() {
+        let room = Some(Room {
+            id: "r1".into(),
+            ..Default::default()
+        });
+        let err = joined(Some(RoomUserJoined {
+            room: Some(Room::default()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(err.field, "context.room.id");
+        let err = joined(Some(RoomUserJoined {
+            room: room.clone(),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(err.field, "context.joining_user");
+        let err = leave(Some(RoomUserLeave {
+            room,
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(err.field, "context.leaving_user");
+    }
+}

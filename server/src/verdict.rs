@@ -1,0 +1,115 @@
+//! The aggregated answer of one backend call: every app's outcome, every veto, and the failure
+//! policy applied to apps that gave no usable answer.
+
+use roomhooks::v1::{AppOutcome, OutcomeStatus, Prevention, PreventionReason};
+
+use crate::{
+    call::{CallMeta, Failure},
+    hook::Hook,
+    spec::{AppSpec, FailurePolicy},
+};
+
+/// Outcomes and vetoes collected so far, in call order.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// Every veto, in app order.
+    pub preventions: Vec<Prevention>,
+    /// Every app call's outcome, in call order.
+    pub outcomes: Vec<AppOutcome>,
+}
+
+impl Verdict {
+    /// Whether no app prevented the action.
+    pub fn allowed(&self) -> bool {
+        self.preventions.is_empty()
+    }
+
+    /// Records an app call's outcome.
+    pub fn record(
+        &mut self,
+        spec: &AppSpec,
+        hook: Hook,
+        meta: &CallMeta,
+        status: OutcomeStatus,
+        detail: String,
+    ) {
+        self.outcomes.push(AppOutcome {
+            app_id: spec.app_id.to_string(),
+            instance_id: meta
+                .instance
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            hook: hook.to_wire() as i32,
+            status: status as i32,
+            duration_us: u64::try_from(meta.elapsed.as_micros()).unwrap_or(u64::MAX),
+            detail,
+        });
+    }
+
+    /// Records an app's veto.
+    pub fn prevent(&mut self, spec: &AppSpec, hook: Hook, meta: &CallMeta, message: String) {
+        let message = if message.is_empty() {
+            format!("The app {} prevented {}.", spec.app_id, action(hook))
+        } else {
+            message
+        };
+        self.record(spec, hook, meta, OutcomeStatus::Prevented, message.clone());
+        self.preventions.push(Prevention {
+            app_id: spec.app_id.to_string(),
+            hook: hook.to_wire() as i32,
+            message,
+            reason: PreventionReason::AppPrevented as i32,
+        });
+    }
+
+    /// Records an app that gave no usable answer, applying its failure policy.
+    pub fn fail(&mut self, spec: &AppSpec, hook: Hook, meta: &CallMeta, failure: &Failure) {
+        let status = match failure {
+            Failure::Timeout(_) => OutcomeStatus::Timeout,
+            Failure::Unavailable(_) => OutcomeStatus::Unavailable,
+            Failure::Error(_) => OutcomeStatus::Error,
+        };
+        match spec.failure_policy {
+            FailurePolicy::Ignore => {
+                let effect = if hook.stage() == crate::hook::Stage::Veto {
+                    "no objection"
+                } else {
+                    "no change"
+                };
+                let detail = format!("{failure}; failure policy IGNORE: counted as {effect}");
+                self.record(spec, hook, meta, status, detail);
+            }
+            FailurePolicy::Fail => {
+                let detail = format!("{failure}; failure policy FAIL: {} prevented", action(hook));
+                self.record(spec, hook, meta, status, detail);
+                self.preventions.push(Prevention {
+                    app_id: spec.app_id.to_string(),
+                    hook: hook.to_wire() as i32,
+                    message: format!(
+                        "The app {} is required for {} but is unavailable ({failure}).",
+                        spec.app_id,
+                        action(hook)
+                    ),
+                    reason: PreventionReason::AppUnavailable as i32,
+                });
+            }
+        }
+    }
+}
+
+/// The action a hook guards, for messages.
+fn action(hook: Hook) -> &'static str {
+    match hook {
+        Hook::PreRoomCreatePrevent | Hook::PreRoomCreateExtend | Hook::PreRoomCreateModify => {
+            "the room creation"
+        }
+        Hook::PreRoomDeletePrevent => "the room deletion",
+        Hook::PreRoomUserJoined => "the user joining the room",
+        Hook::PreRoomUserLeave => "the user leaving the room",
+        Hook::PostRoomCreate
+        | Hook::PostRoomDeleted
+        | Hook::PostRoomUserJoined
+        | Hook::PostRoomUserLeave => "the notification",
+    }
+}
