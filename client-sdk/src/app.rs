@@ -1,0 +1,356 @@
+//! Building an app from handlers, and running it: connect, register, answer, reconnect.
+
+use std::{future::Future, time::Duration};
+
+use roomhooks::v1::{FailurePolicy, Register, Room, RoomType, RoomUserJoined, RoomUserLeave};
+use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    SdkError,
+    answer::{Extension, HookError, Modification, Veto},
+    backoff::Backoff,
+    context::{HookContext, PostContext},
+    handler::{self, Handlers},
+    session::{self, SessionEnd},
+};
+
+/// How an app connects and behaves; every field has a sensible default.
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    /// The app's id.
+    pub app_id: String,
+    /// The app's version.
+    pub version: String,
+    /// This instance's id; empty = the sidecar assigns one.
+    pub instance_id: String,
+    /// Apps run in ascending priority, then app id.
+    pub priority: i32,
+    /// What the sidecar does when this app fails.
+    pub failure_policy: FailurePolicy,
+    /// The sidecar's per-call timeout for this app; `None` = the sidecar's default.
+    pub timeout: Option<Duration>,
+    /// The room types to be called for; empty = all.
+    pub room_types: Vec<RoomType>,
+    /// Calls handled at once; more are answered with an error (the failure policy applies).
+    pub max_concurrent_calls: usize,
+    /// How long shutdown waits for calls in flight.
+    pub drain_timeout: Duration,
+    /// The first reconnect delay.
+    pub reconnect_min: Duration,
+    /// The longest reconnect delay.
+    pub reconnect_max: Duration,
+}
+
+/// A roomhooks app: its options and handlers. Build one with [`App::builder`].
+#[derive(Clone)]
+pub struct App {
+    pub(crate) options: AppOptions,
+    pub(crate) handlers: Handlers,
+}
+
+/// Builds an [`App`]. Implement only the hooks you need: registration follows the handlers given.
+#[derive(Clone)]
+pub struct AppBuilder {
+    app: App,
+}
+
+impl App {
+    /// Starts building an app with this id.
+    pub fn builder(app_id: impl Into<String>) -> AppBuilder {
+        AppBuilder {
+            app: App {
+                options: AppOptions {
+                    app_id: app_id.into(),
+                    version: "0.0.0".into(),
+                    instance_id: String::new(),
+                    priority: 0,
+                    failure_policy: FailurePolicy::Ignore,
+                    timeout: None,
+                    room_types: Vec::new(),
+                    max_concurrent_calls: 1024,
+                    drain_timeout: Duration::from_secs(10),
+                    reconnect_min: Duration::from_millis(100),
+                    reconnect_max: Duration::from_secs(5),
+                },
+                handlers: Handlers::default(),
+            },
+        }
+    }
+
+    /// The options the app was built with.
+    pub fn options(&self) -> &AppOptions {
+        &self.options
+    }
+
+    pub(crate) fn register_message(&self) -> Register {
+        let o = &self.options;
+        Register {
+            app_id: o.app_id.clone(),
+            version: o.version.clone(),
+            instance_id: o.instance_id.clone(),
+            interfaces: self.handlers.interfaces().into_iter().map(|h| h as i32).collect(),
+            priority: o.priority,
+            failure_policy: o.failure_policy as i32,
+            timeout: o.timeout.and_then(|t| prost_types::Duration::try_from(t).ok()),
+            room_types: o.room_types.iter().map(|t| *t as i32).collect(),
+        }
+    }
+
+    /// Runs the app against the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`) until
+    /// `shutdown` completes, reconnecting with capped exponential backoff and jitter whenever the
+    /// connection drops. On shutdown, calls in flight finish (up to the drain timeout) first.
+    /// Returns an error only when the sidecar refuses the registration for good.
+    pub async fn run_until(
+        self,
+        endpoint: impl Into<String>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), SdkError> {
+        let token = CancellationToken::new();
+        let (registered, _) = watch::channel(None);
+        let run = self.run_with(endpoint.into(), token.clone(), registered);
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => result,
+            () = shutdown => {
+                token.cancel();
+                run.await
+            }
+        }
+    }
+
+    /// Runs the app in a background task; the handle waits for registration and stops it.
+    pub fn spawn(self, endpoint: impl Into<String>) -> AppHandle {
+        let token = CancellationToken::new();
+        let (registered, watcher) = watch::channel(None);
+        let task = tokio::spawn(self.run_with(endpoint.into(), token.clone(), registered));
+        AppHandle {
+            token,
+            registered: watcher,
+            task,
+        }
+    }
+
+    async fn run_with(
+        self,
+        endpoint: String,
+        shutdown: CancellationToken,
+        registered: watch::Sender<Option<String>>,
+    ) -> Result<(), SdkError> {
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: {e}")))?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10));
+        let mut backoff = Backoff::new(self.options.reconnect_min, self.options.reconnect_max);
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            match session::run(&self, &channel, &shutdown, &registered).await {
+                Ok(SessionEnd::Shutdown) => return Ok(()),
+                Ok(SessionEnd::Disconnected { was_registered }) => {
+                    if was_registered {
+                        backoff.reset();
+                    }
+                    tracing::info!(app_id = %self.options.app_id, "connection to the sidecar ended; reconnecting");
+                }
+                Err(SdkError::Refused(status)) if is_fatal(&status) => {
+                    tracing::error!(app_id = %self.options.app_id,
+                        "the sidecar refused this app: {} ({:?}); fix the registration and restart",
+                        status.message(), status.code());
+                    return Err(SdkError::Refused(status));
+                }
+                Err(err) => {
+                    tracing::warn!(app_id = %self.options.app_id, "cannot reach the sidecar at {endpoint}: {err}; retrying");
+                }
+            }
+            registered.send_replace(None);
+            let delay = backoff.next_delay();
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+}
+
+/// Refusals that retrying cannot fix.
+fn is_fatal(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::InvalidArgument
+            | tonic::Code::PermissionDenied
+            | tonic::Code::Unauthenticated
+            | tonic::Code::Unimplemented
+    )
+}
+
+/// A running app.
+pub struct AppHandle {
+    token: CancellationToken,
+    registered: watch::Receiver<Option<String>>,
+    task: JoinHandle<Result<(), SdkError>>,
+}
+
+impl AppHandle {
+    /// Waits until the sidecar accepted the registration; returns the instance id.
+    pub async fn registered(&mut self) -> Result<String, SdkError> {
+        loop {
+            if let Some(id) = self.registered.borrow_and_update().clone() {
+                return Ok(id);
+            }
+            if self.registered.changed().await.is_err() {
+                return Err(SdkError::Stopped);
+            }
+        }
+    }
+
+    /// Stops gracefully: in-flight calls finish (up to the drain timeout), then the stream closes.
+    pub async fn shutdown(self) -> Result<(), SdkError> {
+        self.token.cancel();
+        self.task.await.map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?
+    }
+
+    /// Stops at once, as a crash would: the connection drops with calls unanswered.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+
+    /// Waits for the app to stop by itself (a fatal refusal).
+    pub async fn join(self) -> Result<(), SdkError> {
+        self.task.await.map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?
+    }
+}
+
+macro_rules! pre_hook {
+    ($(#[$doc:meta])* $name:ident, $input:ty, $output:ty) => {
+        $(#[$doc])*
+        pub fn $name<F, Fut>(mut self, f: F) -> Self
+        where
+            F: Fn(HookContext, $input) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<$output, HookError>> + Send + 'static,
+        {
+            self.app.handlers.$name = Some(handler::pre(f));
+            self
+        }
+    };
+}
+
+macro_rules! post_hook {
+    ($(#[$doc:meta])* $name:ident, $input:ty) => {
+        $(#[$doc])*
+        pub fn $name<F, Fut>(mut self, f: F) -> Self
+        where
+            F: Fn(PostContext, $input) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<(), HookError>> + Send + 'static,
+        {
+            self.app.handlers.$name = Some(handler::post(f));
+            self
+        }
+    };
+}
+
+impl AppBuilder {
+    /// Sets the version shown in Admin.ListApps.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.app.options.version = version.into();
+        self
+    }
+
+    /// Names this instance (default: the sidecar assigns an id).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.app.options.instance_id = id.into();
+        self
+    }
+
+    /// Sets the priority: apps run in ascending priority, then app id.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.app.options.priority = priority;
+        self
+    }
+
+    /// Sets what the sidecar does when this app fails (default: ignore the failure).
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.app.options.failure_policy = policy;
+        self
+    }
+
+    /// Sets the sidecar's per-call timeout for this app.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.app.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Limits the app to these room types (default: all).
+    pub fn room_types(mut self, types: impl IntoIterator<Item = RoomType>) -> Self {
+        self.app.options.room_types = types.into_iter().collect();
+        self
+    }
+
+    /// Sets how many calls are handled at once.
+    pub fn max_concurrent_calls(mut self, max: usize) -> Self {
+        self.app.options.max_concurrent_calls = max.max(1);
+        self
+    }
+
+    /// Sets how long shutdown waits for calls in flight.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.app.options.drain_timeout = timeout;
+        self
+    }
+
+    /// Sets the reconnect backoff range.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.app.options.reconnect_min = min;
+        self.app.options.reconnect_max = max.max(min);
+        self
+    }
+
+    pre_hook!(
+        /// IPreRoomCreatePrevent: answer [`Veto::Prevent`] to stop a room from being created.
+        pre_room_create_prevent, Room, Veto
+    );
+    pre_hook!(
+        /// IPreRoomCreateExtend: add custom fields and members to a room being created.
+        pre_room_create_extend, Room, Extension
+    );
+    pre_hook!(
+        /// IPreRoomCreateModify: change a room being created (chained after earlier apps).
+        pre_room_create_modify, Room, Modification
+    );
+    pre_hook!(
+        /// IPreRoomDeletePrevent: answer [`Veto::Prevent`] to stop a room from being deleted.
+        pre_room_delete_prevent, Room, Veto
+    );
+    pre_hook!(
+        /// IPreRoomUserJoined: return `Err(HookError::UserNotAllowed(..))` to stop the join.
+        pre_room_user_joined, RoomUserJoined, ()
+    );
+    pre_hook!(
+        /// IPreRoomUserLeave: return `Err(HookError::UserNotAllowed(..))` to stop the leave.
+        pre_room_user_leave, RoomUserLeave, ()
+    );
+    post_hook!(
+        /// IPostRoomCreate: a room was created. Returning `Ok` acknowledges the event.
+        post_room_create, Room
+    );
+    post_hook!(
+        /// IPostRoomDeleted: a room was deleted. Returning `Ok` acknowledges the event.
+        post_room_deleted, Room
+    );
+    post_hook!(
+        /// IPostRoomUserJoined: a user joined. Returning `Ok` acknowledges the event.
+        post_room_user_joined, RoomUserJoined
+    );
+    post_hook!(
+        /// IPostRoomUserLeave: a user left. Returning `Ok` acknowledges the event.
+        post_room_user_leave, RoomUserLeave
+    );
+
+    /// Finishes the app.
+    pub fn build(self) -> App {
+        self.app
+    }
+}

@@ -1,0 +1,399 @@
+//! One connection to the sidecar: register, then answer calls concurrently and post events in
+//! order, until the stream ends or the app shuts down.
+
+use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use futures_util::FutureExt;
+use roomhooks::v1::{
+    AppError, AppMessage, HookCall, HookInterface, HookResult, PostEvent, PostEventAck,
+    PreventDecision, Registered, RoomModification, RuntimeMessage,
+    app_message::Msg as Up, app_runtime_client::AppRuntimeClient, hook_call::Payload as CallPayload,
+    hook_result::Result as Answer, post_event::Payload as EventPayload,
+    runtime_message::Msg as Down,
+};
+use tokio::{
+    sync::{mpsc, watch},
+    task::{AbortHandle, JoinSet},
+    time::Instant,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+use crate::{
+    SdkError,
+    answer::{HookError, Modification, Veto},
+    app::App,
+    context::{HookContext, PostContext},
+    handler::Handlers,
+};
+
+/// Messages waiting to go up to the sidecar, at most.
+const UPLINK_CAPACITY: usize = 1024;
+/// Post events waiting for the in-order worker, at most (the sidecar's window is smaller).
+const POST_BACKLOG: usize = 1024;
+
+/// How a session ended.
+pub(crate) enum SessionEnd {
+    /// The app was asked to stop and drained.
+    Shutdown,
+    /// The connection dropped.
+    Disconnected {
+        /// Whether the sidecar had accepted the registration.
+        was_registered: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Identity {
+    app_id: String,
+    instance_id: String,
+}
+
+/// Runs one connection.
+pub(crate) async fn run(
+    app: &App,
+    endpoint: &Endpoint,
+    shutdown: &CancellationToken,
+    registered: &watch::Sender<Option<String>>,
+) -> Result<SessionEnd, SdkError> {
+    let channel = endpoint.connect().await.map_err(SdkError::Connect)?;
+    let mut client = AppRuntimeClient::new(channel);
+    let (uplink, uplink_rx) = mpsc::channel::<AppMessage>(UPLINK_CAPACITY);
+    let register = AppMessage {
+        msg: Some(Up::Register(app.register_message())),
+    };
+    uplink
+        .try_send(register)
+        .map_err(|_| SdkError::Protocol("could not queue Register".into()))?;
+    let mut inbound = client
+        .connect(ReceiverStream::new(uplink_rx))
+        .await
+        .map_err(SdkError::Refused)?
+        .into_inner();
+    let Registered {
+        app_id,
+        instance_id,
+    } = match inbound.message().await.map_err(SdkError::Refused)? {
+        Some(RuntimeMessage {
+            msg: Some(Down::Registered(r)),
+        }) => r,
+        Some(_) => return Err(SdkError::Protocol("the sidecar did not answer Register with Registered".into())),
+        None => return Ok(SessionEnd::Disconnected { was_registered: false }),
+    };
+    tracing::info!(%app_id, %instance_id, "registered with the sidecar");
+    registered.send_replace(Some(instance_id.clone()));
+    let identity = Arc::new(Identity {
+        app_id,
+        instance_id,
+    });
+
+    let (post_tx, post_rx) = mpsc::channel(POST_BACKLOG);
+    let mut workers = JoinSet::new();
+    workers.spawn(post_worker(
+        app.handlers.clone(),
+        post_rx,
+        uplink.clone(),
+        Arc::clone(&identity),
+    ));
+    let mut calls = Calls::default();
+    let mut draining_until: Option<Instant> = None;
+
+    loop {
+        if let Some(until) = draining_until {
+            if calls.is_empty() || Instant::now() >= until {
+                if !calls.is_empty() {
+                    tracing::warn!(app_id = %identity.app_id, left = calls.len(),
+                        "drain timeout passed with calls still running; abandoning them");
+                }
+                return Ok(SessionEnd::Shutdown);
+            }
+        }
+        let drain_tick = async {
+            match draining_until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled(), if draining_until.is_none() => {
+                tracing::info!(app_id = %identity.app_id, in_flight = calls.len(), "draining before shutdown");
+                draining_until = Some(Instant::now() + app.options.drain_timeout);
+            }
+            () = drain_tick => {}
+            Some(done) = calls.set.join_next_with_id(), if !calls.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(err) => err.id(),
+                };
+                calls.finished(id);
+            }
+            next = inbound.message() => {
+                let message = match next {
+                    Ok(Some(RuntimeMessage { msg: Some(message) })) => message,
+                    Ok(Some(RuntimeMessage { msg: None })) => continue,
+                    Ok(None) => return Ok(SessionEnd::Disconnected { was_registered: true }),
+                    Err(status) => {
+                        tracing::info!(app_id = %identity.app_id, "stream ended: {}", status.message());
+                        return Ok(SessionEnd::Disconnected { was_registered: true });
+                    }
+                };
+                match message {
+                    Down::Call(call) => {
+                        let refuse = if draining_until.is_some() {
+                            Some("the app instance is shutting down")
+                        } else if calls.len() >= app.options.max_concurrent_calls {
+                            Some("the app instance is at its max_concurrent_calls")
+                        } else {
+                            None
+                        };
+                        match refuse {
+                            Some(why) => {
+                                let _ = uplink.try_send(result(call.call_id, error(why)));
+                            }
+                            None => calls.start(call, &app.handlers, &uplink, &identity),
+                        }
+                    }
+                    Down::Cancel(cancel) => calls.cancel(cancel.call_id),
+                    Down::PostEvent(event) => {
+                        if draining_until.is_none() && post_tx.try_send(event).is_err() {
+                            tracing::warn!(app_id = %identity.app_id,
+                                "post-event backlog full; the event will be redelivered");
+                        }
+                    }
+                    Down::Registered(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The calls running now, by call id and by task id.
+#[derive(Default)]
+struct Calls {
+    set: JoinSet<()>,
+    by_call: HashMap<u64, AbortHandle>,
+    by_task: HashMap<tokio::task::Id, u64>,
+}
+
+impl Calls {
+    fn len(&self) -> usize {
+        self.by_call.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    fn start(
+        &mut self,
+        call: HookCall,
+        handlers: &Handlers,
+        uplink: &mpsc::Sender<AppMessage>,
+        identity: &Arc<Identity>,
+    ) {
+        let call_id = call.call_id;
+        let timeout = call
+            .timeout
+            .and_then(|t| Duration::try_from(t).ok())
+            .unwrap_or(Duration::from_secs(30));
+        let deadline = Instant::now() + timeout;
+        let handlers = handlers.clone();
+        let uplink = uplink.clone();
+        let identity = Arc::clone(identity);
+        let abort = self.set.spawn(async move {
+            let answered = AssertUnwindSafe(answer(&handlers, call, deadline, &identity))
+                .catch_unwind()
+                .map(|outcome| outcome.unwrap_or_else(|_| error("the handler panicked")));
+            // Past the deadline the sidecar no longer waits: send nothing.
+            if let Ok(answer) = tokio::time::timeout_at(deadline, answered).await {
+                let _ = uplink.send(result(call_id, answer)).await;
+            }
+        });
+        self.by_task.insert(abort.id(), call_id);
+        self.by_call.insert(call_id, abort);
+    }
+
+    fn cancel(&mut self, call_id: u64) {
+        if let Some(abort) = self.by_call.remove(&call_id) {
+            abort.abort();
+        }
+    }
+
+    fn finished(&mut self, task: tokio::task::Id) {
+        if let Some(call_id) = self.by_task.remove(&task) {
+            self.by_call.remove(&call_id);
+        }
+    }
+}
+
+fn result(call_id: u64, answer: Answer) -> AppMessage {
+    AppMessage {
+        msg: Some(Up::Result(HookResult {
+            call_id,
+            result: Some(answer),
+        })),
+    }
+}
+
+fn error(message: impl Into<String>) -> Answer {
+    Answer::Error(AppError {
+        message: message.into(),
+    })
+}
+
+fn decision(veto: Result<Veto, HookError>) -> Answer {
+    match veto {
+        Ok(Veto::Allow) => Answer::Decision(PreventDecision {
+            prevent: false,
+            message: String::new(),
+        }),
+        Ok(Veto::Prevent(message)) | Err(HookError::UserNotAllowed(message)) => {
+            Answer::Decision(PreventDecision {
+                prevent: true,
+                message,
+            })
+        }
+        Err(HookError::Failed(message)) => error(message),
+    }
+}
+
+fn missing(hook: HookInterface) -> Answer {
+    error(format!("this app has no handler for {}", hook.as_str_name()))
+}
+
+/// Runs the handler for one call and turns its outcome into an answer.
+async fn answer(handlers: &Handlers, call: HookCall, deadline: Instant, id: &Identity) -> Answer {
+    let hook = HookInterface::try_from(call.hook).unwrap_or(HookInterface::Unspecified);
+    let ctx = HookContext {
+        call_id: call.call_id,
+        hook,
+        request_id: call.request_id,
+        dry_run: call.dry_run,
+        deadline,
+        traceparent: call.traceparent,
+        app_id: id.app_id.clone(),
+        instance_id: id.instance_id.clone(),
+    };
+    let as_veto = |r: Result<(), HookError>| r.map(|()| Veto::Allow);
+    match (hook, call.payload) {
+        (HookInterface::PreRoomCreatePrevent, Some(CallPayload::Room(room))) => {
+            match &handlers.pre_room_create_prevent {
+                Some(h) => decision(h(ctx, room).await),
+                None => missing(hook),
+            }
+        }
+        (HookInterface::PreRoomDeletePrevent, Some(CallPayload::Room(room))) => {
+            match &handlers.pre_room_delete_prevent {
+                Some(h) => decision(h(ctx, room).await),
+                None => missing(hook),
+            }
+        }
+        (HookInterface::PreRoomUserJoined, Some(CallPayload::UserJoined(joined))) => {
+            match &handlers.pre_room_user_joined {
+                Some(h) => decision(as_veto(h(ctx, joined).await)),
+                None => missing(hook),
+            }
+        }
+        (HookInterface::PreRoomUserLeave, Some(CallPayload::UserLeave(leave))) => {
+            match &handlers.pre_room_user_leave {
+                Some(h) => decision(as_veto(h(ctx, leave).await)),
+                None => missing(hook),
+            }
+        }
+        (HookInterface::PreRoomCreateExtend, Some(CallPayload::Room(room))) => {
+            match &handlers.pre_room_create_extend {
+                Some(h) => match h(ctx, room).await {
+                    Ok(extension) => Answer::Extension(extension.into_wire()),
+                    Err(e) => error(e.to_string()),
+                },
+                None => missing(hook),
+            }
+        }
+        (HookInterface::PreRoomCreateModify, Some(CallPayload::Room(room))) => {
+            match &handlers.pre_room_create_modify {
+                Some(h) => match h(ctx, room).await {
+                    Ok(Modification::Unchanged) => Answer::Modification(RoomModification { room: None }),
+                    Ok(Modification::Changed(room)) => {
+                        Answer::Modification(RoomModification { room: Some(room) })
+                    }
+                    Err(e) => error(e.to_string()),
+                },
+                None => missing(hook),
+            }
+        }
+        (hook, _) => error(format!(
+            "HookCall for {} carried a payload that does not fit it",
+            hook.as_str_name()
+        )),
+    }
+}
+
+/// Handles post events one at a time, in delivery order; acknowledges each after its handler
+/// returns `Ok`.
+async fn post_worker(
+    handlers: Handlers,
+    mut events: mpsc::Receiver<PostEvent>,
+    uplink: mpsc::Sender<AppMessage>,
+    id: Arc<Identity>,
+) {
+    while let Some(event) = events.recv().await {
+        let hook = HookInterface::try_from(event.hook).unwrap_or(HookInterface::Unspecified);
+        let ctx = PostContext {
+            event_id: event.event_id.clone(),
+            hook,
+            attempt: event.attempt,
+            app_id: id.app_id.clone(),
+            instance_id: id.instance_id.clone(),
+        };
+        let handled = AssertUnwindSafe(async {
+            match (hook, event.payload) {
+                (HookInterface::PostRoomCreate, Some(EventPayload::Room(room))) => {
+                    match &handlers.post_room_create {
+                        Some(h) => h(ctx, room).await,
+                        None => Ok(()),
+                    }
+                }
+                (HookInterface::PostRoomDeleted, Some(EventPayload::Room(room))) => {
+                    match &handlers.post_room_deleted {
+                        Some(h) => h(ctx, room).await,
+                        None => Ok(()),
+                    }
+                }
+                (HookInterface::PostRoomUserJoined, Some(EventPayload::UserJoined(joined))) => {
+                    match &handlers.post_room_user_joined {
+                        Some(h) => h(ctx, joined).await,
+                        None => Ok(()),
+                    }
+                }
+                (HookInterface::PostRoomUserLeave, Some(EventPayload::UserLeave(leave))) => {
+                    match &handlers.post_room_user_leave {
+                        Some(h) => h(ctx, leave).await,
+                        None => Ok(()),
+                    }
+                }
+                (hook, _) => Err(HookError::Failed(format!(
+                    "PostEvent for {} carried a payload that does not fit it",
+                    hook.as_str_name()
+                ))),
+            }
+        })
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(HookError::Failed("the post handler panicked".into())));
+        match handled {
+            Ok(()) => {
+                let ack = AppMessage {
+                    msg: Some(Up::PostAck(PostEventAck {
+                        event_id: event.event_id,
+                    })),
+                };
+                if uplink.send(ack).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => tracing::warn!(app_id = %id.app_id, event_id = %event.event_id,
+                "post handler failed: {err}; not acknowledged, the sidecar will redeliver it"),
+        }
+    }
+}
