@@ -2,7 +2,7 @@
 //! by the backend's deadline), retry on a sibling if the instance vanished, and check the answer
 //! is of the kind the hook needs.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use roomhooks::v1::{
     HookCall, PreventDecision, RoomExtension, RoomModification, hook_call, hook_result,
@@ -14,7 +14,7 @@ use crate::{
     hook::{Hook, Stage},
     ids::InstanceId,
     instance::SendError,
-    registry::AppView,
+    registry::{AppView, Registry},
 };
 
 /// A well-formed answer, of the kind its hook needs.
@@ -67,8 +67,10 @@ pub struct Answer {
     pub result: Result<Reply, Failure>,
 }
 
-/// Calls one app and waits for its answer.
+/// Calls one app and waits for its answer. When every instance in `app` was tried, the
+/// registry's current view is consulted for instances that connected since.
 pub async fn call_app(
+    registry: &Registry,
     app: &AppView,
     hook: Hook,
     payload: &hook_call::Payload,
@@ -89,7 +91,17 @@ pub async fn call_app(
         if left.is_zero() {
             return end(tried.pop(), Err(Failure::Timeout(deadline - started)));
         }
-        let Some(instance) = app.pick(&tried) else {
+        let mut fresh = None;
+        let picked = match app.pick(&tried) {
+            Some(instance) => Some(Arc::clone(instance)),
+            None if tried.is_empty() => None,
+            None => {
+                fresh = registry.snapshot().app(&app.spec.app_id).cloned();
+                fresh.as_ref().and_then(|view| view.pick(&tried).cloned())
+            }
+        };
+        drop(fresh);
+        let Some(instance) = picked else {
             let why = if tried.is_empty() {
                 "the app has no live instance".to_owned()
             } else {

@@ -76,7 +76,7 @@ impl Dispatcher {
             return;
         }
         let answers = join_all(apps.iter().map(|app| {
-            call_app(app, hook, payload, ctx).instrument(app_span(app, hook))
+            call_app(&self.registry, app, hook, payload, ctx).instrument(app_span(app, hook))
         }))
         .await;
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
@@ -100,7 +100,7 @@ impl Dispatcher {
         }
         let payload = hook_call::Payload::Room(room.clone());
         let answers = join_all(apps.iter().map(|app| {
-            call_app(app, hook, &payload, ctx).instrument(app_span(app, hook))
+            call_app(&self.registry, app, hook, &payload, ctx).instrument(app_span(app, hook))
         }))
         .await;
         let mut merge = ExtendMerge::new(room);
@@ -129,7 +129,7 @@ impl Dispatcher {
         let snapshot = self.registry.snapshot();
         for app in matching(snapshot.subscribers(hook), room.r#type) {
             let payload = hook_call::Payload::Room(room.clone());
-            let Answer { meta, result } = call_app(app, hook, &payload, ctx)
+            let Answer { meta, result } = call_app(&self.registry, app, hook, &payload, ctx)
                 .instrument(app_span(app, hook))
                 .await;
             let outcome = match result {

@@ -55,6 +55,11 @@ impl Snapshot {
         &self.apps
     }
 
+    /// The app with this id, if known.
+    pub fn app(&self, app_id: &AppId) -> Option<&Arc<AppView>> {
+        self.apps.iter().find(|a| &a.spec.app_id == app_id)
+    }
+
     /// The apps registered for `hook`, in dispatch order (room types not yet filtered).
     pub fn subscribers(&self, hook: Hook) -> &[Arc<AppView>] {
         &self.by_hook[hook.index()]
@@ -240,7 +245,7 @@ impl Registry {
     /// Finds an app's live instance by id.
     pub fn instance(&self, app_id: &AppId, id: &InstanceId) -> Option<Arc<Instance>> {
         let snapshot = self.snapshot();
-        let app = snapshot.apps().iter().find(|a| &a.spec.app_id == app_id)?;
+        let app = snapshot.app(app_id)?;
         app.instances.iter().find(|i| &i.id == id).cloned()
     }
 
