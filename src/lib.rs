@@ -5,7 +5,7 @@
 
 /// Messages and services of `roomhooks.v1`.
 pub mod v1 {
-    #![allow(missing_docs)]
+    #![allow(missing_docs, clippy::all)]
     tonic::include_proto!("roomhooks.v1");
 }
 

@@ -41,10 +41,16 @@ fn sleeper(app_id: &str, policy: FailurePolicy, sleep: Duration) -> App {
 async fn a_timed_out_ignore_app_counts_as_no_objection() {
     let h = Harness::start().await;
     let _slow = h
-        .app(sleeper("slow", FailurePolicy::Ignore, Duration::from_secs(3)))
+        .app(sleeper(
+            "slow",
+            FailurePolicy::Ignore,
+            Duration::from_secs(3),
+        ))
         .await;
 
-    let response = within(h.backend().await.pre_room_user_join(join("dave"))).await.unwrap();
+    let response = within(h.backend().await.pre_room_user_join(join("dave")))
+        .await
+        .unwrap();
 
     assert!(response.allowed);
     let outcome = &response.outcomes[0];
@@ -56,10 +62,16 @@ async fn a_timed_out_ignore_app_counts_as_no_objection() {
 async fn a_timed_out_fail_app_prevents_with_app_unavailable() {
     let h = Harness::start().await;
     let _slow = h
-        .app(sleeper("strict", FailurePolicy::Fail, Duration::from_secs(3)))
+        .app(sleeper(
+            "strict",
+            FailurePolicy::Fail,
+            Duration::from_secs(3),
+        ))
         .await;
 
-    let response = within(h.backend().await.pre_room_user_join(join("dave"))).await.unwrap();
+    let response = within(h.backend().await.pre_room_user_join(join("dave")))
+        .await
+        .unwrap();
 
     assert!(!response.allowed);
     assert_eq!(response.outcomes[0].status, OutcomeStatus::Timeout as i32);
@@ -72,10 +84,12 @@ async fn a_timed_out_fail_app_prevents_with_app_unavailable() {
 async fn a_fail_app_with_no_live_instance_keeps_protecting_until_removed() {
     let h = Harness::start().await;
     let app = h
-        .app(App::builder("guardian")
-            .failure_policy(FailurePolicy::Fail)
-            .pre_room_user_joined(|_, _| async { Ok(()) })
-            .build())
+        .app(
+            App::builder("guardian")
+                .failure_policy(FailurePolicy::Fail)
+                .pre_room_user_joined(|_, _| async { Ok(()) })
+                .build(),
+        )
         .await;
     app.shutdown().await.unwrap();
     h.wait_for_apps("guardian has no instance", |list| {
@@ -87,11 +101,19 @@ async fn a_fail_app_with_no_live_instance_keeps_protecting_until_removed() {
     let response = backend.pre_room_user_join(join("erin")).await.unwrap();
 
     assert!(!response.allowed);
-    assert_eq!(response.outcomes[0].status, OutcomeStatus::Unavailable as i32);
-    assert_eq!(response.preventions[0].reason, PreventionReason::AppUnavailable as i32);
+    assert_eq!(
+        response.outcomes[0].status,
+        OutcomeStatus::Unavailable as i32
+    );
+    assert_eq!(
+        response.preventions[0].reason,
+        PreventionReason::AppUnavailable as i32
+    );
 
     let removed = AdminClient::new(h.channel().await)
-        .remove_app(RemoveAppRequest { app_id: "guardian".into() })
+        .remove_app(RemoveAppRequest {
+            app_id: "guardian".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -104,12 +126,14 @@ async fn a_fail_app_with_no_live_instance_keeps_protecting_until_removed() {
 async fn a_failing_fail_app_in_extend_prevents_the_creation() {
     let h = Harness::start().await;
     let _app = h
-        .app(App::builder("required-extender")
-            .failure_policy(FailurePolicy::Fail)
-            .pre_room_create_extend(|_, _| async {
-                Err::<Extension, _>(HookError::Failed("quota service down".into()))
-            })
-            .build())
+        .app(
+            App::builder("required-extender")
+                .failure_policy(FailurePolicy::Fail)
+                .pre_room_create_extend(|_, _| async {
+                    Err::<Extension, _>(HookError::Failed("quota service down".into()))
+                })
+                .build(),
+        )
         .await;
 
     let response = h
@@ -123,7 +147,10 @@ async fn a_failing_fail_app_in_extend_prevents_the_creation() {
         .unwrap();
 
     assert!(!response.allowed);
-    assert_eq!(response.preventions[0].reason, PreventionReason::AppUnavailable as i32);
+    assert_eq!(
+        response.preventions[0].reason,
+        PreventionReason::AppUnavailable as i32
+    );
     assert_eq!(response.outcomes[0].status, OutcomeStatus::Error as i32);
     assert!(response.outcomes[0].detail.contains("quota service down"));
 }
@@ -132,13 +159,15 @@ async fn a_failing_fail_app_in_extend_prevents_the_creation() {
 async fn the_backend_deadline_caps_app_timeouts_and_the_answer_arrives_in_time() {
     let h = Harness::start().await;
     let _slow = h
-        .app(App::builder("patient")
-            .timeout(Duration::from_secs(5))
-            .pre_room_user_joined(|_, _| async {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                Ok(())
-            })
-            .build())
+        .app(
+            App::builder("patient")
+                .timeout(Duration::from_secs(5))
+                .pre_room_user_joined(|_, _| async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok(())
+                })
+                .build(),
+        )
         .await;
     let backend = RoomHooksClient::connect(h.endpoint.clone())
         .await
@@ -146,7 +175,9 @@ async fn the_backend_deadline_caps_app_timeouts_and_the_answer_arrives_in_time()
         .with_deadline(Duration::from_millis(300));
 
     // A late answer would surface as DEADLINE_EXCEEDED instead of a verdict.
-    let response = within(backend.pre_room_user_join(join("frank"))).await.unwrap();
+    let response = within(backend.pre_room_user_join(join("frank")))
+        .await
+        .unwrap();
 
     assert!(response.allowed);
     assert_eq!(response.outcomes[0].status, OutcomeStatus::Timeout as i32);
@@ -158,20 +189,27 @@ async fn the_app_is_told_to_cancel_a_call_the_sidecar_stopped_waiting_for() {
     let cancelled = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancelled);
     let _app = h
-        .app(App::builder("dawdler")
-            .timeout(Duration::from_millis(100))
-            .pre_room_user_joined(move |_, _| {
-                let guard = SetOnDrop(Arc::clone(&flag));
-                async move {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    drop(guard);
-                    Ok(())
-                }
-            })
-            .build())
+        .app(
+            App::builder("dawdler")
+                .timeout(Duration::from_millis(100))
+                .pre_room_user_joined(move |_, _| {
+                    let guard = SetOnDrop(Arc::clone(&flag));
+                    async move {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        drop(guard);
+                        Ok(())
+                    }
+                })
+                .build(),
+        )
         .await;
 
-    let _ = h.backend().await.pre_room_user_join(join("gina")).await.unwrap();
+    let _ = h
+        .backend()
+        .await
+        .pre_room_user_join(join("gina"))
+        .await
+        .unwrap();
 
     // The SDK aborts the handler when CancelCall arrives, well before its 2 s sleep ends.
     for _ in 0..100 {

@@ -25,7 +25,11 @@ fn slow_joiner(instance: &str, seen: Arc<Mutex<HashMap<String, usize>>>) -> App 
     App::builder("shared")
         .instance_id(instance)
         .pre_room_user_joined(move |ctx, _| {
-            *seen.lock().unwrap().entry(ctx.instance_id.clone()).or_default() += 1;
+            *seen
+                .lock()
+                .unwrap()
+                .entry(ctx.instance_id.clone())
+                .or_default() += 1;
             async {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 Ok(())
@@ -51,8 +55,12 @@ async fn calls_are_shared_between_the_instances_of_an_app() {
     .await;
 
     assert!(responses.iter().all(|r| r.as_ref().unwrap().allowed));
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.values().sum::<usize>(), 10, "each call went to exactly one instance");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.values().sum::<usize>(),
+        10,
+        "each call went to exactly one instance"
+    );
     assert!(seen.get("one").copied().unwrap_or(0) >= 3, "{seen:?}");
     assert!(seen.get("two").copied().unwrap_or(0) >= 3, "{seen:?}");
     let listed = h.list_apps().await;
@@ -62,7 +70,11 @@ async fn calls_are_shared_between_the_instances_of_an_app() {
 
 async fn raw_register(h: &Harness, register: Register) -> Result<(), tonic::Status> {
     let (tx, rx) = mpsc::channel(4);
-    tx.send(AppMessage { msg: Some(Msg::Register(register)) }).await.unwrap();
+    tx.send(AppMessage {
+        msg: Some(Msg::Register(register)),
+    })
+    .await
+    .unwrap();
     let mut stream = AppRuntimeClient::new(h.channel().await)
         .connect(ReceiverStream::new(rx))
         .await?
@@ -90,7 +102,11 @@ async fn an_instance_registering_differently_is_refused_with_what_differs() {
     let refused = raw_register(&h, register("two", 7)).await.unwrap_err();
 
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
-    assert!(refused.message().contains("priority 5 vs 7"), "{}", refused.message());
+    assert!(
+        refused.message().contains("priority 5 vs 7"),
+        "{}",
+        refused.message()
+    );
 }
 
 #[tokio::test]
@@ -101,7 +117,11 @@ async fn a_second_live_instance_with_the_same_instance_id_is_refused() {
     let refused = raw_register(&h, register("same", 0)).await.unwrap_err();
 
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
-    assert!(refused.message().contains("already connected"), "{}", refused.message());
+    assert!(
+        refused.message().contains("already connected"),
+        "{}",
+        refused.message()
+    );
 }
 
 #[tokio::test]
@@ -109,18 +129,20 @@ async fn a_call_is_retried_on_a_sibling_when_its_instance_dies_mid_call() {
     let h = Harness::start().await;
     let (entered_tx, mut entered_rx) = mpsc::channel::<()>(1);
     let doomed = h
-        .app(App::builder("shared")
-            .instance_id("doomed")
-            .timeout(Duration::from_secs(5))
-            .pre_room_user_joined(move |_, _| {
-                let entered = entered_tx.clone();
-                async move {
-                    let _ = entered.send(()).await;
-                    std::future::pending::<()>().await;
-                    Ok(())
-                }
-            })
-            .build())
+        .app(
+            App::builder("shared")
+                .instance_id("doomed")
+                .timeout(Duration::from_secs(5))
+                .pre_room_user_joined(move |_, _| {
+                    let entered = entered_tx.clone();
+                    async move {
+                        let _ = entered.send(()).await;
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    }
+                })
+                .build(),
+        )
         .await;
     let backend = h.backend().await;
     let call = tokio::spawn(async move {
@@ -133,11 +155,13 @@ async fn a_call_is_retried_on_a_sibling_when_its_instance_dies_mid_call() {
     });
     within(entered_rx.recv()).await.unwrap();
     let _survivor = h
-        .app(App::builder("shared")
-            .instance_id("survivor")
-            .timeout(Duration::from_secs(5))
-            .pre_room_user_joined(|_, _| async { Ok(()) })
-            .build())
+        .app(
+            App::builder("shared")
+                .instance_id("survivor")
+                .timeout(Duration::from_secs(5))
+                .pre_room_user_joined(|_, _| async { Ok(()) })
+                .build(),
+        )
         .await;
 
     doomed.abort();

@@ -15,8 +15,7 @@ use roomhooks_sdk::{
     App, HookError, UserMessage, Veto,
     proto::{
         HookInterface, OutcomeStatus, PreRoomCreateRequest, PreRoomDeleteRequest,
-        PreRoomUserJoinRequest, PreRoomUserLeaveRequest, PreventionReason, RoomType,
-        RoomUserLeave,
+        PreRoomUserJoinRequest, PreRoomUserLeaveRequest, PreventionReason, RoomType, RoomUserLeave,
     },
 };
 
@@ -33,22 +32,41 @@ async fn every_veto_is_reported_in_app_order_and_the_first_is_shown() {
     let h = Harness::start().await;
     // Registered out of order: dispatch order is priority, then app id.
     let _late = h
-        .app(App::builder("zeta").priority(20).pre_room_user_joined(|_, _| async {
-            Err(HookError::UserNotAllowed("zeta says no".into()))
-        }).build())
+        .app(
+            App::builder("zeta")
+                .priority(20)
+                .pre_room_user_joined(|_, _| async {
+                    Err(HookError::UserNotAllowed("zeta says no".into()))
+                })
+                .build(),
+        )
         .await;
     let _allow = h
-        .app(App::builder("alpha").priority(10).pre_room_user_joined(|_, _| async { Ok(()) }).build())
+        .app(
+            App::builder("alpha")
+                .priority(10)
+                .pre_room_user_joined(|_, _| async { Ok(()) })
+                .build(),
+        )
         .await;
     let _early = h
-        .app(App::builder("beta").priority(10).pre_room_user_joined(|_, _| async {
-            Err(HookError::UserNotAllowed("beta says no".into()))
-        }).build())
+        .app(
+            App::builder("beta")
+                .priority(10)
+                .pre_room_user_joined(|_, _| async {
+                    Err(HookError::UserNotAllowed("beta says no".into()))
+                })
+                .build(),
+        )
         .await;
 
-    let response = within(h.backend().await.pre_room_user_join(join_request("mallory")))
-        .await
-        .unwrap();
+    let response = within(
+        h.backend()
+            .await
+            .pre_room_user_join(join_request("mallory")),
+    )
+    .await
+    .unwrap();
 
     assert!(!response.allowed);
     let vetoes: Vec<_> = response
@@ -65,7 +83,12 @@ async fn every_veto_is_reported_in_app_order_and_the_first_is_shown() {
     let outcomes: Vec<_> = response
         .outcomes
         .iter()
-        .map(|o| (o.app_id.as_str(), OutcomeStatus::try_from(o.status).unwrap()))
+        .map(|o| {
+            (
+                o.app_id.as_str(),
+                OutcomeStatus::try_from(o.status).unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         outcomes,
@@ -124,7 +147,11 @@ async fn all_four_veto_hooks_reach_their_handlers() {
                     })
                 })
                 .pre_room_delete_prevent(|_, room| async move {
-                    Ok(if room.id == "archive" { Veto::prevent("keep the archive") } else { Veto::Allow })
+                    Ok(if room.id == "archive" {
+                        Veto::prevent("keep the archive")
+                    } else {
+                        Veto::Allow
+                    })
                 })
                 .pre_room_user_leave(|_, leave| async move {
                     match leave.leaving_user.map(|u| u.username).as_deref() {
@@ -166,7 +193,10 @@ async fn all_four_veto_hooks_reach_their_handlers() {
         .unwrap();
     assert_eq!(leave.user_message(), Some("owners stay"));
     // The app registered no join handler, so joins are not sent to it.
-    let join = backend.pre_room_user_join(join_request("owner")).await.unwrap();
+    let join = backend
+        .pre_room_user_join(join_request("owner"))
+        .await
+        .unwrap();
     assert!(join.allowed && join.outcomes.is_empty());
 }
 

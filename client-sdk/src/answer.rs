@@ -48,7 +48,7 @@ impl Extension {
 
     pub(crate) fn into_wire(self) -> RoomExtension {
         RoomExtension {
-            custom_fields: (!self.custom_fields.is_empty()).then(|| Struct {
+            custom_fields: (!self.custom_fields.is_empty()).then_some(Struct {
                 fields: self.custom_fields,
             }),
             member_usernames: self.member_usernames,
@@ -57,6 +57,7 @@ impl Extension {
 }
 
 /// The answer of a PreRoomCreateModify handler.
+#[allow(clippy::large_enum_variant)] // a short-lived return value; boxing would only burden authors
 #[derive(Debug, Clone, PartialEq)]
 pub enum Modification {
     /// Leave the room as it is.

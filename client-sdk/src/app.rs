@@ -89,10 +89,17 @@ impl App {
             app_id: o.app_id.clone(),
             version: o.version.clone(),
             instance_id: o.instance_id.clone(),
-            interfaces: self.handlers.interfaces().into_iter().map(|h| h as i32).collect(),
+            interfaces: self
+                .handlers
+                .interfaces()
+                .into_iter()
+                .map(|h| h as i32)
+                .collect(),
             priority: o.priority,
             failure_policy: o.failure_policy as i32,
-            timeout: o.timeout.and_then(|t| prost_types::Duration::try_from(t).ok()),
+            timeout: o
+                .timeout
+                .and_then(|t| prost_types::Duration::try_from(t).ok()),
             room_types: o.room_types.iter().map(|t| *t as i32).collect(),
         }
     }
@@ -210,7 +217,9 @@ impl AppHandle {
     /// Stops gracefully: in-flight calls finish (up to the drain timeout), then the stream closes.
     pub async fn shutdown(self) -> Result<(), SdkError> {
         self.token.cancel();
-        self.task.await.map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?
+        self.task
+            .await
+            .map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?
     }
 
     /// Stops at once, as a crash would: the connection drops with calls unanswered.
@@ -220,7 +229,9 @@ impl AppHandle {
 
     /// Waits for the app to stop by itself (a fatal refusal).
     pub async fn join(self) -> Result<(), SdkError> {
-        self.task.await.map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?
+        self.task
+            .await
+            .map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?
     }
 }
 

@@ -86,7 +86,12 @@ impl RoomHooksClient {
         request: pb::PreRoomUserLeaveRequest,
     ) -> Result<PreventResponse, Status> {
         let req = self.request(request);
-        Ok(self.raw.clone().pre_room_user_leave(req).await?.into_inner())
+        Ok(self
+            .raw
+            .clone()
+            .pre_room_user_leave(req)
+            .await?
+            .into_inner())
     }
 
     /// Notifies that a room was created.
@@ -113,7 +118,12 @@ impl RoomHooksClient {
         request: pb::PostRoomUserJoinedRequest,
     ) -> Result<PostEventResponse, Status> {
         let req = self.request(request);
-        Ok(self.raw.clone().post_room_user_joined(req).await?.into_inner())
+        Ok(self
+            .raw
+            .clone()
+            .post_room_user_joined(req)
+            .await?
+            .into_inner())
     }
 
     /// Notifies that a user left a room.
@@ -122,7 +132,12 @@ impl RoomHooksClient {
         request: pb::PostRoomUserLeaveRequest,
     ) -> Result<PostEventResponse, Status> {
         let req = self.request(request);
-        Ok(self.raw.clone().post_room_user_leave(req).await?.into_inner())
+        Ok(self
+            .raw
+            .clone()
+            .post_room_user_leave(req)
+            .await?
+            .into_inner())
     }
 }
 

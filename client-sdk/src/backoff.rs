@@ -43,7 +43,10 @@ mod tests {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         for _ in 0..20 {
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_secs(1), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(50) && d <= Duration::from_secs(1),
+                "{d:?}"
+            );
         }
         assert_eq!(b.ceiling, Duration::from_secs(1));
         b.reset();

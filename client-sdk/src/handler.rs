@@ -57,16 +57,46 @@ impl Handlers {
     /// The interfaces to register, derived from the handlers given.
     pub fn interfaces(&self) -> Vec<HookInterface> {
         let slots = [
-            (self.pre_room_create_prevent.is_some(), HookInterface::PreRoomCreatePrevent),
-            (self.pre_room_create_extend.is_some(), HookInterface::PreRoomCreateExtend),
-            (self.pre_room_create_modify.is_some(), HookInterface::PreRoomCreateModify),
-            (self.post_room_create.is_some(), HookInterface::PostRoomCreate),
-            (self.pre_room_delete_prevent.is_some(), HookInterface::PreRoomDeletePrevent),
-            (self.post_room_deleted.is_some(), HookInterface::PostRoomDeleted),
-            (self.pre_room_user_joined.is_some(), HookInterface::PreRoomUserJoined),
-            (self.post_room_user_joined.is_some(), HookInterface::PostRoomUserJoined),
-            (self.pre_room_user_leave.is_some(), HookInterface::PreRoomUserLeave),
-            (self.post_room_user_leave.is_some(), HookInterface::PostRoomUserLeave),
+            (
+                self.pre_room_create_prevent.is_some(),
+                HookInterface::PreRoomCreatePrevent,
+            ),
+            (
+                self.pre_room_create_extend.is_some(),
+                HookInterface::PreRoomCreateExtend,
+            ),
+            (
+                self.pre_room_create_modify.is_some(),
+                HookInterface::PreRoomCreateModify,
+            ),
+            (
+                self.post_room_create.is_some(),
+                HookInterface::PostRoomCreate,
+            ),
+            (
+                self.pre_room_delete_prevent.is_some(),
+                HookInterface::PreRoomDeletePrevent,
+            ),
+            (
+                self.post_room_deleted.is_some(),
+                HookInterface::PostRoomDeleted,
+            ),
+            (
+                self.pre_room_user_joined.is_some(),
+                HookInterface::PreRoomUserJoined,
+            ),
+            (
+                self.post_room_user_joined.is_some(),
+                HookInterface::PostRoomUserJoined,
+            ),
+            (
+                self.pre_room_user_leave.is_some(),
+                HookInterface::PreRoomUserLeave,
+            ),
+            (
+                self.post_room_user_leave.is_some(),
+                HookInterface::PostRoomUserLeave,
+            ),
         ];
         slots
             .into_iter()

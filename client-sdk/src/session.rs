@@ -6,8 +6,8 @@ use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Durati
 use futures_util::FutureExt;
 use roomhooks::v1::{
     AppError, AppMessage, HookCall, HookInterface, HookResult, PostEvent, PostEventAck,
-    PreventDecision, Registered, RoomModification, RuntimeMessage,
-    app_message::Msg as Up, app_runtime_client::AppRuntimeClient, hook_call::Payload as CallPayload,
+    PreventDecision, Registered, RoomModification, RuntimeMessage, app_message::Msg as Up,
+    app_runtime_client::AppRuntimeClient, hook_call::Payload as CallPayload,
     hook_result::Result as Answer, post_event::Payload as EventPayload,
     runtime_message::Msg as Down,
 };
@@ -78,8 +78,16 @@ pub(crate) async fn run(
         Some(RuntimeMessage {
             msg: Some(Down::Registered(r)),
         }) => r,
-        Some(_) => return Err(SdkError::Protocol("the sidecar did not answer Register with Registered".into())),
-        None => return Ok(SessionEnd::Disconnected { was_registered: false }),
+        Some(_) => {
+            return Err(SdkError::Protocol(
+                "the sidecar did not answer Register with Registered".into(),
+            ));
+        }
+        None => {
+            return Ok(SessionEnd::Disconnected {
+                was_registered: false,
+            });
+        }
     };
     tracing::info!(%app_id, %instance_id, "registered with the sidecar");
     registered.send_replace(Some(instance_id.clone()));
@@ -100,14 +108,14 @@ pub(crate) async fn run(
     let mut draining_until: Option<Instant> = None;
 
     loop {
-        if let Some(until) = draining_until {
-            if calls.is_empty() || Instant::now() >= until {
-                if !calls.is_empty() {
-                    tracing::warn!(app_id = %identity.app_id, left = calls.len(),
-                        "drain timeout passed with calls still running; abandoning them");
-                }
-                return Ok(SessionEnd::Shutdown);
+        if let Some(until) = draining_until
+            && (calls.is_empty() || Instant::now() >= until)
+        {
+            if !calls.is_empty() {
+                tracing::warn!(app_id = %identity.app_id, left = calls.len(),
+                    "drain timeout passed with calls still running; abandoning them");
             }
+            return Ok(SessionEnd::Shutdown);
         }
         let drain_tick = async {
             match draining_until {
@@ -259,7 +267,10 @@ fn decision(veto: Result<Veto, HookError>) -> Answer {
 }
 
 fn missing(hook: HookInterface) -> Answer {
-    error(format!("this app has no handler for {}", hook.as_str_name()))
+    error(format!(
+        "this app has no handler for {}",
+        hook.as_str_name()
+    ))
 }
 
 /// Runs the handler for one call and turns its outcome into an answer.
@@ -313,7 +324,9 @@ async fn answer(handlers: &Handlers, call: HookCall, deadline: Instant, id: &Ide
         (HookInterface::PreRoomCreateModify, Some(CallPayload::Room(room))) => {
             match &handlers.pre_room_create_modify {
                 Some(h) => match h(ctx, room).await {
-                    Ok(Modification::Unchanged) => Answer::Modification(RoomModification { room: None }),
+                    Ok(Modification::Unchanged) => {
+                        Answer::Modification(RoomModification { room: None })
+                    }
                     Ok(Modification::Changed(room)) => {
                         Answer::Modification(RoomModification { room: Some(room) })
                     }

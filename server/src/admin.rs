@@ -73,8 +73,8 @@ impl Admin for AdminService {
         request: Request<RemoveAppRequest>,
     ) -> Result<Response<RemoveAppResponse>, Status> {
         let raw = request.into_inner().app_id;
-        let app_id = AppId::parse(&raw)
-            .map_err(|e| Status::invalid_argument(format!("app_id {e}")))?;
+        let app_id =
+            AppId::parse(&raw).map_err(|e| Status::invalid_argument(format!("app_id {e}")))?;
         let response = match self.registry.remove(&app_id) {
             Some(removed) => {
                 tracing::info!(%app_id, instances = removed.instances,

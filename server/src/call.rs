@@ -18,6 +18,7 @@ use crate::{
 };
 
 /// A well-formed answer, of the kind its hook needs.
+#[allow(clippy::large_enum_variant)] // moved once from the wire into the verdict, never stored
 #[derive(Debug)]
 pub enum Reply {
     /// A veto hook's answer.
@@ -150,9 +151,9 @@ pub async fn call_app(
 fn check_kind(hook: Hook, result: hook_result::Result) -> Result<Reply, Failure> {
     use hook_result::Result as R;
     match (hook.stage(), result) {
-        (_, R::Error(e)) if e.message.is_empty() => {
-            Err(Failure::Error("the app reported an error without a message".into()))
-        }
+        (_, R::Error(e)) if e.message.is_empty() => Err(Failure::Error(
+            "the app reported an error without a message".into(),
+        )),
         (_, R::Error(e)) => Err(Failure::Error(e.message)),
         (Stage::Veto, R::Decision(d)) => Ok(Reply::Decision(d)),
         (Stage::Extend, R::Extension(e)) => Ok(Reply::Extension(e)),

@@ -34,7 +34,11 @@ pub struct Config {
     pub max_timeout: Duration,
 
     /// Post events kept per app before the oldest is dropped (logged).
-    #[arg(long, env = "ROOMHOOKS_POST_QUEUE_MAX_EVENTS", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "ROOMHOOKS_POST_QUEUE_MAX_EVENTS",
+        default_value_t = 100_000
+    )]
     pub post_queue_max_events: usize,
 
     /// Post events sent to an app and not yet acknowledged, at most.
@@ -54,7 +58,12 @@ pub struct Config {
     pub drain_timeout: Duration,
 
     /// Log format; the level comes from RUST_LOG (default: info).
-    #[arg(long, env = "ROOMHOOKS_LOG_FORMAT", value_enum, default_value = "pretty")]
+    #[arg(
+        long,
+        env = "ROOMHOOKS_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -87,12 +96,20 @@ impl Default for Config {
 impl Config {
     /// Checks the settings fit together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key, problem: &str| Err(ConfigError { key, problem: problem.to_owned() });
+        let bad = |key, problem: &str| {
+            Err(ConfigError {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
         if self.max_timeout.is_zero() {
             return bad("--max-timeout", "must be more than zero");
         }
         if self.default_timeout.is_zero() || self.default_timeout > self.max_timeout {
-            return bad("--default-timeout", "must be more than zero and at most --max-timeout");
+            return bad(
+                "--default-timeout",
+                "must be more than zero and at most --max-timeout",
+            );
         }
         if self.post_queue_max_events == 0 {
             return bad("--post-queue-max-events", "must be at least 1");

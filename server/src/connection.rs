@@ -123,7 +123,9 @@ impl AppRuntime for AppRuntimeService {
             inbound,
             self.shutdown.clone(),
         ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx).take_until(cut))))
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(rx).take_until(cut),
+        )))
     }
 }
 
@@ -134,7 +136,7 @@ struct Strikes(u64);
 impl Strikes {
     fn hit(&mut self) -> Option<u64> {
         self.0 += 1;
-        (self.0 <= 10 || self.0 % 1000 == 0).then_some(self.0)
+        (self.0 <= 10 || self.0.is_multiple_of(1000)).then_some(self.0)
     }
 }
 
@@ -183,21 +185,21 @@ async fn read_loop(
                         message: "HookResult had no result set".into(),
                     })
                 });
-                if instance.complete(call_id, answer) == Completion::Unknown {
-                    if let Some(n) = bad_results.hit() {
-                        tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
-                            %call_id, count = n,
-                            "ignored a HookResult for an unknown, timed-out or already-answered call_id");
-                    }
+                if instance.complete(call_id, answer) == Completion::Unknown
+                    && let Some(n) = bad_results.hit()
+                {
+                    tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
+                        %call_id, count = n,
+                        "ignored a HookResult for an unknown, timed-out or already-answered call_id");
                 }
             }
             In::PostAck(ack) => {
-                if !posts.ack(&EventId::from_ack(&ack.event_id), &instance.id) {
-                    if let Some(n) = bad_acks.hit() {
-                        tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
-                            event_id = %ack.event_id, count = n,
-                            "ignored a PostEventAck for an event not awaiting an ack (unknown or already acknowledged)");
-                    }
+                if !posts.ack(&EventId::from_ack(&ack.event_id), &instance.id)
+                    && let Some(n) = bad_acks.hit()
+                {
+                    tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
+                        event_id = %ack.event_id, count = n,
+                        "ignored a PostEventAck for an event not awaiting an ack (unknown or already acknowledged)");
                 }
             }
             In::Register(_) => {

@@ -35,7 +35,10 @@ impl CallContext {
                     (asked - margin).min(max)
                 }
                 None => {
-                    tracing::warn!(grpc_timeout = raw, "ignoring a malformed grpc-timeout header");
+                    tracing::warn!(
+                        grpc_timeout = raw,
+                        "ignoring a malformed grpc-timeout header"
+                    );
                     max
                 }
             },
@@ -90,7 +93,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
         assert_eq!(parse_grpc_timeout("m"), None);
         assert_eq!(parse_grpc_timeout("12x"), None);
         assert_eq!(parse_grpc_timeout("-1S"), None);

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use roomhooks::v1::{
-    AppOutcome, OutcomeStatus, PostEventResponse, Room, RoomType, hook_call,
-};
+use roomhooks::v1::{AppOutcome, OutcomeStatus, PostEventResponse, Room, RoomType, hook_call};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -37,8 +35,14 @@ impl Dispatcher {
         let mut verdict = Verdict::default();
         let room_type = room.r#type;
         let payload = hook_call::Payload::Room(room.clone());
-        self.veto(Hook::PreRoomCreatePrevent, &payload, room_type, ctx, &mut verdict)
-            .await;
+        self.veto(
+            Hook::PreRoomCreatePrevent,
+            &payload,
+            room_type,
+            ctx,
+            &mut verdict,
+        )
+        .await;
         if verdict.allowed() {
             self.extend(&mut room, ctx, &mut verdict).await;
         }
@@ -57,7 +61,8 @@ impl Dispatcher {
         ctx: &CallContext,
     ) -> Verdict {
         let mut verdict = Verdict::default();
-        self.veto(hook, &payload, room_type, ctx, &mut verdict).await;
+        self.veto(hook, &payload, room_type, ctx, &mut verdict)
+            .await;
         verdict
     }
 
@@ -84,7 +89,13 @@ impl Dispatcher {
                 Ok(Reply::Decision(d)) if d.prevent => {
                     verdict.prevent(&app.spec, hook, &meta, d.message);
                 }
-                Ok(_) => verdict.record(&app.spec, hook, &meta, OutcomeStatus::Allowed, String::new()),
+                Ok(_) => verdict.record(
+                    &app.spec,
+                    hook,
+                    &meta,
+                    OutcomeStatus::Allowed,
+                    String::new(),
+                ),
                 Err(failure) => verdict.fail(&app.spec, hook, &meta, &failure),
             }
         }

@@ -39,7 +39,11 @@ impl<'a> ExtendMerge<'a> {
     pub fn apply(&mut self, app: &AppId, extension: RoomExtension) -> Merge {
         let mut changed = false;
         let mut refused = Vec::new();
-        for (key, value) in extension.custom_fields.map(|s| s.fields).unwrap_or_default() {
+        for (key, value) in extension
+            .custom_fields
+            .map(|s| s.fields)
+            .unwrap_or_default()
+        {
             let taken = self
                 .room
                 .custom_fields
@@ -124,7 +128,10 @@ mod tests {
             panic!("expected a rejection, got {second:?}");
         };
         assert!(detail.contains("\"tier\" (added by app a)"), "{detail}");
-        assert!(detail.contains("\"team\" (already in the room)"), "{detail}");
+        assert!(
+            detail.contains("\"team\" (already in the room)"),
+            "{detail}"
+        );
         let custom = room.custom_fields.unwrap().fields;
         assert_eq!(custom["tier"], Value::from("gold".to_string()));
         assert_eq!(custom["score"], Value::from("1".to_string()));
@@ -134,10 +141,8 @@ mod tests {
     #[test]
     fn an_empty_extension_leaves_the_room_unchanged() {
         let mut room = Room::default();
-        let merge = ExtendMerge::new(&mut room).apply(
-            &AppId::parse("a").unwrap(),
-            RoomExtension::default(),
-        );
+        let merge = ExtendMerge::new(&mut room)
+            .apply(&AppId::parse("a").unwrap(), RoomExtension::default());
         assert_eq!(merge, Merge::Unchanged);
     }
 }

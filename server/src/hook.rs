@@ -161,7 +161,8 @@ impl RoomTypeSet {
 
     /// Whether an app with this filter wants a room of wire type `room_type`.
     pub fn matches(self, room_type: i32) -> bool {
-        self.0 == 0 || (0..8).contains(&room_type) && room_type != 0 && self.0 & (1 << room_type) != 0
+        self.0 == 0
+            || (0..8).contains(&room_type) && room_type != 0 && self.0 & (1 << room_type) != 0
     }
 
     /// The room types in the set, in wire order.

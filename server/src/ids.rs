@@ -134,10 +134,7 @@ mod tests {
         assert!(AppId::parse("word-filter_v2.1").is_ok());
         assert_eq!(AppId::parse(""), Err(InvalidId::Empty));
         assert_eq!(AppId::parse("a b"), Err(InvalidId::BadChar(' ')));
-        assert_eq!(
-            AppId::parse(&"x".repeat(129)),
-            Err(InvalidId::TooLong(129))
-        );
+        assert_eq!(AppId::parse(&"x".repeat(129)), Err(InvalidId::TooLong(129)));
     }
 
     #[test]

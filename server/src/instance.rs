@@ -199,7 +199,9 @@ impl Instance {
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Pending>> {
         // A panic while holding this lock cannot leave the map inconsistent: keep serving.
-        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

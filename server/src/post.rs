@@ -115,28 +115,28 @@ impl PostQueue {
         };
         let mut state = self.lock();
         if state.ids.contains(&event.id) {
-            if let Some(tx) = tx {
-                if let Some(q) = state.events.iter_mut().find(|q| q.event.id == event.id) {
-                    q.waiters.push(tx);
-                }
+            if let Some(tx) = tx
+                && let Some(q) = state.events.iter_mut().find(|q| q.event.id == event.id)
+            {
+                q.waiters.push(tx);
             }
             return rx;
         }
-        if state.events.len() >= self.config.max_queued {
-            if let Some(oldest) = state.events.pop_front() {
-                state.ids.remove(&oldest.event.id);
-                state.dropped += 1;
-                tracing::warn!(
-                    app_id = %self.app_id,
-                    event_id = %oldest.event.id,
-                    dropped_total = state.dropped,
-                    max_queued = self.config.max_queued,
-                    "post-event queue full: dropped the oldest unacknowledged event; \
-                     connect an instance of this app or raise --post-queue-max-events"
-                );
-                for waiter in oldest.waiters {
-                    let _ = waiter.send(Delivery::Dropped);
-                }
+        if state.events.len() >= self.config.max_queued
+            && let Some(oldest) = state.events.pop_front()
+        {
+            state.ids.remove(&oldest.event.id);
+            state.dropped += 1;
+            tracing::warn!(
+                app_id = %self.app_id,
+                event_id = %oldest.event.id,
+                dropped_total = state.dropped,
+                max_queued = self.config.max_queued,
+                "post-event queue full: dropped the oldest unacknowledged event; \
+                 connect an instance of this app or raise --post-queue-max-events"
+            );
+            for waiter in oldest.waiters {
+                let _ = waiter.send(Delivery::Dropped);
             }
         }
         state.ids.insert(event.id.clone());
@@ -280,7 +280,9 @@ impl PostQueue {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

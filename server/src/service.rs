@@ -11,13 +11,8 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::{
-    deadline::CallContext,
-    dispatch::Dispatcher,
-    hook::Hook,
-    ids::EventId,
-    post::PostEventData,
-    validate,
-    verdict::Verdict,
+    deadline::CallContext, dispatch::Dispatcher, hook::Hook, ids::EventId, post::PostEventData,
+    validate, verdict::Verdict,
 };
 
 /// Serves `roomhooks.v1.RoomHooks`.
@@ -70,9 +65,8 @@ impl RoomHooksService {
         wait: bool,
         ctx: CallContext,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let id = EventId::from_backend(event_id).map_err(|e| {
-            Status::invalid_argument(format!("event_id {e}"))
-        })?;
+        let id = EventId::from_backend(event_id)
+            .map_err(|e| Status::invalid_argument(format!("event_id {e}")))?;
         let span = tracing::info_span!("backend_call", hook = hook.name(), event_id = %id);
         let event = PostEventData { id, hook, payload };
         let response = self
@@ -102,7 +96,10 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PreRoomCreateRequest>,
     ) -> Result<Response<PreRoomCreateResponse>, Status> {
-        let (dry_run, request_id) = (request.get_ref().dry_run, request.get_ref().request_id.clone());
+        let (dry_run, request_id) = (
+            request.get_ref().dry_run,
+            request.get_ref().request_id.clone(),
+        );
         let ctx = self.context(&request, dry_run, &request_id);
         let room = validate::pre_room_create(request.into_inner())?;
         let span = tracing::info_span!("backend_call", hook = "PreRoomCreate",
@@ -124,36 +121,60 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PreRoomDeleteRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let (dry_run, request_id) = (request.get_ref().dry_run, request.get_ref().request_id.clone());
+        let (dry_run, request_id) = (
+            request.get_ref().dry_run,
+            request.get_ref().request_id.clone(),
+        );
         let ctx = self.context(&request, dry_run, &request_id);
         let room = validate::pre_room_delete(request.into_inner())?;
         let room_type = room.r#type;
-        self.veto(Hook::PreRoomDeletePrevent, hook_call::Payload::Room(room), room_type, ctx)
-            .await
+        self.veto(
+            Hook::PreRoomDeletePrevent,
+            hook_call::Payload::Room(room),
+            room_type,
+            ctx,
+        )
+        .await
     }
 
     async fn pre_room_user_join(
         &self,
         request: Request<pb::PreRoomUserJoinRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let (dry_run, request_id) = (request.get_ref().dry_run, request.get_ref().request_id.clone());
+        let (dry_run, request_id) = (
+            request.get_ref().dry_run,
+            request.get_ref().request_id.clone(),
+        );
         let ctx = self.context(&request, dry_run, &request_id);
         let context = validate::pre_room_user_join(request.into_inner())?;
         let room_type = room_type(&context.room);
-        self.veto(Hook::PreRoomUserJoined, hook_call::Payload::UserJoined(context), room_type, ctx)
-            .await
+        self.veto(
+            Hook::PreRoomUserJoined,
+            hook_call::Payload::UserJoined(context),
+            room_type,
+            ctx,
+        )
+        .await
     }
 
     async fn pre_room_user_leave(
         &self,
         request: Request<pb::PreRoomUserLeaveRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let (dry_run, request_id) = (request.get_ref().dry_run, request.get_ref().request_id.clone());
+        let (dry_run, request_id) = (
+            request.get_ref().dry_run,
+            request.get_ref().request_id.clone(),
+        );
         let ctx = self.context(&request, dry_run, &request_id);
         let context = validate::pre_room_user_leave(request.into_inner())?;
         let room_type = room_type(&context.room);
-        self.veto(Hook::PreRoomUserLeave, hook_call::Payload::UserLeave(context), room_type, ctx)
-            .await
+        self.veto(
+            Hook::PreRoomUserLeave,
+            hook_call::Payload::UserLeave(context),
+            room_type,
+            ctx,
+        )
+        .await
     }
 
     async fn post_room_create(
@@ -165,8 +186,15 @@ impl RoomHooks for RoomHooksService {
         let room = validate::stored_room(req.room, "room")?;
         let room_type = room.r#type;
         let payload = post_event::Payload::Room(room);
-        self.post(Hook::PostRoomCreate, &req.event_id, payload, room_type, req.wait_for_delivery, ctx)
-            .await
+        self.post(
+            Hook::PostRoomCreate,
+            &req.event_id,
+            payload,
+            room_type,
+            req.wait_for_delivery,
+            ctx,
+        )
+        .await
     }
 
     async fn post_room_deleted(
@@ -178,8 +206,15 @@ impl RoomHooks for RoomHooksService {
         let room = validate::stored_room(req.room, "room")?;
         let room_type = room.r#type;
         let payload = post_event::Payload::Room(room);
-        self.post(Hook::PostRoomDeleted, &req.event_id, payload, room_type, req.wait_for_delivery, ctx)
-            .await
+        self.post(
+            Hook::PostRoomDeleted,
+            &req.event_id,
+            payload,
+            room_type,
+            req.wait_for_delivery,
+            ctx,
+        )
+        .await
     }
 
     async fn post_room_user_joined(
@@ -191,8 +226,15 @@ impl RoomHooks for RoomHooksService {
         let context = validate::joined(req.context)?;
         let room_type = room_type(&context.room);
         let payload = post_event::Payload::UserJoined(context);
-        self.post(Hook::PostRoomUserJoined, &req.event_id, payload, room_type, req.wait_for_delivery, ctx)
-            .await
+        self.post(
+            Hook::PostRoomUserJoined,
+            &req.event_id,
+            payload,
+            room_type,
+            req.wait_for_delivery,
+            ctx,
+        )
+        .await
     }
 
     async fn post_room_user_leave(
@@ -204,7 +246,14 @@ impl RoomHooks for RoomHooksService {
         let context = validate::leave(req.context)?;
         let room_type = room_type(&context.room);
         let payload = post_event::Payload::UserLeave(context);
-        self.post(Hook::PostRoomUserLeave, &req.event_id, payload, room_type, req.wait_for_delivery, ctx)
-            .await
+        self.post(
+            Hook::PostRoomUserLeave,
+            &req.event_id,
+            payload,
+            room_type,
+            req.wait_for_delivery,
+            ctx,
+        )
+        .await
     }
 }

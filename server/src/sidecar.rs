@@ -29,7 +29,9 @@ pub enum SidecarError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source} (is another process using the port? pick another with --listen)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using the port? pick another with --listen)"
+    )]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -60,12 +62,13 @@ impl Sidecar {
     /// Validates `config`, binds its listen address and starts serving.
     pub async fn start(config: Config) -> Result<Self, SidecarError> {
         config.validate()?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| SidecarError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| SidecarError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| SidecarError::Bind {
             addr: config.listen,
             source,
@@ -82,7 +85,9 @@ impl Sidecar {
         health_reporter
             .set_serving::<AppRuntimeServer<AppRuntimeService>>()
             .await;
-        health_reporter.set_serving::<AdminServer<AdminService>>().await;
+        health_reporter
+            .set_serving::<AdminServer<AdminService>>()
+            .await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)

@@ -54,7 +54,9 @@ pub enum RegisterError {
     #[error("Register.interfaces holds {0}, which is not a known HookInterface")]
     UnknownInterface(i32),
     /// A room type value is UNSPECIFIED or unknown.
-    #[error("Register.room_types holds {0}, which is not a known RoomType (leave the list empty for all)")]
+    #[error(
+        "Register.room_types holds {0}, which is not a known RoomType (leave the list empty for all)"
+    )]
     UnknownRoomType(i32),
     /// The failure policy value is unknown.
     #[error("Register.failure_policy {0} is not a known FailurePolicy")]
@@ -96,7 +98,8 @@ impl AppSpec {
         }
         let mut interfaces = HookSet::default();
         for &value in &reg.interfaces {
-            interfaces.insert(Hook::from_wire(value).ok_or(RegisterError::UnknownInterface(value))?);
+            interfaces
+                .insert(Hook::from_wire(value).ok_or(RegisterError::UnknownInterface(value))?);
         }
         let mut room_types = RoomTypeSet::default();
         for &value in &reg.room_types {
@@ -154,8 +157,15 @@ impl AppSpec {
         if self.room_types != other.room_types {
             diffs.push(format!(
                 "room_types {:?} vs {:?}",
-                other.room_types.iter().map(|t| t.as_str_name()).collect::<Vec<_>>(),
-                self.room_types.iter().map(|t| t.as_str_name()).collect::<Vec<_>>()
+                other
+                    .room_types
+                    .iter()
+                    .map(|t| t.as_str_name())
+                    .collect::<Vec<_>>(),
+                self.room_types
+                    .iter()
+                    .map(|t| t.as_str_name())
+                    .collect::<Vec<_>>()
             ));
         }
         (!diffs.is_empty()).then(|| diffs.join("; "))
@@ -190,8 +200,14 @@ mod tests {
         assert_eq!(spec.timeout, Duration::from_secs(1));
         assert_eq!(spec.failure_policy, FailurePolicy::Ignore);
         let mut long = register();
-        long.timeout = Some(prost_types::Duration { seconds: 60, nanos: 0 });
-        assert_eq!(AppSpec::from_register(&long, LIMITS).unwrap().timeout, LIMITS.max);
+        long.timeout = Some(prost_types::Duration {
+            seconds: 60,
+            nanos: 0,
+        });
+        assert_eq!(
+            AppSpec::from_register(&long, LIMITS).unwrap().timeout,
+            LIMITS.max
+        );
     }
 
     #[test]
@@ -205,8 +221,14 @@ mod tests {
         let err = AppSpec::from_register(&r, LIMITS).unwrap_err().to_string();
         assert!(err.contains("Register.room_types"), "{err}");
         let mut r = register();
-        r.timeout = Some(prost_types::Duration { seconds: 0, nanos: 0 });
-        assert!(matches!(AppSpec::from_register(&r, LIMITS), Err(RegisterError::BadTimeout)));
+        r.timeout = Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 0,
+        });
+        assert!(matches!(
+            AppSpec::from_register(&r, LIMITS),
+            Err(RegisterError::BadTimeout)
+        ));
     }
 
     #[test]

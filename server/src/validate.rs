@@ -88,13 +88,17 @@ pub fn leave(context: Option<RoomUserLeave>) -> Result<RoomUserLeave, InvalidReq
 }
 
 /// PreRoomUserJoin needs a valid join context.
-pub fn pre_room_user_join(req: pb::PreRoomUserJoinRequest) -> Result<RoomUserJoined, InvalidRequest> {
+pub fn pre_room_user_join(
+    req: pb::PreRoomUserJoinRequest,
+) -> Result<RoomUserJoined, InvalidRequest> {
     request_id(&req.request_id)?;
     joined(req.context)
 }
 
 /// PreRoomUserLeave needs a valid leave context.
-pub fn pre_room_user_leave(req: pb::PreRoomUserLeaveRequest) -> Result<RoomUserLeave, InvalidRequest> {
+pub fn pre_room_user_leave(
+    req: pb::PreRoomUserLeaveRequest,
+) -> Result<RoomUserLeave, InvalidRequest> {
     request_id(&req.request_id)?;
     leave(req.context)
 }

@@ -1,0 +1,197 @@
+//! The released `roomhooks` binary, run as a child process: it starts with no configuration,
+//! reports the address it bound, serves the backend API, health and reflection (v1 and
+//! v1alpha), and stops cleanly on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use roomhooks::v1::{
+    PreRoomUserJoinRequest, Room, RoomType, RoomUserJoined, User,
+    room_hooks_client::RoomHooksClient,
+};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+/// The child process, killed if a test fails before stopping it.
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` and `env`, and reads the bound address from its JSON logs.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
+        .args(args)
+        .args(["--log-format", "json"])
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the roomhooks binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("\"local_addr\":\"").nth(1) {
+                let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the binary logs the address it listens on");
+    Running { child, addr }
+}
+
+async fn channel(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connects to the binary")
+}
+
+fn join_request() -> PreRoomUserJoinRequest {
+    PreRoomUserJoinRequest {
+        context: Some(RoomUserJoined {
+            room: Some(Room {
+                id: "general".into(),
+                r#type: RoomType::Channel as i32,
+                ..Default::default()
+            }),
+            joining_user: Some(User {
+                username: "ana".into(),
+                ..Default::default()
+            }),
+            inviter: None,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_binary_serves_the_backend_api_and_health_and_stops_on_sigterm() {
+    let mut running = start(&["--listen", "127.0.0.1:0"], &[]);
+    assert!(running.addr.starts_with("127.0.0.1:"), "{}", running.addr);
+    let channel = channel(&running.addr).await;
+
+    let verdict = RoomHooksClient::new(channel.clone())
+        .pre_room_user_join(join_request())
+        .await
+        .expect("PreRoomUserJoin answers")
+        .into_inner();
+    assert!(verdict.allowed, "no app registered: allowed");
+
+    let mut health = HealthClient::new(channel);
+    for service in [
+        "",
+        "roomhooks.v1.RoomHooks",
+        "roomhooks.v1.AppRuntime",
+        "roomhooks.v1.Admin",
+    ] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+
+    let pid = running.child.id().to_string();
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(signalled.success());
+    let mut exit = None;
+    for _ in 0..300 {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            exit = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let exit = exit.expect("the binary exits after SIGTERM");
+    assert!(exit.success(), "clean exit, got {exit:?}");
+}
+
+#[tokio::test]
+async fn the_listen_address_can_come_from_the_environment() {
+    let running = start(&[], &[("ROOMHOOKS_LISTEN", "127.0.0.1:0")]);
+    assert!(running.addr.starts_with("127.0.0.1:"));
+    let verdict = RoomHooksClient::new(channel(&running.addr).await)
+        .pre_room_user_join(join_request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verdict.allowed);
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_over_v1_and_v1alpha() {
+    use tonic_reflection::pb::{v1, v1alpha};
+
+    let running = start(&["--listen", "127.0.0.1:0"], &[]);
+    let channel = channel(&running.addr).await;
+
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut replies = v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        replies.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list over v1");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "roomhooks.v1.RoomHooks",
+        "roomhooks.v1.AppRuntime",
+        "roomhooks.v1.Admin",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "roomhooks.v1.RoomHooks".into(),
+            ),
+        ),
+    };
+    let mut replies = v1alpha::server_reflection_client::ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap().message_response;
+    assert!(
+        matches!(reply, Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+        "v1alpha (grpcurl 1.8.6) can fetch descriptors: {reply:?}"
+    );
+}

@@ -1,0 +1,140 @@
+//! The SDK's lifecycle: reconnecting after a sidecar restart, draining on shutdown, and what
+//! Admin.ListApps reports about a registered app.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, joining, within};
+use roomhooks_sdk::{
+    App,
+    proto::{FailurePolicy, HookInterface, PreRoomUserJoinRequest, RoomType},
+};
+use roomhooks_server::{Config, Sidecar};
+use tokio::sync::mpsc;
+
+#[tokio::test]
+async fn an_app_reconnects_and_registers_again_after_the_sidecar_restarts() {
+    let first = Harness::start().await;
+    let addr = first.sidecar.local_addr();
+    let mut app = App::builder("survivor")
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .pre_room_user_joined(|_, _| async { Ok(()) })
+        .build()
+        .spawn(first.endpoint.clone());
+    within(app.registered()).await.unwrap();
+
+    first.sidecar.shutdown().await.unwrap();
+    let second = Sidecar::start(Config {
+        listen: addr,
+        ..Config::default()
+    })
+    .await
+    .expect("the port can be bound again");
+    let h = Harness {
+        sidecar: second,
+        endpoint: first.endpoint,
+    };
+
+    h.wait_for_apps("the app registered with the new sidecar", |l| {
+        l.apps.len() == 1 && l.apps[0].instances.len() == 1
+    })
+    .await;
+    let response = h
+        .backend()
+        .await
+        .pre_room_user_join(PreRoomUserJoinRequest {
+            context: Some(joining("r1", "kim")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(response.outcomes.len(), 1, "the reconnected app answered");
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_call_in_flight_finish_before_the_stream_closes() {
+    let h = Harness::start().await;
+    let (entered_tx, mut entered_rx) = mpsc::unbounded_channel();
+    let app = h
+        .app(
+            App::builder("drainer")
+                .timeout(Duration::from_secs(5))
+                .pre_room_user_joined(move |_, _| {
+                    let entered = entered_tx.clone();
+                    async move {
+                        let _ = entered.send(());
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Err(roomhooks_sdk::HookError::UserNotAllowed(
+                            "answered while draining".into(),
+                        ))
+                    }
+                })
+                .build(),
+        )
+        .await;
+    let backend = h.backend().await;
+    let call = tokio::spawn(async move {
+        backend
+            .pre_room_user_join(PreRoomUserJoinRequest {
+                context: Some(joining("r1", "lee")),
+                ..Default::default()
+            })
+            .await
+    });
+    within(entered_rx.recv()).await.unwrap();
+
+    within(app.shutdown()).await.unwrap();
+
+    let response = within(call).await.unwrap().unwrap();
+    assert_eq!(response.preventions[0].message, "answered while draining");
+}
+
+#[tokio::test]
+async fn list_apps_reports_what_an_app_registered_and_its_instances() {
+    let h = Harness::start().await;
+    let _app = h
+        .app(
+            App::builder("listed")
+                .version("2.1.0")
+                .instance_id("listed-1")
+                .priority(7)
+                .failure_policy(FailurePolicy::Fail)
+                .timeout(Duration::from_millis(750))
+                .room_types([RoomType::Channel, RoomType::Livechat])
+                .pre_room_user_joined(|_, _| async { Ok(()) })
+                .post_room_create(|_, _| async { Ok(()) })
+                .build(),
+        )
+        .await;
+
+    let listed = h.list_apps().await;
+
+    let app = &listed.apps[0];
+    assert_eq!(app.app_id, "listed");
+    assert_eq!(app.versions, ["2.1.0"]);
+    assert_eq!(
+        app.interfaces,
+        [
+            HookInterface::PostRoomCreate as i32,
+            HookInterface::PreRoomUserJoined as i32
+        ]
+    );
+    assert_eq!(app.priority, 7);
+    assert_eq!(app.failure_policy, FailurePolicy::Fail as i32);
+    assert_eq!(
+        app.timeout,
+        Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 750_000_000
+        })
+    );
+    assert_eq!(
+        app.room_types,
+        [RoomType::Channel as i32, RoomType::Livechat as i32]
+    );
+    let instance = &app.instances[0];
+    assert_eq!(instance.instance_id, "listed-1");
+    assert!(instance.peer_address.starts_with("127.0.0.1:"));
+    assert!(instance.connected_since.is_some());
+}
