@@ -134,7 +134,7 @@ impl App {
         AppHandle {
             token,
             registered: watcher,
-            task,
+            task: Some(task),
         }
     }
 
@@ -194,11 +194,11 @@ fn is_fatal(status: &tonic::Status) -> bool {
     )
 }
 
-/// A running app.
+/// A running app. Dropping the handle stops the app gracefully in the background.
 pub struct AppHandle {
     token: CancellationToken,
     registered: watch::Receiver<Option<String>>,
-    task: JoinHandle<Result<(), SdkError>>,
+    task: Option<JoinHandle<Result<(), SdkError>>>,
 }
 
 impl AppHandle {
@@ -215,23 +215,36 @@ impl AppHandle {
     }
 
     /// Stops gracefully: in-flight calls finish (up to the drain timeout), then the stream closes.
-    pub async fn shutdown(self) -> Result<(), SdkError> {
+    pub async fn shutdown(mut self) -> Result<(), SdkError> {
         self.token.cancel();
-        self.task
-            .await
-            .map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?
+        self.join_task().await
     }
 
     /// Stops at once, as a crash would: the connection drops with calls unanswered.
-    pub fn abort(self) {
-        self.task.abort();
+    pub fn abort(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 
     /// Waits for the app to stop by itself (a fatal refusal).
-    pub async fn join(self) -> Result<(), SdkError> {
-        self.task
-            .await
-            .map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?
+    pub async fn join(mut self) -> Result<(), SdkError> {
+        self.join_task().await
+    }
+
+    async fn join_task(&mut self) -> Result<(), SdkError> {
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| SdkError::Protocol(format!("app task failed: {e}")))?,
+            None => Err(SdkError::Stopped),
+        }
+    }
+}
+
+impl Drop for AppHandle {
+    fn drop(&mut self) {
+        self.token.cancel();
     }
 }
 
