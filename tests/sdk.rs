@@ -27,6 +27,7 @@ async fn an_app_reconnects_and_registers_again_after_the_sidecar_restarts() {
     first.sidecar.shutdown().await.unwrap();
     let second = Sidecar::start(Config {
         listen: addr,
+        metrics_listen: roomhooks_server::config::MaybeAddr::Off,
         ..Config::default()
     })
     .await

@@ -40,6 +40,8 @@ pub struct AppOptions {
     pub reconnect_min: Duration,
     /// The longest reconnect delay.
     pub reconnect_max: Duration,
+    /// The app's token, sent as `authorization: Bearer <token>` when the sidecar requires one.
+    pub token: Option<String>,
 }
 
 /// A roomhooks app: its options and handlers. Build one with [`App::builder`].
@@ -72,6 +74,7 @@ impl App {
                     drain_timeout: Duration::from_secs(10),
                     reconnect_min: Duration::from_millis(100),
                     reconnect_max: Duration::from_secs(5),
+                    token: None,
                 },
                 handlers: Handlers::default(),
             },
@@ -286,6 +289,12 @@ impl AppBuilder {
     /// Names this instance (default: the sidecar assigns an id).
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.app.options.instance_id = id.into();
+        self
+    }
+
+    /// Sets the token this app presents to the sidecar.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.app.options.token = Some(token.into());
         self
     }
 

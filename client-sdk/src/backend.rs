@@ -15,6 +15,7 @@ use crate::SdkError;
 pub struct RoomHooksClient {
     raw: Raw<Channel>,
     deadline: Option<Duration>,
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl RoomHooksClient {
@@ -36,7 +37,17 @@ impl RoomHooksClient {
         Self {
             raw: Raw::new(channel),
             deadline: None,
+            authorization: None,
         }
+    }
+
+    /// Sends the backend token (`authorization: Bearer <token>`) on every call.
+    pub fn with_token(mut self, token: &str) -> Result<Self, SdkError> {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| SdkError::Protocol("the backend token is not valid in a header".into()))?;
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     /// Sets a gRPC deadline on every call (the sidecar answers before it passes).
@@ -49,6 +60,11 @@ impl RoomHooksClient {
         let mut request = Request::new(message);
         if let Some(deadline) = self.deadline {
             request.set_timeout(deadline);
+        }
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         request
     }

@@ -66,8 +66,15 @@ pub(crate) async fn run(
     uplink
         .try_send(register)
         .map_err(|_| SdkError::Protocol("could not queue Register".into()))?;
+    let mut request = tonic::Request::new(ReceiverStream::new(uplink_rx));
+    if let Some(token) = &app.options.token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| SdkError::Protocol("the app token is not valid in a header".into()))?;
+        request.metadata_mut().insert("authorization", value);
+    }
     let mut inbound = client
-        .connect(ReceiverStream::new(uplink_rx))
+        .connect(request)
         .await
         .map_err(SdkError::Refused)?
         .into_inner();

@@ -1,14 +1,47 @@
 //! The operator-facing `Admin` service.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 
 use roomhooks::v1::{
-    AppInfo, InstanceInfo, ListAppsRequest, ListAppsResponse, RemoveAppRequest, RemoveAppResponse,
+    AppInfo, HookStats, InstanceInfo, ListAppsRequest, ListAppsResponse, OutcomeStatus,
+    RemoveAppRequest, RemoveAppResponse, SetAppEnabledRequest, SetAppEnabledResponse,
     admin_server::Admin,
 };
 use tonic::{Request, Response, Status};
 
-use crate::{ids::AppId, registry::Registry};
+use crate::{
+    hook::Hook,
+    ids::AppId,
+    registry::{AppView, Registry},
+};
+
+/// The statistics of every hook the app was called for.
+fn hook_stats(app: &AppView) -> Vec<HookStats> {
+    Hook::ALL
+        .into_iter()
+        .filter_map(|hook| {
+            let c = app.stats.hook(hook);
+            let calls = c.calls.load(Ordering::Relaxed);
+            (calls > 0).then(|| HookStats {
+                hook: hook.to_wire() as i32,
+                calls,
+                vetoes: c.status(OutcomeStatus::Prevented),
+                timeouts: c.status(OutcomeStatus::Timeout),
+                errors: c.status(OutcomeStatus::Error),
+                unavailable: c.status(OutcomeStatus::Unavailable),
+                rejected: c.status(OutcomeStatus::Rejected),
+                p50_us: c.quantile_us(0.5),
+                p99_us: c.quantile_us(0.99),
+                fail_opens: c.fail_opens.load(Ordering::Relaxed),
+                fail_closeds: c.fail_closeds.load(Ordering::Relaxed),
+            })
+        })
+        .collect()
+}
+
+fn parse_app_id(raw: &str) -> Result<AppId, Status> {
+    AppId::parse(raw).map_err(|e| Status::invalid_argument(format!("app_id {e}")))
+}
 
 /// Serves `roomhooks.v1.Admin`.
 pub struct AdminService {
@@ -62,6 +95,9 @@ impl Admin for AdminService {
                         })
                         .collect(),
                     queued_post_events: app.posts.len() as u64,
+                    enabled: app.enabled,
+                    essential_hooks: spec.essential.iter().map(|h| h.to_wire() as i32).collect(),
+                    stats: hook_stats(app),
                 }
             })
             .collect();
@@ -72,9 +108,7 @@ impl Admin for AdminService {
         &self,
         request: Request<RemoveAppRequest>,
     ) -> Result<Response<RemoveAppResponse>, Status> {
-        let raw = request.into_inner().app_id;
-        let app_id =
-            AppId::parse(&raw).map_err(|e| Status::invalid_argument(format!("app_id {e}")))?;
+        let app_id = parse_app_id(&request.into_inner().app_id)?;
         let response = match self.registry.remove(&app_id) {
             Some(removed) => {
                 tracing::info!(%app_id, instances = removed.instances,
@@ -88,5 +122,23 @@ impl Admin for AdminService {
             None => RemoveAppResponse::default(),
         };
         Ok(Response::new(response))
+    }
+
+    async fn set_app_enabled(
+        &self,
+        request: Request<SetAppEnabledRequest>,
+    ) -> Result<Response<SetAppEnabledResponse>, Status> {
+        let request = request.into_inner();
+        let app_id = parse_app_id(&request.app_id)?;
+        if !self.registry.set_enabled(&app_id, request.enabled) {
+            return Err(Status::not_found(format!(
+                "app {app_id:?} is not known; Admin.ListApps lists the known apps"
+            )));
+        }
+        tracing::info!(%app_id, enabled = request.enabled, "app enabled state changed by operator");
+        Ok(Response::new(SetAppEnabledResponse {
+            app_id: app_id.to_string(),
+            enabled: request.enabled,
+        }))
     }
 }

@@ -87,6 +87,14 @@ pub async fn call_app(
         },
         result,
     };
+    if !app.enabled {
+        return end(
+            None,
+            Err(Failure::Unavailable(
+                "the app is disabled by an operator (Admin.SetAppEnabled)".into(),
+            )),
+        );
+    }
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -1,14 +1,22 @@
-//! The sidecar's settings: command-line flags, each with a `ROOMHOOKS_*` environment variable and
-//! a default that works with no configuration at all.
+//! The sidecar's settings, from one surface: command-line flags, then `ROOMHOOKS_*` environment
+//! variables, then the TOML file given with `--config`, then defaults that work with no
+//! configuration at all. `roomhooks --print-config` prints the effective result as TOML.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use clap::{Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
 
-use crate::{post::PostConfig, spec::TimeoutLimits};
+use crate::{post::PostConfig, settings::AppSettings, spec::TimeoutLimits};
 
 /// How logs are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
     Pretty,
@@ -16,71 +24,186 @@ pub enum LogFormat {
     Json,
 }
 
-/// The roomhooks sidecar: runs chat-room hooks on app processes connected over gRPC.
-#[derive(Parser, Clone, Debug)]
-#[command(name = "roomhooks", version, about)]
-pub struct Config {
-    /// Address to serve gRPC on (backend, apps, admin, health, reflection). Port 0 picks a free
-    /// port and logs it.
-    #[arg(long, env = "ROOMHOOKS_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
-
-    /// Per-call timeout of an app that registers none.
-    #[arg(long, env = "ROOMHOOKS_DEFAULT_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub default_timeout: Duration,
-
-    /// The most any app call, and any whole Pre call without a backend deadline, may take.
-    #[arg(long, env = "ROOMHOOKS_MAX_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub max_timeout: Duration,
-
-    /// Post events kept per app before the oldest is dropped (logged).
-    #[arg(
-        long,
-        env = "ROOMHOOKS_POST_QUEUE_MAX_EVENTS",
-        default_value_t = 100_000
-    )]
-    pub post_queue_max_events: usize,
-
-    /// Post events sent to an app and not yet acknowledged, at most.
-    #[arg(long, env = "ROOMHOOKS_POST_WINDOW", default_value_t = 256)]
-    pub post_window: usize,
-
-    /// How long an app has to acknowledge a post event before it is redelivered.
-    #[arg(long, env = "ROOMHOOKS_POST_ACK_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub post_ack_timeout: Duration,
-
-    /// How long a new app stream may take to send Register.
-    #[arg(long, env = "ROOMHOOKS_REGISTER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub register_timeout: Duration,
-
-    /// How long shutdown waits for in-flight calls.
-    #[arg(long, env = "ROOMHOOKS_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub drain_timeout: Duration,
-
-    /// Log format; the level comes from RUST_LOG (default: info).
-    #[arg(
-        long,
-        env = "ROOMHOOKS_LOG_FORMAT",
-        value_enum,
-        default_value = "pretty"
-    )]
-    pub log_format: LogFormat,
+/// An address setting that can be turned off with `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaybeAddr {
+    /// Listen here.
+    On(SocketAddr),
+    /// Do not listen.
+    Off,
 }
 
-/// A setting that cannot work.
+impl std::str::FromStr for MaybeAddr {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "off" | "" => Ok(MaybeAddr::Off),
+            _ => raw.parse().map(MaybeAddr::On).map_err(|e| {
+                format!("{raw:?} is not an address like 127.0.0.1:9464 or `off`: {e}")
+            }),
+        }
+    }
+}
+
+impl Serialize for MaybeAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MaybeAddr::On(addr) => s.serialize_str(&addr.to_string()),
+            MaybeAddr::Off => s.serialize_str("off"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaybeAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The command line. Every setting also reads a `ROOMHOOKS_*` environment variable; both win
+/// over the config file.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "roomhooks",
+    version,
+    about = "The roomhooks sidecar: runs chat-room hooks on app processes connected over gRPC."
+)]
+pub struct Cli {
+    /// A TOML config file (keys are the flag names with underscores, plus [apps.<app_id>] tables).
+    #[arg(long, env = "ROOMHOOKS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// gRPC address for backends, apps, admin, health and reflection [default: 127.0.0.1:50051].
+    #[arg(long, env = "ROOMHOOKS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Prometheus endpoint address (path /metrics), or `off` [default: 127.0.0.1:9464].
+    #[arg(long, env = "ROOMHOOKS_METRICS_LISTEN")]
+    pub metrics_listen: Option<MaybeAddr>,
+    /// Per-call timeout of an app that registers none [default: 1s].
+    #[arg(long, env = "ROOMHOOKS_DEFAULT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub default_timeout: Option<Duration>,
+    /// The most any app call, and any Pre call without a backend deadline, may take [default: 10s].
+    #[arg(long, env = "ROOMHOOKS_MAX_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub max_timeout: Option<Duration>,
+    /// Post events kept per app before the oldest is dropped (logged, counted) [default: 100000].
+    #[arg(long, env = "ROOMHOOKS_POST_QUEUE_MAX_EVENTS")]
+    pub post_queue_max_events: Option<usize>,
+    /// Post events sent to an app and not yet acknowledged, at most [default: 256].
+    #[arg(long, env = "ROOMHOOKS_POST_WINDOW")]
+    pub post_window: Option<usize>,
+    /// Redeliver a post event not acknowledged within this time [default: 30s].
+    #[arg(long, env = "ROOMHOOKS_POST_ACK_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub post_ack_timeout: Option<Duration>,
+    /// How long a new app stream may take to send Register [default: 10s].
+    #[arg(long, env = "ROOMHOOKS_REGISTER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub register_timeout: Option<Duration>,
+    /// How long shutdown waits for in-flight calls [default: 10s].
+    #[arg(long, env = "ROOMHOOKS_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Option<Duration>,
+    /// Log format; the level comes from RUST_LOG [default: pretty].
+    #[arg(long, env = "ROOMHOOKS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// The bearer token backends must send to RoomHooks and Admin [default: none, open].
+    #[arg(long, env = "ROOMHOOKS_BACKEND_TOKEN", hide_env_values = true)]
+    pub backend_token: Option<String>,
+    /// An app's token, as APP_ID=TOKEN (repeatable; env: comma-separated).
+    #[arg(
+        long = "app-token",
+        env = "ROOMHOOKS_APP_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub app_tokens: Vec<String>,
+}
+
+/// The `--config` file. Unknown keys are refused.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    metrics_listen: Option<MaybeAddr>,
+    #[serde(default, with = "humantime_serde")]
+    default_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max_timeout: Option<Duration>,
+    post_queue_max_events: Option<usize>,
+    post_window: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    post_ack_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    register_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    drain_timeout: Option<Duration>,
+    log_format: Option<LogFormat>,
+    backend_token: Option<String>,
+    #[serde(default)]
+    apps: BTreeMap<String, AppSettings>,
+}
+
+/// The effective settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Prometheus address.
+    pub metrics_listen: MaybeAddr,
+    /// Timeout of apps that set none.
+    #[serde(with = "humantime_serde")]
+    pub default_timeout: Duration,
+    /// Cap on app timeouts and on Pre calls without a deadline.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// Per-app post-event queue bound.
+    pub post_queue_max_events: usize,
+    /// Per-app unacknowledged post events, at most.
+    pub post_window: usize,
+    /// Redelivery delay for unacknowledged post events.
+    #[serde(with = "humantime_serde")]
+    pub post_ack_timeout: Duration,
+    /// Time a new stream has to register.
+    #[serde(with = "humantime_serde")]
+    pub register_timeout: Duration,
+    /// Shutdown drain time.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// The backends' bearer token.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::settings::redact"
+    )]
+    pub backend_token: Option<String>,
+    /// Per-app settings, by app id.
+    pub apps: BTreeMap<String, AppSettings>,
+}
+
+/// A setting that cannot work, or a config file that cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {key}: {problem}")]
 pub struct ConfigError {
-    /// The flag at fault.
-    pub key: &'static str,
-    /// What is wrong.
+    /// The flag or key at fault.
+    pub key: String,
+    /// What is wrong, and what to do.
     pub problem: String,
+}
+
+fn bad<T>(key: impl Into<String>, problem: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    })
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: MaybeAddr::On(SocketAddr::from(([127, 0, 0, 1], 9464))),
             default_timeout: Duration::from_secs(1),
             max_timeout: Duration::from_secs(10),
             post_queue_max_events: 100_000,
@@ -89,41 +212,130 @@ impl Default for Config {
             register_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
+            backend_token: None,
+            apps: BTreeMap::new(),
         }
     }
 }
 
 impl Config {
+    /// Resolves flags and environment (already in `cli`) over the config file over defaults.
+    pub fn load(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let mut apps = file.apps;
+        for pair in &cli.app_tokens {
+            let Some((app, token)) = pair.split_once('=') else {
+                return bad("--app-token", format!("{pair:?} is not APP_ID=TOKEN"));
+            };
+            apps.entry(app.trim().to_owned()).or_default().token = Some(token.trim().to_owned());
+        }
+        let config = Config {
+            listen: cli.listen.or(file.listen).unwrap_or(d.listen),
+            metrics_listen: cli
+                .metrics_listen
+                .or(file.metrics_listen)
+                .unwrap_or(d.metrics_listen),
+            default_timeout: cli
+                .default_timeout
+                .or(file.default_timeout)
+                .unwrap_or(d.default_timeout),
+            max_timeout: cli
+                .max_timeout
+                .or(file.max_timeout)
+                .unwrap_or(d.max_timeout),
+            post_queue_max_events: cli
+                .post_queue_max_events
+                .or(file.post_queue_max_events)
+                .unwrap_or(d.post_queue_max_events),
+            post_window: cli
+                .post_window
+                .or(file.post_window)
+                .unwrap_or(d.post_window),
+            post_ack_timeout: cli
+                .post_ack_timeout
+                .or(file.post_ack_timeout)
+                .unwrap_or(d.post_ack_timeout),
+            register_timeout: cli
+                .register_timeout
+                .or(file.register_timeout)
+                .unwrap_or(d.register_timeout),
+            drain_timeout: cli
+                .drain_timeout
+                .or(file.drain_timeout)
+                .unwrap_or(d.drain_timeout),
+            log_format: cli.log_format.or(file.log_format).unwrap_or(d.log_format),
+            backend_token: cli.backend_token.or(file.backend_token),
+            apps,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    }
+
     /// Checks the settings fit together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key, problem: &str| {
-            Err(ConfigError {
-                key,
-                problem: problem.to_owned(),
-            })
-        };
         if self.max_timeout.is_zero() {
-            return bad("--max-timeout", "must be more than zero");
+            return bad("max_timeout", "must be more than zero");
         }
         if self.default_timeout.is_zero() || self.default_timeout > self.max_timeout {
             return bad(
-                "--default-timeout",
-                "must be more than zero and at most --max-timeout",
+                "default_timeout",
+                "must be more than zero and at most max_timeout",
             );
         }
         if self.post_queue_max_events == 0 {
-            return bad("--post-queue-max-events", "must be at least 1");
+            return bad("post_queue_max_events", "must be at least 1");
         }
         if self.post_window == 0 {
-            return bad("--post-window", "must be at least 1");
+            return bad("post_window", "must be at least 1");
         }
-        if self.post_ack_timeout.is_zero() {
-            return bad("--post-ack-timeout", "must be more than zero");
+        for (key, value) in [
+            ("post_ack_timeout", self.post_ack_timeout),
+            ("register_timeout", self.register_timeout),
+        ] {
+            if value.is_zero() {
+                return bad(key, "must be more than zero");
+            }
         }
-        if self.register_timeout.is_zero() {
-            return bad("--register-timeout", "must be more than zero");
+        if self.backend_token.as_deref() == Some("") {
+            return bad(
+                "backend_token",
+                "is empty; remove it to run without a backend token",
+            );
+        }
+        for (app_id, app) in &self.apps {
+            if let Err(e) = crate::ids::AppId::parse(app_id) {
+                return bad(format!("apps.{app_id}"), format!("the app id {e}"));
+            }
+            if app.token.as_deref() == Some("") {
+                return bad(format!("apps.{app_id}.token"), "is empty");
+            }
+            if app.timeout.is_some_and(|t| t.is_zero()) {
+                return bad(format!("apps.{app_id}.timeout"), "must be more than zero");
+            }
+            if let Some(allowed) = &app.allowed_hooks {
+                if let Some(h) = app.essential_hooks.iter().find(|h| !allowed.contains(h)) {
+                    return bad(
+                        format!("apps.{app_id}.essential_hooks"),
+                        format!("{h} is essential but not in allowed_hooks"),
+                    );
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whether any token is configured (otherwise the sidecar runs open).
+    pub fn has_tokens(&self) -> bool {
+        self.backend_token.is_some() || self.apps.values().any(|a| a.token.is_some())
     }
 
     /// The timeout limits apps are held to.
@@ -144,26 +356,106 @@ impl Config {
     }
 }
 
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .or_else(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).or_else(|e: toml::de::Error| {
+        let key = e
+            .span()
+            .map(|span| format!("{} (byte {})", path.display(), span.start))
+            .unwrap_or_else(|| path.display().to_string());
+        bad(key, e.message().to_owned())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("roomhooks").chain(args.iter().copied()))
+    }
+
+    fn file(text: &str) -> tempfile_path::TempPath {
+        tempfile_path::write(text)
+    }
+
+    /// A minimal temp-file helper so tests need no extra crate.
+    mod tempfile_path {
+        use std::path::PathBuf;
+
+        pub struct TempPath(pub PathBuf);
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        pub fn write(text: &str) -> TempPath {
+            let path = std::env::temp_dir().join(format!(
+                "roomhooks-config-{:016x}.toml",
+                rand::random::<u64>()
+            ));
+            std::fs::write(&path, text).unwrap();
+            TempPath(path)
+        }
+    }
+
     #[test]
-    fn the_parsed_defaults_equal_default_and_are_valid() {
-        let parsed = Config::parse_from(["roomhooks"]);
-        let default = Config::default();
-        assert_eq!(parsed.listen, default.listen);
-        assert_eq!(parsed.max_timeout, default.max_timeout);
-        assert_eq!(parsed.post_window, default.post_window);
-        default.validate().unwrap();
+    fn defaults_need_no_configuration_and_are_valid() {
+        let config = Config::load(Cli::default()).unwrap();
+        assert_eq!(config.listen, Config::default().listen);
+        assert_eq!(config.max_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let f = file("listen = \"127.0.0.1:6000\"\nmax_timeout = \"20s\"\npost_window = 8\n");
+        let path = f.0.to_str().unwrap().to_owned();
+        let config = Config::load(cli(&["--config", &path, "--listen", "127.0.0.1:7000"])).unwrap();
+        assert_eq!(config.listen.port(), 7000, "flag over file");
+        assert_eq!(
+            config.max_timeout,
+            Duration::from_secs(20),
+            "file over default"
+        );
+        assert_eq!(config.post_window, 8);
+        assert_eq!(config.default_timeout, Duration::from_secs(1), "default");
+    }
+
+    #[test]
+    fn an_unknown_or_malformed_key_fails_naming_it() {
+        let f = file("listen = \"127.0.0.1:6000\"\nmax_timout = \"20s\"\n");
+        let err = Config::load(cli(&["--config", f.0.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("max_timout"), "{err}");
+        let f = file("[apps.filter]\nallowed_hooks = [\"PreRoomNope\"]\n");
+        let err = Config::load(cli(&["--config", f.0.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("PreRoomNope"), "{err}");
     }
 
     #[test]
     fn a_default_timeout_above_the_max_is_refused_by_name() {
-        let config = Config {
-            default_timeout: Duration::from_secs(30),
-            ..Config::default()
-        };
-        assert_eq!(config.validate().unwrap_err().key, "--default-timeout");
+        let err = Config::load(cli(&["--default-timeout", "30s"])).unwrap_err();
+        assert_eq!(err.key, "default_timeout");
+    }
+
+    #[test]
+    fn printed_configs_redact_tokens_and_round_trip() {
+        let config = Config::load(cli(&[
+            "--backend-token",
+            "s3cret",
+            "--app-token",
+            "filter=t0k",
+        ]))
+        .unwrap();
+        let printed = config.to_toml();
+        assert!(
+            !printed.contains("s3cret") && !printed.contains("t0k"),
+            "{printed}"
+        );
+        assert!(printed.contains("<redacted>"));
+        assert!(config.has_tokens());
+        let reparsed: FileConfig =
+            toml::from_str(&printed.replace("\"<redacted>\"", "\"x\"")).unwrap();
+        assert_eq!(reparsed.listen, Some(config.listen));
     }
 }

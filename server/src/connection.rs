@@ -14,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    ids::{CallId, EventId, InstanceId},
+    auth,
+    ids::{AppId, CallId, EventId, InstanceId},
     instance::{Completion, Instance, OUTBOUND_CAPACITY},
     post::PostQueue,
     registry::{NewInstance, Registry},
+    settings::SettingsRefusal,
     spec::{AppSpec, TimeoutLimits},
 };
 
@@ -27,6 +29,8 @@ pub type OutboundStream = Pin<Box<dyn Stream<Item = Result<RuntimeMessage, Statu
 /// Serves `roomhooks.v1.AppRuntime`.
 pub struct AppRuntimeService {
     registry: Arc<Registry>,
+    /// Whether app tokens are configured: then every app must present its own.
+    app_auth: bool,
     limits: TimeoutLimits,
     register_timeout: Duration,
     shutdown: CancellationToken,
@@ -36,12 +40,14 @@ impl AppRuntimeService {
     /// A service admitting apps into `registry`.
     pub fn new(
         registry: Arc<Registry>,
+        app_auth: bool,
         limits: TimeoutLimits,
         register_timeout: Duration,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             registry,
+            app_auth,
             limits,
             register_timeout,
             shutdown,
@@ -58,6 +64,7 @@ impl AppRuntime for AppRuntimeService {
         request: Request<Streaming<AppMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
         let peer = request.remote_addr();
+        let presented = auth::bearer(request.metadata()).map(str::to_owned);
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.register_timeout, inbound.message())
             .await
@@ -80,8 +87,28 @@ impl AppRuntime for AppRuntimeService {
                 ));
             }
         };
-        let spec = AppSpec::from_register(&register, self.limits)
+        let mut spec = AppSpec::from_register(&register, self.limits)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let settings = self.registry.settings(&spec.app_id);
+        if self.app_auth {
+            check_app_token(
+                &spec.app_id,
+                settings.and_then(|s| s.token.as_deref()),
+                presented.as_deref(),
+            )?;
+        }
+        if let Some(settings) = settings {
+            settings
+                .apply(&mut spec, self.limits.max)
+                .map_err(|refusal| match refusal {
+                    SettingsRefusal::HooksNotAllowed { .. } => {
+                        Status::permission_denied(refusal.to_string())
+                    }
+                    SettingsRefusal::MissingEssential { .. } => {
+                        Status::failed_precondition(refusal.to_string())
+                    }
+                })?;
+        }
         let instance_id = if register.instance_id.is_empty() {
             InstanceId::generate(&spec.app_id)
         } else {
@@ -126,6 +153,28 @@ impl AppRuntime for AppRuntimeService {
         Ok(Response::new(Box::pin(
             ReceiverStream::new(rx).take_until(cut),
         )))
+    }
+}
+
+/// Lets an app in only with the token configured for its own app id.
+fn check_app_token(
+    app_id: &AppId,
+    expected: Option<&str>,
+    presented: Option<&str>,
+) -> Result<(), Status> {
+    let Some(presented) = presented else {
+        return Err(Status::unauthenticated(format!(
+            "app {app_id:?} must send its token: `authorization: Bearer <token>`"
+        )));
+    };
+    match expected {
+        Some(expected) if auth::token_matches(expected, presented) => Ok(()),
+        Some(_) => Err(Status::permission_denied(format!(
+            "the token presented does not belong to app {app_id:?}"
+        ))),
+        None => Err(Status::permission_denied(format!(
+            "no token is configured for app {app_id:?}; add apps.{app_id}.token to the sidecar's config"
+        ))),
     }
 }
 

@@ -76,7 +76,7 @@ impl Dispatcher {
         verdict: &mut Verdict,
     ) {
         let snapshot = self.registry.snapshot();
-        let apps = matching(snapshot.subscribers(hook), room_type);
+        let apps = matching(snapshot.subscribers(hook), hook, room_type);
         if apps.is_empty() {
             return;
         }
@@ -87,16 +87,10 @@ impl Dispatcher {
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
             match result {
                 Ok(Reply::Decision(d)) if d.prevent => {
-                    verdict.prevent(&app.spec, hook, &meta, d.message);
+                    verdict.prevent(app, hook, &meta, d.message);
                 }
-                Ok(_) => verdict.record(
-                    &app.spec,
-                    hook,
-                    &meta,
-                    OutcomeStatus::Allowed,
-                    String::new(),
-                ),
-                Err(failure) => verdict.fail(&app.spec, hook, &meta, &failure),
+                Ok(_) => verdict.record(app, hook, &meta, OutcomeStatus::Allowed, String::new()),
+                Err(failure) => verdict.fail(app, hook, &meta, &failure),
             }
         }
     }
@@ -105,7 +99,7 @@ impl Dispatcher {
     async fn extend(&self, room: &mut Room, ctx: &CallContext, verdict: &mut Verdict) {
         let hook = Hook::PreRoomCreateExtend;
         let snapshot = self.registry.snapshot();
-        let apps = matching(snapshot.subscribers(hook), room.r#type);
+        let apps = matching(snapshot.subscribers(hook), hook, room.r#type);
         if apps.is_empty() {
             return;
         }
@@ -123,10 +117,10 @@ impl Dispatcher {
                         Merge::Unchanged => (OutcomeStatus::Unchanged, String::new()),
                         Merge::Rejected(detail) => (OutcomeStatus::Rejected, detail),
                     };
-                    verdict.record(&app.spec, hook, &meta, status, detail);
+                    verdict.record(app, hook, &meta, status, detail);
                 }
-                Ok(other) => verdict.fail(&app.spec, hook, &meta, &wrong_kind(&other)),
-                Err(failure) => verdict.fail(&app.spec, hook, &meta, &failure),
+                Ok(other) => verdict.fail(app, hook, &meta, &wrong_kind(&other)),
+                Err(failure) => verdict.fail(app, hook, &meta, &failure),
             }
             if !verdict.allowed() {
                 return;
@@ -138,7 +132,7 @@ impl Dispatcher {
     async fn modify(&self, room: &mut Room, ctx: &CallContext, verdict: &mut Verdict) {
         let hook = Hook::PreRoomCreateModify;
         let snapshot = self.registry.snapshot();
-        for app in matching(snapshot.subscribers(hook), room.r#type) {
+        for app in matching(snapshot.subscribers(hook), hook, room.r#type) {
             let payload = hook_call::Payload::Room(room.clone());
             let Answer { meta, result } = call_app(&self.registry, app, hook, &payload, ctx)
                 .instrument(app_span(app, hook))
@@ -161,14 +155,14 @@ impl Dispatcher {
             let (status, detail) = match outcome {
                 Ok(done) => done,
                 Err(failure) => {
-                    verdict.fail(&app.spec, hook, &meta, &failure);
+                    verdict.fail(app, hook, &meta, &failure);
                     if !verdict.allowed() {
                         return;
                     }
                     continue;
                 }
             };
-            verdict.record(&app.spec, hook, &meta, status, detail);
+            verdict.record(app, hook, &meta, status, detail);
         }
     }
 
@@ -183,7 +177,7 @@ impl Dispatcher {
     ) -> PostEventResponse {
         let event = Arc::new(event);
         let snapshot = self.registry.snapshot();
-        let apps = matching(snapshot.subscribers(event.hook), room_type);
+        let apps = matching(snapshot.subscribers(event.hook), event.hook, room_type);
         let mut waiters = Vec::new();
         for app in &apps {
             let live = app.posts.has_live_instance();
@@ -256,10 +250,13 @@ impl Dispatcher {
 }
 
 /// The apps among `subscribers` whose room-type filter admits `room_type`.
-fn matching(subscribers: &[Arc<AppView>], room_type: i32) -> Vec<&Arc<AppView>> {
+/// Disabled apps are left out, except where they are essential for `hook` (then the call fails
+/// at once and the action is prevented).
+fn matching(subscribers: &[Arc<AppView>], hook: Hook, room_type: i32) -> Vec<&Arc<AppView>> {
     subscribers
         .iter()
         .filter(|app| app.spec.room_types.matches(room_type))
+        .filter(|app| app.enabled || app.spec.essential.contains(hook))
         .collect()
 }
 

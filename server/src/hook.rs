@@ -115,6 +115,37 @@ impl Hook {
     }
 }
 
+impl std::str::FromStr for Hook {
+    type Err = String;
+
+    /// Accepts the Apps-Engine name (`PreRoomCreatePrevent`) or the wire name
+    /// (`HOOK_INTERFACE_PRE_ROOM_CREATE_PREVENT`).
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Hook::ALL
+            .into_iter()
+            .find(|h| h.name() == raw || h.to_wire().as_str_name() == raw)
+            .ok_or_else(|| {
+                format!(
+                    "{raw:?} is not a hook; use one of {}",
+                    Hook::ALL.map(Hook::name).join(", ")
+                )
+            })
+    }
+}
+
+impl serde::Serialize for Hook {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hook {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::fmt::Display for Hook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -126,6 +157,20 @@ impl std::fmt::Display for Hook {
 pub struct HookSet(u16);
 
 impl HookSet {
+    /// A set of the given hooks.
+    pub fn of(hooks: impl IntoIterator<Item = Hook>) -> Self {
+        let mut set = Self::default();
+        for hook in hooks {
+            set.insert(hook);
+        }
+        set
+    }
+
+    /// The hooks in `self` that are not in `other`.
+    pub fn minus(self, other: HookSet) -> HookSet {
+        HookSet(self.0 & !other.0)
+    }
+
     /// Adds a hook.
     pub fn insert(&mut self, hook: Hook) {
         self.0 |= 1 << hook.index();

@@ -7,6 +7,7 @@
 //! [`post`] delivering notifications.
 
 pub mod admin;
+pub mod auth;
 pub mod call;
 pub mod config;
 pub mod connection;
@@ -16,11 +17,14 @@ pub mod extend;
 pub mod hook;
 pub mod ids;
 pub mod instance;
+pub mod metrics;
 pub mod post;
 pub mod registry;
 pub mod service;
+pub mod settings;
 pub mod sidecar;
 pub mod spec;
+pub mod stats;
 pub mod validate;
 pub mod verdict;
 

@@ -1,14 +1,27 @@
 //! The `roomhooks` binary: runs the sidecar until SIGINT or SIGTERM.
 
 use clap::Parser;
-use roomhooks_server::{Config, Sidecar, config::LogFormat};
+use roomhooks_server::{
+    Config, Sidecar,
+    config::{Cli, LogFormat},
+};
 use tracing_subscriber::EnvFilter;
 
 /// Dependencies that flood logs at low levels stay at warn unless RUST_LOG says otherwise.
 const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=info";
 
 fn main() -> std::process::ExitCode {
-    let config = Config::parse();
+    let config = match Config::load(Cli::parse()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("roomhooks: {err}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if std::env::args().any(|a| a == "--print-config") {
+        print!("{}", config.to_toml());
+        return std::process::ExitCode::SUCCESS;
+    }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Logs go to stderr; colours only on a terminal.

@@ -67,6 +67,7 @@ struct Sent {
 
 struct Queued {
     event: Arc<PostEventData>,
+    accepted_at: Instant,
     attempt: u32,
     sent: Option<Sent>,
     waiters: Vec<oneshot::Sender<Delivery>>,
@@ -142,6 +143,7 @@ impl PostQueue {
         state.ids.insert(event.id.clone());
         state.events.push_back(Queued {
             event: Arc::clone(event),
+            accepted_at: Instant::now(),
             attempt: 0,
             sent: None,
             waiters: tx.into_iter().collect(),
@@ -188,6 +190,19 @@ impl PostQueue {
     /// Events queued and not acknowledged.
     pub fn len(&self) -> usize {
         self.lock().events.len()
+    }
+
+    /// How long the oldest unacknowledged event has waited.
+    pub fn oldest_age(&self) -> Duration {
+        self.lock()
+            .events
+            .front()
+            .map_or(Duration::ZERO, |q| q.accepted_at.elapsed())
+    }
+
+    /// Events dropped because the queue was full, since the app became known.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
     }
 
     /// Whether nothing is queued.

@@ -14,10 +14,13 @@ use tonic::Status;
 
 use crate::{
     hook::Hook,
+    hook::RoomTypeSet,
     ids::{AppId, InstanceId},
     instance::{Instance, Outbound},
     post::{PostConfig, PostQueue},
-    spec::AppSpec,
+    settings::AppSettings,
+    spec::{AppSpec, FailurePolicy, TimeoutLimits},
+    stats::AppStats,
 };
 
 /// An app as the hot path sees it: its spec, live instances and post queue.
@@ -30,6 +33,10 @@ pub struct AppView {
     pub posts: Arc<PostQueue>,
     /// The version of its newest instance (kept after the last one leaves).
     pub version: String,
+    /// False when an operator disabled the app: it is not called, its post events wait.
+    pub enabled: bool,
+    /// Its live statistics.
+    pub stats: Arc<AppStats>,
 }
 
 impl AppView {
@@ -113,11 +120,25 @@ struct AppEntry {
     instances: Vec<Arc<Instance>>,
     version: String,
     posts: Arc<PostQueue>,
+    enabled: bool,
+    stats: Arc<AppStats>,
+}
+
+impl AppEntry {
+    /// The instances post events may go to: none while disabled.
+    fn post_targets(&self) -> Vec<Arc<Instance>> {
+        if self.enabled {
+            self.instances.clone()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// The registry of apps and instances.
 pub struct Registry {
     post_config: PostConfig,
+    settings: BTreeMap<AppId, AppSettings>,
     entries: Mutex<BTreeMap<AppId, AppEntry>>,
     snapshot: ArcSwap<Snapshot>,
     shutdown: CancellationToken,
@@ -136,14 +157,80 @@ pub struct NewInstance {
 }
 
 impl Registry {
-    /// An empty registry whose background work stops with `shutdown`.
-    pub fn new(post_config: PostConfig, shutdown: CancellationToken) -> Self {
-        Self {
+    /// A registry whose background work stops with `shutdown`. Apps with essential hooks in
+    /// `settings` are known from the start, so those hooks are prevented until the app connects.
+    pub fn new(
+        post_config: PostConfig,
+        settings: BTreeMap<AppId, AppSettings>,
+        limits: TimeoutLimits,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let registry = Self {
             post_config,
+            settings,
             entries: Mutex::new(BTreeMap::new()),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             shutdown,
+        };
+        {
+            let mut entries = registry.lock();
+            for (app_id, settings) in &registry.settings {
+                if settings.essential_hooks.is_empty() {
+                    continue;
+                }
+                let spec = AppSpec {
+                    app_id: app_id.clone(),
+                    interfaces: settings.essential(),
+                    priority: settings.priority.unwrap_or(0),
+                    failure_policy: settings
+                        .failure_policy
+                        .map_or(FailurePolicy::Fail, Into::into),
+                    timeout: settings.timeout.unwrap_or(limits.default).min(limits.max),
+                    room_types: RoomTypeSet::default(),
+                    essential: settings.essential(),
+                };
+                let entry = registry.new_entry(spec, Vec::new(), String::new());
+                entries.insert(app_id.clone(), entry);
+            }
+            registry.publish(&entries);
         }
+        registry
+    }
+
+    /// The operator's settings for an app, if any.
+    pub fn settings(&self, app_id: &AppId) -> Option<&AppSettings> {
+        self.settings.get(app_id)
+    }
+
+    fn new_entry(&self, spec: AppSpec, instances: Vec<Arc<Instance>>, version: String) -> AppEntry {
+        let enabled = self
+            .settings
+            .get(&spec.app_id)
+            .and_then(|s| s.enabled)
+            .unwrap_or(true);
+        let posts = PostQueue::spawn(spec.app_id.clone(), self.post_config, &self.shutdown);
+        let entry = AppEntry {
+            spec: Arc::new(spec),
+            instances,
+            version,
+            posts,
+            enabled,
+            stats: Arc::default(),
+        };
+        entry.posts.set_instances(entry.post_targets());
+        entry
+    }
+
+    /// Enables or disables an app; returns false when the app is unknown.
+    pub fn set_enabled(&self, app_id: &AppId, enabled: bool) -> bool {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(app_id) else {
+            return false;
+        };
+        entry.enabled = enabled;
+        entry.posts.set_instances(entry.post_targets());
+        self.publish(&entries);
+        true
     }
 
     /// The current view, lock-free.
@@ -186,21 +273,14 @@ impl Registry {
                 }
                 entry.instances.push(Arc::clone(&instance));
                 entry.version = instance.version.clone();
-                entry.posts.set_instances(entry.instances.clone());
+                entry.posts.set_instances(entry.post_targets());
                 Arc::clone(&entry.posts)
             }
             None => {
-                let posts = PostQueue::spawn(app_id.clone(), self.post_config, &self.shutdown);
-                posts.set_instances(vec![Arc::clone(&instance)]);
-                entries.insert(
-                    app_id,
-                    AppEntry {
-                        spec: Arc::new(spec),
-                        instances: vec![Arc::clone(&instance)],
-                        version: instance.version.clone(),
-                        posts: Arc::clone(&posts),
-                    },
-                );
+                let entry =
+                    self.new_entry(spec, vec![Arc::clone(&instance)], instance.version.clone());
+                let posts = Arc::clone(&entry.posts);
+                entries.insert(app_id, entry);
                 posts
             }
         };
@@ -216,7 +296,7 @@ impl Registry {
             let before = entry.instances.len();
             entry.instances.retain(|i| !Arc::ptr_eq(i, instance));
             if entry.instances.len() != before {
-                entry.posts.set_instances(entry.instances.clone());
+                entry.posts.set_instances(entry.post_targets());
                 self.publish(&entries);
             }
         }
@@ -242,13 +322,6 @@ impl Registry {
         Some(removed)
     }
 
-    /// Finds an app's live instance by id.
-    pub fn instance(&self, app_id: &AppId, id: &InstanceId) -> Option<Arc<Instance>> {
-        let snapshot = self.snapshot();
-        let app = snapshot.app(app_id)?;
-        app.instances.iter().find(|i| &i.id == id).cloned()
-    }
-
     /// Closes every instance (shutdown).
     pub fn close_all(&self, status: Status) {
         for app in self.snapshot().apps() {
@@ -267,6 +340,8 @@ impl Registry {
                     instances: e.instances.clone(),
                     posts: Arc::clone(&e.posts),
                     version: e.version.clone(),
+                    enabled: e.enabled,
+                    stats: Arc::clone(&e.stats),
                 })
             })
             .collect();

@@ -15,9 +15,12 @@ use tonic::{
 
 use crate::{
     admin::AdminService,
-    config::{Config, ConfigError},
+    auth::BackendAuth,
+    config::{Config, ConfigError, MaybeAddr},
     connection::AppRuntimeService,
     dispatch::Dispatcher,
+    ids::AppId,
+    metrics::{self, BackendCounters, Sources},
     registry::Registry,
     service::RoomHooksService,
 };
@@ -52,10 +55,30 @@ pub enum SidecarError {
 /// A running sidecar.
 pub struct Sidecar {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     registry: Arc<Registry>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    metrics: Option<JoinHandle<()>>,
     drain_timeout: Duration,
+}
+
+/// Says loudly when the sidecar runs without authentication.
+fn warn_if_open(config: &Config, addr: SocketAddr) {
+    if !config.has_tokens() {
+        tracing::warn!(
+            "no tokens configured: backends and apps are not authenticated \
+            (set backend_token and apps.<id>.token, or --backend-token / --app-token)"
+        );
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "listening beyond loopback WITHOUT authentication: anyone who \
+                can reach this address can register apps and veto rooms");
+        }
+    } else if config.backend_token.is_none() {
+        tracing::warn!("no backend_token: RoomHooks and Admin accept unauthenticated calls");
+    } else if !config.apps.values().any(|a| a.token.is_some()) {
+        tracing::warn!("no app tokens: any process can register as any app");
+    }
 }
 
 impl Sidecar {
@@ -74,9 +97,53 @@ impl Sidecar {
             source,
         })?;
 
+        let metrics_listener = match config.metrics_listen {
+            MaybeAddr::On(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| SidecarError::Bind { addr, source })?,
+            ),
+            MaybeAddr::Off => None,
+        };
+
         let shutdown = CancellationToken::new();
-        let registry = Arc::new(Registry::new(config.post_config(), shutdown.child_token()));
+        let settings = config
+            .apps
+            .iter()
+            .filter_map(|(id, s)| AppId::parse(id).ok().map(|id| (id, s.clone())))
+            .collect();
+        let registry = Arc::new(Registry::new(
+            config.post_config(),
+            settings,
+            config.timeout_limits(),
+            shutdown.child_token(),
+        ));
         let dispatcher = Dispatcher::new(Arc::clone(&registry));
+        let counters = Arc::new(BackendCounters::default());
+        warn_if_open(&config, local_addr);
+
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let bound = listener.local_addr().map_err(|source| SidecarError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+                tracing::info!(metrics_addr = %bound, "Prometheus metrics at http://{bound}/metrics");
+                let addr = Some(bound);
+                let sources = Arc::new(Sources {
+                    registry: Arc::clone(&registry),
+                    backend: Arc::clone(&counters),
+                    max_timeout: config.max_timeout,
+                });
+                Some((
+                    addr,
+                    tokio::spawn(metrics::serve(listener, sources, shutdown.child_token())),
+                ))
+            }
+            None => None,
+        };
+        let backend_auth = BackendAuth::new(config.backend_token.as_deref());
+        let app_auth = config.apps.values().any(|a| a.token.is_some());
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -102,17 +169,21 @@ impl Sidecar {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(RoomHooksServer::new(RoomHooksService::new(
-                dispatcher,
-                config.max_timeout,
-            )))
+            .add_service(RoomHooksServer::with_interceptor(
+                RoomHooksService::new(dispatcher, config.max_timeout, counters),
+                backend_auth.clone(),
+            ))
             .add_service(AppRuntimeServer::new(AppRuntimeService::new(
                 Arc::clone(&registry),
+                app_auth,
                 config.timeout_limits(),
                 config.register_timeout,
                 shutdown.child_token(),
             )))
-            .add_service(AdminServer::new(AdminService::new(Arc::clone(&registry))))
+            .add_service(AdminServer::with_interceptor(
+                AdminService::new(Arc::clone(&registry)),
+                backend_auth,
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
@@ -129,11 +200,17 @@ impl Sidecar {
             ));
         }));
         tracing::info!(%local_addr, "roomhooks sidecar listening");
+        let (metrics_addr, metrics_task) = match metrics {
+            Some((addr, task)) => (addr, Some(task)),
+            None => (None, None),
+        };
         Ok(Self {
             local_addr,
+            metrics_addr,
             shutdown,
             registry,
             server,
+            metrics: metrics_task,
             drain_timeout: config.drain_timeout,
         })
     }
@@ -141,6 +218,11 @@ impl Sidecar {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound metrics address, when the endpoint is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The registry (for embedding and tests).
@@ -151,6 +233,9 @@ impl Sidecar {
     /// Stops accepting, ends app streams, and waits up to the drain timeout for in-flight calls.
     pub async fn shutdown(mut self) -> Result<(), SidecarError> {
         self.shutdown.cancel();
+        if let Some(metrics) = self.metrics.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), metrics).await;
+        }
         match tokio::time::timeout(self.drain_timeout, &mut self.server).await {
             Ok(joined) => Ok(joined??),
             Err(_) => {

@@ -84,6 +84,9 @@ pub struct AppSpec {
     pub timeout: Duration,
     /// Which rooms it wants.
     pub room_types: RoomTypeSet,
+    /// Hooks for which this app's failure or absence always prevents the action (from the
+    /// operator's config, never from the app).
+    pub essential: HookSet,
 }
 
 impl AppSpec {
@@ -131,6 +134,7 @@ impl AppSpec {
             failure_policy,
             timeout,
             room_types,
+            essential: HookSet::default(),
         })
     }
 
@@ -171,9 +175,13 @@ impl AppSpec {
         (!diffs.is_empty()).then(|| diffs.join("; "))
     }
 
-    /// Whether the app wants `hook` for a room of wire type `room_type`.
-    pub fn wants(&self, hook: Hook, room_type: i32) -> bool {
-        self.interfaces.contains(hook) && self.room_types.matches(room_type)
+    /// The policy that applies to a failure in `hook`: essential hooks always fail closed.
+    pub fn policy_for(&self, hook: Hook) -> FailurePolicy {
+        if self.essential.contains(hook) {
+            FailurePolicy::Fail
+        } else {
+            self.failure_policy
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use roomhooks::v1::{AppOutcome, OutcomeStatus, Prevention, PreventionReason};
 use crate::{
     call::{CallMeta, Failure},
     hook::Hook,
-    spec::{AppSpec, FailurePolicy},
+    registry::AppView,
+    spec::FailurePolicy,
+    stats::PolicyEffect,
 };
 
 /// Outcomes and vetoes collected so far, in call order.
@@ -27,12 +29,26 @@ impl Verdict {
     /// Records an app call's outcome.
     pub fn record(
         &mut self,
-        spec: &AppSpec,
+        app: &AppView,
         hook: Hook,
         meta: &CallMeta,
         status: OutcomeStatus,
         detail: String,
     ) {
+        self.record_with(app, hook, meta, status, detail, PolicyEffect::None);
+    }
+
+    fn record_with(
+        &mut self,
+        app: &AppView,
+        hook: Hook,
+        meta: &CallMeta,
+        status: OutcomeStatus,
+        detail: String,
+        effect: PolicyEffect,
+    ) {
+        app.stats.hook(hook).record(status, meta.elapsed, effect);
+        let spec = &app.spec;
         self.outcomes.push(AppOutcome {
             app_id: spec.app_id.to_string(),
             instance_id: meta
@@ -48,13 +64,14 @@ impl Verdict {
     }
 
     /// Records an app's veto.
-    pub fn prevent(&mut self, spec: &AppSpec, hook: Hook, meta: &CallMeta, message: String) {
+    pub fn prevent(&mut self, app: &AppView, hook: Hook, meta: &CallMeta, message: String) {
+        let spec = &app.spec;
         let message = if message.is_empty() {
             format!("The app {} prevented {}.", spec.app_id, action(hook))
         } else {
             message
         };
-        self.record(spec, hook, meta, OutcomeStatus::Prevented, message.clone());
+        self.record(app, hook, meta, OutcomeStatus::Prevented, message.clone());
         self.preventions.push(Prevention {
             app_id: spec.app_id.to_string(),
             hook: hook.to_wire() as i32,
@@ -64,13 +81,14 @@ impl Verdict {
     }
 
     /// Records an app that gave no usable answer, applying its failure policy.
-    pub fn fail(&mut self, spec: &AppSpec, hook: Hook, meta: &CallMeta, failure: &Failure) {
+    pub fn fail(&mut self, app: &AppView, hook: Hook, meta: &CallMeta, failure: &Failure) {
+        let spec = &app.spec;
         let status = match failure {
             Failure::Timeout(_) => OutcomeStatus::Timeout,
             Failure::Unavailable(_) => OutcomeStatus::Unavailable,
             Failure::Error(_) => OutcomeStatus::Error,
         };
-        match spec.failure_policy {
+        match spec.policy_for(hook) {
             FailurePolicy::Ignore => {
                 let effect = if hook.stage() == crate::hook::Stage::Veto {
                     "no objection"
@@ -78,11 +96,16 @@ impl Verdict {
                     "no change"
                 };
                 let detail = format!("{failure}; failure policy IGNORE: counted as {effect}");
-                self.record(spec, hook, meta, status, detail);
+                self.record_with(app, hook, meta, status, detail, PolicyEffect::FailOpen);
             }
             FailurePolicy::Fail => {
-                let detail = format!("{failure}; failure policy FAIL: {} prevented", action(hook));
-                self.record(spec, hook, meta, status, detail);
+                let why = if spec.essential.contains(hook) {
+                    "essential app"
+                } else {
+                    "failure policy FAIL"
+                };
+                let detail = format!("{failure}; {why}: {} prevented", action(hook));
+                self.record_with(app, hook, meta, status, detail, PolicyEffect::FailClosed);
                 self.preventions.push(Prevention {
                     app_id: spec.app_id.to_string(),
                     hook: hook.to_wire() as i32,

@@ -35,7 +35,7 @@ impl Drop for Running {
 fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
         .args(args)
-        .args(["--log-format", "json"])
+        .args(["--log-format", "json", "--metrics-listen", "127.0.0.1:0"])
         .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -45,15 +45,20 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        let mut seen = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("\"local_addr\":\"").nth(1) {
-                let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
+                let _ = tx.send(Ok(rest.split('"').next().unwrap_or_default().to_owned()));
             }
+            seen.push(line);
         }
+        let _ = tx.send(Err(seen.join("\n")));
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the binary logs the address it listens on");
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(addr)) => addr,
+        Ok(Err(log)) => panic!("the binary exited before listening; its log:\n{log}"),
+        Err(_) => panic!("the binary did not log the address it listens on within 30 s"),
+    };
     Running { child, addr }
 }
 

@@ -11,7 +11,7 @@ use roomhooks_sdk::{
         admin_client::AdminClient,
     },
 };
-use roomhooks_server::{Config, Sidecar};
+use roomhooks_server::{Config, Sidecar, config::MaybeAddr};
 use tonic::transport::Channel;
 
 /// A running sidecar and the URL apps and backends use to reach it.
@@ -30,6 +30,7 @@ impl Harness {
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
+            metrics_listen: MaybeAddr::Off,
             ..Config::default()
         };
         tweak(&mut config);

@@ -1,0 +1,309 @@
+//! The Prometheus endpoint: `GET /metrics` in the text exposition format, every series prefixed
+//! `roomhooks_`. Rendered on request from the same counters `Admin.ListApps` reads.
+
+use std::{
+    fmt::Write,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use roomhooks::v1::OutcomeStatus;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{hook::Hook, registry::Registry, stats::BUCKETS_US};
+
+/// The backend RPCs, for request counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// RoomHooks.PreRoomCreate.
+    PreRoomCreate,
+    /// RoomHooks.PreRoomDelete.
+    PreRoomDelete,
+    /// RoomHooks.PreRoomUserJoin.
+    PreRoomUserJoin,
+    /// RoomHooks.PreRoomUserLeave.
+    PreRoomUserLeave,
+    /// RoomHooks.PostRoomCreate.
+    PostRoomCreate,
+    /// RoomHooks.PostRoomDeleted.
+    PostRoomDeleted,
+    /// RoomHooks.PostRoomUserJoined.
+    PostRoomUserJoined,
+    /// RoomHooks.PostRoomUserLeave.
+    PostRoomUserLeave,
+}
+
+impl Method {
+    const ALL: [Method; 8] = [
+        Method::PreRoomCreate,
+        Method::PreRoomDelete,
+        Method::PreRoomUserJoin,
+        Method::PreRoomUserLeave,
+        Method::PostRoomCreate,
+        Method::PostRoomDeleted,
+        Method::PostRoomUserJoined,
+        Method::PostRoomUserLeave,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Method::PreRoomCreate => "PreRoomCreate",
+            Method::PreRoomDelete => "PreRoomDelete",
+            Method::PreRoomUserJoin => "PreRoomUserJoin",
+            Method::PreRoomUserLeave => "PreRoomUserLeave",
+            Method::PostRoomCreate => "PostRoomCreate",
+            Method::PostRoomDeleted => "PostRoomDeleted",
+            Method::PostRoomUserJoined => "PostRoomUserJoined",
+            Method::PostRoomUserLeave => "PostRoomUserLeave",
+        }
+    }
+}
+
+/// Backend requests by method and gRPC status code.
+#[derive(Default)]
+pub struct BackendCounters {
+    counts: [[AtomicU64; 17]; 8],
+}
+
+impl BackendCounters {
+    /// Counts one answered request.
+    pub fn record(&self, method: Method, code: tonic::Code) {
+        let code = (code as usize).min(16);
+        self.counts[method as usize][code].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the endpoint reads.
+pub struct Sources {
+    /// The apps and their statistics.
+    pub registry: Arc<Registry>,
+    /// Backend request counters.
+    pub backend: Arc<BackendCounters>,
+    /// The largest timeout: histogram buckets go at least this far.
+    pub max_timeout: Duration,
+}
+
+/// Serves `/metrics` on `listener` until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, sources: Arc<Sources>, stop: CancellationToken) {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(sources);
+    if let Err(err) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
+        tracing::error!("the metrics endpoint stopped: {err}");
+    }
+}
+
+async fn metrics(State(sources): State<Arc<Sources>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(&sources),
+    )
+}
+
+/// Bucket indices exported to Prometheus: 1, 2.5 and 5 per decade, up to the max timeout.
+fn exported_buckets(max: Duration) -> Vec<usize> {
+    let max_us = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+    let mut out = Vec::new();
+    for (i, &upper) in BUCKETS_US.iter().enumerate() {
+        if matches!(i % 10, 0 | 4 | 7) {
+            out.push(i);
+            if upper >= max_us {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn status_name(index: usize) -> Option<&'static str> {
+    let status = OutcomeStatus::try_from(i32::try_from(index).ok()?).ok()?;
+    (status != OutcomeStatus::Unspecified)
+        .then(|| status.as_str_name().trim_start_matches("OUTCOME_STATUS_"))
+}
+
+/// The exposition text.
+pub fn render(sources: &Sources) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let snapshot = sources.registry.snapshot();
+    let buckets = exported_buckets(sources.max_timeout);
+
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_app_call_duration_seconds Time from sending a hook call to its outcome, per app and hook."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_app_call_duration_seconds histogram");
+    for app in snapshot.apps() {
+        for hook in Hook::ALL {
+            let c = app.stats.hook(hook);
+            let total = c.calls.load(Ordering::Relaxed);
+            if total == 0 {
+                continue;
+            }
+            let labels = format!("app_id=\"{}\",hook=\"{}\"", app.spec.app_id, hook.name());
+            let counts: Vec<u64> = c
+                .latency
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .collect();
+            for &i in &buckets {
+                let cumulative: u64 = counts[..=i].iter().sum();
+                let le = BUCKETS_US[i] as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "roomhooks_app_call_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let count: u64 = counts.iter().sum();
+            let sum = c.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "roomhooks_app_call_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "roomhooks_app_call_duration_seconds_sum{{{labels}}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "roomhooks_app_call_duration_seconds_count{{{labels}}} {count}"
+            );
+        }
+    }
+
+    let mut counter =
+        |name: &str,
+         help: &str,
+         value: &dyn Fn(&crate::stats::HookCounters) -> Vec<(Option<&'static str>, u64)>| {
+            let _ = writeln!(out, "# HELP roomhooks_{name} {help}");
+            let _ = writeln!(out, "# TYPE roomhooks_{name} counter");
+            for app in snapshot.apps() {
+                for hook in Hook::ALL {
+                    let c = app.stats.hook(hook);
+                    if c.calls.load(Ordering::Relaxed) == 0 {
+                        continue;
+                    }
+                    for (status, v) in value(c) {
+                        let extra = status
+                            .map(|s| format!(",status=\"{s}\""))
+                            .unwrap_or_default();
+                        let _ = writeln!(
+                            out,
+                            "roomhooks_{name}{{app_id=\"{}\",hook=\"{}\"{extra}}} {v}",
+                            app.spec.app_id,
+                            hook.name()
+                        );
+                    }
+                }
+            }
+        };
+    counter("app_calls_total", "Hook calls by outcome status.", &|c| {
+        (0..c.by_status.len())
+            .filter_map(|i| {
+                let n = c.by_status[i].load(Ordering::Relaxed);
+                status_name(i).filter(|_| n > 0).map(|s| (Some(s), n))
+            })
+            .collect()
+    });
+    counter(
+        "app_vetoes_total",
+        "Calls in which the app prevented the action.",
+        &|c| vec![(None, c.status(OutcomeStatus::Prevented))],
+    );
+    counter(
+        "app_fail_opens_total",
+        "App failures counted as no objection or no change (policy IGNORE).",
+        &|c| vec![(None, c.fail_opens.load(Ordering::Relaxed))],
+    );
+    counter(
+        "app_fail_closeds_total",
+        "App failures that prevented the action (policy FAIL or essential).",
+        &|c| vec![(None, c.fail_closeds.load(Ordering::Relaxed))],
+    );
+
+    let gauges: [(&str, &str, &str, &dyn Fn(&crate::registry::AppView) -> f64); 5] = [
+        (
+            "app_instances",
+            "gauge",
+            "Connected instances per app.",
+            &|a| a.instances.iter().filter(|i| i.is_live()).count() as f64,
+        ),
+        ("app_enabled", "gauge", "1 when the app is enabled.", &|a| {
+            f64::from(u8::from(a.enabled))
+        }),
+        (
+            "post_queue_depth",
+            "gauge",
+            "Post events queued for the app and not yet acknowledged.",
+            &|a| a.posts.len() as f64,
+        ),
+        (
+            "post_queue_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest unacknowledged post event.",
+            &|a| a.posts.oldest_age().as_secs_f64(),
+        ),
+        (
+            "post_dropped_total",
+            "counter",
+            "Post events dropped because the app's queue was full.",
+            &|a| a.posts.dropped() as f64,
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        let _ = writeln!(out, "# HELP roomhooks_{name} {help}");
+        let _ = writeln!(out, "# TYPE roomhooks_{name} {kind}");
+        for app in snapshot.apps() {
+            let _ = writeln!(
+                out,
+                "roomhooks_{name}{{app_id=\"{}\"}} {}",
+                app.spec.app_id,
+                value(app)
+            );
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_backend_requests_total Backend RPCs answered, by method and gRPC code."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_backend_requests_total counter");
+    for method in Method::ALL {
+        for (code, count) in sources.backend.counts[method as usize].iter().enumerate() {
+            let n = count.load(Ordering::Relaxed);
+            if n > 0 {
+                let code = format!("{:?}", tonic::Code::from_i32(code as i32));
+                let _ = writeln!(
+                    out,
+                    "roomhooks_backend_requests_total{{method=\"{}\",code=\"{code}\"}} {n}",
+                    method.name()
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_buckets_reach_the_max_timeout() {
+        let buckets = exported_buckets(Duration::from_secs(10));
+        assert_eq!(BUCKETS_US[buckets[0]], 10);
+        assert_eq!(BUCKETS_US[*buckets.last().unwrap()], 10_000_000);
+        let long = exported_buckets(Duration::from_secs(30));
+        assert!(BUCKETS_US[*long.last().unwrap()] >= 30_000_000);
+    }
+}
