@@ -177,10 +177,15 @@ impl Dispatcher {
     ) -> PostEventResponse {
         let event = Arc::new(event);
         let snapshot = self.registry.snapshot();
-        let apps = matching(snapshot.subscribers(event.hook), event.hook, room_type);
+        // Disabled apps still get their events queued: delivery resumes when they are enabled.
+        let apps: Vec<_> = snapshot
+            .subscribers(event.hook)
+            .iter()
+            .filter(|app| app.spec.room_types.matches(room_type))
+            .collect();
         let mut waiters = Vec::new();
         for app in &apps {
-            let live = app.posts.has_live_instance();
+            let live = app.enabled && app.posts.has_live_instance();
             let waiter = app.posts.enqueue(&event, wait);
             if let Some(waiter) = waiter {
                 waiters.push((*app, live, waiter));
@@ -203,7 +208,9 @@ impl Dispatcher {
                     (
                         OutcomeStatus::Unavailable,
                         String::new(),
-                        "no live instance; the event stays queued until one connects".to_owned(),
+                        "no live instance (or the app is disabled); the event stays queued until \
+                         one can take it"
+                            .to_owned(),
                     )
                 } else {
                     match tokio::time::timeout_at(deadline, waiter).await {

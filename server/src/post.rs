@@ -254,7 +254,10 @@ impl PostQueue {
         let mut state = self.lock();
         let state = &mut *state;
         let now = Instant::now();
-        let keep = state.target.as_ref().is_some_and(|t| t.is_live());
+        let keep = state
+            .target
+            .as_ref()
+            .is_some_and(|t| t.is_live() && state.instances.iter().any(|i| Arc::ptr_eq(i, t)));
         if !keep {
             state.target = state
                 .instances

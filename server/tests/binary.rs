@@ -200,3 +200,46 @@ async fn reflection_lists_the_services_over_v1_and_v1alpha() {
         "v1alpha (grpcurl 1.8.6) can fetch descriptors: {reply:?}"
     );
 }
+
+#[test]
+fn print_config_shows_flags_over_environment_over_file_over_defaults() {
+    let file = std::env::temp_dir().join(format!("roomhooks-print-{}.toml", std::process::id()));
+    std::fs::write(&file, "post_window = 8\nmax_timeout = \"30s\"\n[apps.filter]\npriority = 3\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
+        .args(["--print-config", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:6001"])
+        .env("ROOMHOOKS_MAX_TIMEOUT", "20s")
+        .env("ROOMHOOKS_LISTEN", "127.0.0.1:6002")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("listen = \"127.0.0.1:6001\""), "flag over env:\n{printed}");
+    assert!(printed.contains("max_timeout = \"20s\""), "env over file:\n{printed}");
+    assert!(printed.contains("post_window = 8"), "file over default:\n{printed}");
+    assert!(printed.contains("default_timeout = \"1s\""), "default:\n{printed}");
+    assert!(printed.contains("[apps.filter]") && printed.contains("priority = 3"), "{printed}");
+}
+
+#[test]
+fn an_invalid_config_fails_at_start_naming_the_key() {
+    let file = std::env::temp_dir().join(format!("roomhooks-bad-{}.toml", std::process::id()));
+    std::fs::write(&file, "max_timout = \"20s\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
+        .args(["--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max_timout"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
+        .args(["--default-timeout", "1m", "--max-timeout", "10s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("default_timeout"));
+}
