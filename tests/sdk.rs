@@ -10,7 +10,6 @@ use roomhooks_sdk::{
     App,
     proto::{FailurePolicy, HookInterface, PreRoomUserJoinRequest, RoomType},
 };
-use roomhooks_server::{Config, Sidecar};
 use tokio::sync::mpsc;
 
 #[tokio::test]
@@ -24,18 +23,8 @@ async fn an_app_reconnects_and_registers_again_after_the_sidecar_restarts() {
         .spawn(first.endpoint.clone());
     within(app.registered()).await.unwrap();
 
-    first.sidecar.shutdown().await.unwrap();
-    let second = Sidecar::start(Config {
-        listen: addr,
-        metrics_listen: roomhooks_server::config::MaybeAddr::Off,
-        ..Config::default()
-    })
-    .await
-    .expect("the port can be bound again");
-    let h = Harness {
-        sidecar: second,
-        endpoint: first.endpoint,
-    };
+    let h = first.restart(|_| {}).await;
+    assert_eq!(h.sidecar.local_addr(), addr);
 
     h.wait_for_apps("the app registered with the new sidecar", |l| {
         l.apps.len() == 1 && l.apps[0].instances.len() == 1

@@ -3,15 +3,16 @@
 use std::sync::{Arc, atomic::Ordering};
 
 use roomhooks::v1::{
-    AppInfo, HookStats, InstanceInfo, ListAppsRequest, ListAppsResponse, OutcomeStatus,
-    RemoveAppRequest, RemoveAppResponse, SetAppEnabledRequest, SetAppEnabledResponse,
-    admin_server::Admin,
+    AppInfo, DeadLetter, HookStats, InstanceInfo, ListAppsRequest, ListAppsResponse,
+    ListDeadLettersRequest, ListDeadLettersResponse, OutcomeStatus, RemoveAppRequest,
+    RemoveAppResponse, RetryDeadLettersRequest, RetryDeadLettersResponse, SetAppEnabledRequest,
+    SetAppEnabledResponse, admin_server::Admin,
 };
 use tonic::{Request, Response, Status};
 
 use crate::{
     hook::Hook,
-    ids::AppId,
+    ids::{AppId, EventId},
     registry::{AppView, Registry},
 };
 
@@ -98,6 +99,7 @@ impl Admin for AdminService {
                     enabled: app.enabled,
                     essential_hooks: spec.essential.iter().map(|h| h.to_wire() as i32).collect(),
                     stats: hook_stats(app),
+                    dead_letters: app.posts.dead_count() as u64,
                 }
             })
             .collect();
@@ -111,6 +113,9 @@ impl Admin for AdminService {
         let app_id = parse_app_id(&request.into_inner().app_id)?;
         let response = match self.registry.remove(&app_id) {
             Some(removed) => {
+                if let Some(store) = self.registry.store() {
+                    store.delete_app(&app_id).await;
+                }
                 tracing::info!(%app_id, instances = removed.instances,
                     dropped_post_events = removed.post_events, "app removed by operator");
                 RemoveAppResponse {
@@ -139,6 +144,65 @@ impl Admin for AdminService {
         Ok(Response::new(SetAppEnabledResponse {
             app_id: app_id.to_string(),
             enabled: request.enabled,
+        }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let request = request.into_inner();
+        let only = if request.app_id.is_empty() {
+            None
+        } else {
+            Some(parse_app_id(&request.app_id)?)
+        };
+        let limit = if request.limit == 0 {
+            100
+        } else {
+            request.limit as usize
+        };
+        let snapshot = self.registry.snapshot();
+        let dead_letters = snapshot
+            .apps()
+            .iter()
+            .filter(|app| only.as_ref().is_none_or(|id| &app.spec.app_id == id))
+            .flat_map(|app| {
+                app.posts
+                    .dead_letters(limit)
+                    .into_iter()
+                    .map(|d| DeadLetter {
+                        app_id: app.spec.app_id.to_string(),
+                        event_id: d.event.id.to_string(),
+                        hook: d.event.hook.to_wire() as i32,
+                        attempts: d.attempts,
+                        reason: d.reason,
+                        dead_at: Some(prost_types::Timestamp::from(d.dead_at)),
+                    })
+            })
+            .collect();
+        Ok(Response::new(ListDeadLettersResponse { dead_letters }))
+    }
+
+    async fn retry_dead_letters(
+        &self,
+        request: Request<RetryDeadLettersRequest>,
+    ) -> Result<Response<RetryDeadLettersResponse>, Status> {
+        let request = request.into_inner();
+        let app_id = parse_app_id(&request.app_id)?;
+        let snapshot = self.registry.snapshot();
+        let Some(app) = snapshot.app(&app_id) else {
+            return Err(Status::not_found(format!("app {app_id:?} is not known")));
+        };
+        let ids: Vec<EventId> = request
+            .event_ids
+            .iter()
+            .map(|id| EventId::from_ack(id))
+            .collect();
+        let retried = app.posts.retry_dead(&ids).await;
+        tracing::info!(%app_id, retried, "dead letters queued again by operator");
+        Ok(Response::new(RetryDeadLettersResponse {
+            retried: u32::try_from(retried).unwrap_or(u32::MAX),
         }))
     }
 }

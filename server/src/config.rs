@@ -98,6 +98,24 @@ pub struct Cli {
     /// Redeliver a post event not acknowledged within this time [default: 30s].
     #[arg(long, env = "ROOMHOOKS_POST_ACK_TIMEOUT", value_parser = humantime::parse_duration)]
     pub post_ack_timeout: Option<Duration>,
+    /// Encoded bytes of post events kept per app before the oldest is dropped [default: 268435456].
+    #[arg(long, env = "ROOMHOOKS_POST_QUEUE_MAX_BYTES")]
+    pub post_queue_max_bytes: Option<usize>,
+    /// Deliveries of one post event before it becomes a dead letter [default: 10].
+    #[arg(long, env = "ROOMHOOKS_POST_MAX_ATTEMPTS")]
+    pub post_max_attempts: Option<u32>,
+    /// How long an acknowledged event id is remembered to de-duplicate retries [default: 10m].
+    #[arg(long, env = "ROOMHOOKS_DEDUPE_WINDOW", value_parser = humantime::parse_duration)]
+    pub dedupe_window: Option<Duration>,
+    /// Directory of the post-event store [default: ./roomhooks-data].
+    #[arg(long, env = "ROOMHOOKS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep post events in memory only (lost on restart) instead of on disk.
+    #[arg(long, env = "ROOMHOOKS_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// fdatasync each store commit: survives power loss, not just a crash of the sidecar.
+    #[arg(long, env = "ROOMHOOKS_FSYNC")]
+    pub fsync: bool,
     /// How long a new app stream may take to send Register [default: 10s].
     #[arg(long, env = "ROOMHOOKS_REGISTER_TIMEOUT", value_parser = humantime::parse_duration)]
     pub register_timeout: Option<Duration>,
@@ -134,6 +152,13 @@ struct FileConfig {
     post_window: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     post_ack_timeout: Option<Duration>,
+    post_queue_max_bytes: Option<usize>,
+    post_max_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    dedupe_window: Option<Duration>,
+    data_dir: Option<PathBuf>,
+    ephemeral: Option<bool>,
+    fsync: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     register_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -161,9 +186,22 @@ pub struct Config {
     pub post_queue_max_events: usize,
     /// Per-app unacknowledged post events, at most.
     pub post_window: usize,
-    /// Redelivery delay for unacknowledged post events.
+    /// Redelivery delay for unacknowledged post events (doubles per attempt, up to 16×).
     #[serde(with = "humantime_serde")]
     pub post_ack_timeout: Duration,
+    /// Per-app post-event queue bound in encoded bytes.
+    pub post_queue_max_bytes: usize,
+    /// Deliveries before a post event becomes a dead letter.
+    pub post_max_attempts: u32,
+    /// How long acknowledged event ids are remembered.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_window: Duration,
+    /// The post-event store's directory.
+    pub data_dir: PathBuf,
+    /// Post events in memory only.
+    pub ephemeral: bool,
+    /// fdatasync per store commit.
+    pub fsync: bool,
     /// Time a new stream has to register.
     #[serde(with = "humantime_serde")]
     pub register_timeout: Duration,
@@ -209,6 +247,12 @@ impl Default for Config {
             post_queue_max_events: 100_000,
             post_window: 256,
             post_ack_timeout: Duration::from_secs(30),
+            post_queue_max_bytes: 256 * 1024 * 1024,
+            post_max_attempts: 10,
+            dedupe_window: Duration::from_secs(600),
+            data_dir: PathBuf::from("./roomhooks-data"),
+            ephemeral: false,
+            fsync: false,
             register_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
@@ -259,6 +303,21 @@ impl Config {
                 .post_ack_timeout
                 .or(file.post_ack_timeout)
                 .unwrap_or(d.post_ack_timeout),
+            post_queue_max_bytes: cli
+                .post_queue_max_bytes
+                .or(file.post_queue_max_bytes)
+                .unwrap_or(d.post_queue_max_bytes),
+            post_max_attempts: cli
+                .post_max_attempts
+                .or(file.post_max_attempts)
+                .unwrap_or(d.post_max_attempts),
+            dedupe_window: cli
+                .dedupe_window
+                .or(file.dedupe_window)
+                .unwrap_or(d.dedupe_window),
+            data_dir: cli.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            ephemeral: cli.ephemeral || file.ephemeral.unwrap_or(d.ephemeral),
+            fsync: cli.fsync || file.fsync.unwrap_or(d.fsync),
             register_timeout: cli
                 .register_timeout
                 .or(file.register_timeout)
@@ -296,6 +355,12 @@ impl Config {
         }
         if self.post_window == 0 {
             return bad("post_window", "must be at least 1");
+        }
+        if self.post_max_attempts == 0 {
+            return bad("post_max_attempts", "must be at least 1");
+        }
+        if self.post_queue_max_bytes < 1024 {
+            return bad("post_queue_max_bytes", "must be at least 1024");
         }
         for (key, value) in [
             ("post_ack_timeout", self.post_ack_timeout),
@@ -350,8 +415,11 @@ impl Config {
     pub fn post_config(&self) -> PostConfig {
         PostConfig {
             max_queued: self.post_queue_max_events,
+            max_bytes: self.post_queue_max_bytes,
             window: self.post_window,
             ack_timeout: self.post_ack_timeout,
+            max_attempts: self.post_max_attempts,
+            dedupe_window: self.dedupe_window,
         }
     }
 }

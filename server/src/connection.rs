@@ -127,6 +127,7 @@ impl AppRuntime for AppRuntimeService {
         tx.try_send(Ok(registered))
             .map_err(|_| Status::internal("could not queue Registered on a fresh stream"))?;
         let app_id = spec.app_id.clone();
+        let remembered = spec.clone();
         let (instance, posts) = self
             .registry
             .admit(
@@ -141,6 +142,9 @@ impl AppRuntime for AppRuntimeService {
             .inspect_err(|err| tracing::warn!(%app_id, "refused an app instance: {err}"))?;
         tracing::info!(%app_id, instance_id = %instance.id, version = %instance.version,
             peer = ?peer, "app instance registered");
+        if let Some(store) = self.registry.store() {
+            store.put_app(&remembered, &instance.version).await;
+        }
 
         let cut = instance.cut_token().clone().cancelled_owned();
         tokio::spawn(read_loop(
@@ -243,7 +247,9 @@ async fn read_loop(
                 }
             }
             In::PostAck(ack) => {
-                if !posts.ack(&EventId::from_ack(&ack.event_id), &instance.id)
+                if !posts
+                    .ack(&EventId::from_ack(&ack.event_id), &instance.id)
+                    .await
                     && let Some(n) = bad_acks.hit()
                 {
                     tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,

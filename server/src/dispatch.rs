@@ -15,6 +15,7 @@ use crate::{
     hook::Hook,
     post::{Delivery, PostEventData},
     registry::{AppView, Registry},
+    store::StoreError,
     verdict::Verdict,
 };
 
@@ -168,13 +169,14 @@ impl Dispatcher {
 
     /// Queues a post event for every subscribed app; with `wait`, waits for their acks until
     /// each app's timeout (capped by the backend's deadline).
+    /// Fails only when the event could not be written to the store (then it was not accepted).
     pub async fn post(
         &self,
         event: PostEventData,
         room_type: i32,
         wait: bool,
         ctx: &CallContext,
-    ) -> PostEventResponse {
+    ) -> Result<PostEventResponse, StoreError> {
         let event = Arc::new(event);
         let snapshot = self.registry.snapshot();
         // Disabled apps still get their events queued: delivery resumes when they are enabled.
@@ -184,12 +186,18 @@ impl Dispatcher {
             .filter(|app| app.spec.room_types.matches(room_type))
             .collect();
         let mut waiters = Vec::new();
+        let mut persisted = Vec::new();
         for app in &apps {
             let live = app.enabled && app.posts.has_live_instance();
-            let waiter = app.posts.enqueue(&event, wait);
-            if let Some(waiter) = waiter {
+            let enqueued = app.posts.enqueue(&event, wait).await;
+            persisted.extend(enqueued.persisted);
+            if let Some(waiter) = enqueued.waiter {
                 waiters.push((*app, live, waiter));
             }
+        }
+        // Durable before the backend hears "accepted" (group commit shares one journal write).
+        for commit in join_all(persisted).await {
+            commit.unwrap_or_else(|_| Err(StoreError("the store writer stopped".into())))?;
         }
         let mut response = PostEventResponse {
             event_id: event.id.to_string(),
@@ -197,7 +205,7 @@ impl Dispatcher {
             outcomes: Vec::new(),
         };
         if !wait {
-            return response;
+            return Ok(response);
         }
         let started = Instant::now();
         let outcomes = join_all(waiters.into_iter().map(|(app, live, waiter)| {
@@ -214,10 +222,25 @@ impl Dispatcher {
                     )
                 } else {
                     match tokio::time::timeout_at(deadline, waiter).await {
-                        Ok(Ok(Delivery::Acked { instance, attempt })) => (
+                        Ok(Ok(Delivery::Acked {
+                            instance: Some(instance),
+                            attempt,
+                        })) => (
                             OutcomeStatus::Delivered,
                             instance.to_string(),
                             format!("acknowledged on attempt {attempt}"),
+                        ),
+                        Ok(Ok(Delivery::Acked { instance: None, .. })) => (
+                            OutcomeStatus::Delivered,
+                            String::new(),
+                            "already acknowledged (a retried event_id within the de-duplication \
+                             window)"
+                                .to_owned(),
+                        ),
+                        Ok(Ok(Delivery::DeadLettered)) => (
+                            OutcomeStatus::Error,
+                            String::new(),
+                            "moved to the dead letters after too many deliveries".to_owned(),
                         ),
                         Ok(Ok(Delivery::Dropped)) => (
                             OutcomeStatus::Error,
@@ -252,7 +275,7 @@ impl Dispatcher {
         }))
         .await;
         response.outcomes = outcomes;
-        response
+        Ok(response)
     }
 }
 

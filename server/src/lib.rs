@@ -25,6 +25,7 @@ pub mod settings;
 pub mod sidecar;
 pub mod spec;
 pub mod stats;
+pub mod store;
 pub mod validate;
 pub mod verdict;
 

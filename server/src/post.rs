@@ -1,13 +1,15 @@
-//! Post events: a bounded per-app queue, delivered at least once and in accepted order to one
-//! instance of the app at a time, acknowledged by event id, redelivered with `attempt + 1` when the
-//! instance vanishes or the ack is overdue.
+//! Post events for one app: a bounded queue, durable when a store is configured, delivered at
+//! least once and in accepted order to one instance at a time, acknowledged by event id, and
+//! redelivered with `attempt + 1` (immediately when the instance vanished, after an ack timeout
+//! that doubles per attempt otherwise) until the attempt cap moves the event to the dead letters.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use prost::Message;
 use roomhooks::v1::{PostEvent, RuntimeMessage, post_event, runtime_message::Msg};
 use tokio::{
     sync::{Notify, oneshot},
@@ -19,6 +21,7 @@ use crate::{
     hook::Hook,
     ids::{AppId, EventId, InstanceId},
     instance::Instance,
+    store::{Store, StoreError, StoredEvent},
 };
 
 /// Limits of post-event delivery.
@@ -26,10 +29,16 @@ use crate::{
 pub struct PostConfig {
     /// Events kept per app; beyond it the oldest is dropped (logged, counted).
     pub max_queued: usize,
+    /// Encoded bytes kept per app; beyond it the oldest is dropped (logged, counted).
+    pub max_bytes: usize,
     /// Events sent to an app and not acknowledged yet, at most.
     pub window: usize,
-    /// How long an app has to acknowledge before the event is sent again.
+    /// How long an app has to acknowledge the first delivery; doubles per attempt (up to 16×).
     pub ack_timeout: Duration,
+    /// Deliveries of one event before it becomes a dead letter.
+    pub max_attempts: u32,
+    /// How long an acknowledged event id is remembered, so a retried Post is accepted once.
+    pub dedupe_window: Duration,
 }
 
 /// One accepted post event, shared by every app it is queued for.
@@ -43,22 +52,70 @@ pub struct PostEventData {
     pub payload: post_event::Payload,
 }
 
+impl PostEventData {
+    fn wire(&self, attempt: u32) -> PostEvent {
+        PostEvent {
+            event_id: self.id.to_string(),
+            hook: self.hook.to_wire() as i32,
+            attempt,
+            payload: Some(self.payload.clone()),
+        }
+    }
+
+    fn from_stored(stored: &StoredEvent) -> Option<(Self, u32)> {
+        let event = stored.event.as_ref()?;
+        Some((
+            PostEventData {
+                id: EventId::from_ack(&event.event_id),
+                hook: Hook::from_wire(event.hook)?,
+                payload: event.payload.clone()?,
+            },
+            event.attempt,
+        ))
+    }
+}
+
 /// How a waited-for event ended for one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// The app acknowledged it.
+    /// The app acknowledged it (or already had, for a retried event id).
     Acked {
-        /// The instance that acknowledged.
-        instance: InstanceId,
+        /// The instance that acknowledged (empty for a duplicate of an acknowledged event).
+        instance: Option<InstanceId>,
         /// The delivery attempt that was acknowledged.
         attempt: u32,
     },
     /// The queue overflowed and the event was dropped before it was acknowledged.
     Dropped,
+    /// It reached the attempt cap and became a dead letter.
+    DeadLettered,
 }
 
 /// A waiter's receiving end; an error means the app was removed.
 pub type DeliveryWaiter = oneshot::Receiver<Delivery>;
+
+/// What [`PostQueue::enqueue`] did.
+pub struct Enqueued {
+    /// Resolves when the app acknowledged (only when asked to wait).
+    pub waiter: Option<DeliveryWaiter>,
+    /// Resolves when the event is on disk (only with a store, for a new event).
+    pub persisted: Option<oneshot::Receiver<Result<(), StoreError>>>,
+}
+
+/// An event that reached the attempt cap.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Its sequence number in the app's queue.
+    pub seq: u64,
+    /// The event.
+    pub event: Arc<PostEventData>,
+    /// Deliveries made.
+    pub attempts: u32,
+    /// Why it was given up on.
+    pub reason: String,
+    /// When it was given up on.
+    pub dead_at: SystemTime,
+}
 
 struct Sent {
     to: Arc<Instance>,
@@ -66,38 +123,130 @@ struct Sent {
 }
 
 struct Queued {
+    seq: u64,
     event: Arc<PostEventData>,
+    size: usize,
     accepted_at: Instant,
+    accepted_unix_ms: i64,
     attempt: u32,
     sent: Option<Sent>,
     waiters: Vec<oneshot::Sender<Delivery>>,
+}
+
+impl Queued {
+    fn stored(&self, attempt: u32) -> StoredEvent {
+        StoredEvent {
+            event: Some(self.event.wire(attempt)),
+            accepted_unix_ms: self.accepted_unix_ms,
+            ..Default::default()
+        }
+    }
+
+    fn finish(self, how: Delivery) {
+        for waiter in self.waiters {
+            let _ = waiter.send(how.clone());
+        }
+    }
+}
+
+/// Store writes decided under the lock and sent after it is released.
+enum Write {
+    Put(u64, StoredEvent),
+    Update(u64, StoredEvent),
+    Delete(u64),
+    Dead(u64, StoredEvent),
+    DeleteDead(u64),
 }
 
 #[derive(Default)]
 struct QueueState {
     events: VecDeque<Queued>,
     ids: HashSet<EventId>,
+    bytes: usize,
+    recent: HashMap<EventId, Instant>,
+    recent_order: VecDeque<(EventId, Instant)>,
     instances: Vec<Arc<Instance>>,
     target: Option<Arc<Instance>>,
+    next_seq: u64,
     dropped: u64,
+    dead: VecDeque<DeadLetter>,
+}
+
+/// Dead letters kept in memory per app (the store keeps them all).
+const MAX_DEAD_IN_MEMORY: usize = 10_000;
+/// Acknowledged ids remembered per app for de-duplication, at most.
+const MAX_RECENT: usize = 100_000;
+
+fn unix_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The post-event queue of one app, with the task that delivers it.
 pub struct PostQueue {
     app_id: AppId,
     config: PostConfig,
+    store: Option<Store>,
     state: Mutex<QueueState>,
     wake: Notify,
     stop: CancellationToken,
 }
 
 impl PostQueue {
-    /// A new queue whose delivery task runs until `parent` is cancelled or [`PostQueue::stop`].
-    pub fn spawn(app_id: AppId, config: PostConfig, parent: &CancellationToken) -> Arc<Self> {
+    /// A queue (holding what the store recovered for this app) whose delivery task runs until
+    /// `parent` is cancelled or [`PostQueue::stop`].
+    pub fn spawn(
+        app_id: AppId,
+        config: PostConfig,
+        store: Option<Store>,
+        recovered: Vec<(u64, StoredEvent)>,
+        recovered_dead: Vec<(u64, StoredEvent)>,
+        parent: &CancellationToken,
+    ) -> Arc<Self> {
+        let mut state = QueueState {
+            next_seq: 1,
+            ..QueueState::default()
+        };
+        for (seq, stored) in recovered {
+            let Some((event, attempt)) = PostEventData::from_stored(&stored) else {
+                continue;
+            };
+            let size = stored.encoded_len();
+            state.ids.insert(event.id.clone());
+            state.bytes += size;
+            state.next_seq = state.next_seq.max(seq + 1);
+            state.events.push_back(Queued {
+                seq,
+                event: Arc::new(event),
+                size,
+                accepted_at: Instant::now(),
+                accepted_unix_ms: stored.accepted_unix_ms,
+                attempt,
+                sent: None,
+                waiters: Vec::new(),
+            });
+        }
+        for (seq, stored) in recovered_dead {
+            if let Some((event, attempts)) = PostEventData::from_stored(&stored) {
+                state.next_seq = state.next_seq.max(seq + 1);
+                state.dead.push_back(DeadLetter {
+                    seq,
+                    event: Arc::new(event),
+                    attempts,
+                    reason: stored.reason,
+                    dead_at: UNIX_EPOCH
+                        + Duration::from_millis(u64::try_from(stored.dead_unix_ms).unwrap_or(0)),
+                });
+            }
+        }
+        if !state.events.is_empty() {
+            tracing::info!(%app_id, pending = state.events.len(), "recovered post events from the store");
+        }
         let queue = Arc::new(Self {
             app_id,
             config,
-            state: Mutex::new(QueueState::default()),
+            store,
+            state: Mutex::new(state),
             wake: Notify::new(),
             stop: parent.child_token(),
         });
@@ -105,83 +254,134 @@ impl PostQueue {
         queue
     }
 
-    /// Accepts an event. With `wait`, the receiver tells when the app acknowledged it.
-    /// An event id already queued is not queued again (the backend retried).
-    pub fn enqueue(&self, event: &Arc<PostEventData>, wait: bool) -> Option<DeliveryWaiter> {
-        let (tx, rx) = if wait {
+    /// Accepts an event: queued (and written to the store) unless its id is already queued or
+    /// was acknowledged within the de-duplication window.
+    pub async fn enqueue(&self, event: &Arc<PostEventData>, wait: bool) -> Enqueued {
+        let (tx, waiter) = if wait {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        let mut state = self.lock();
-        if state.ids.contains(&event.id) {
-            if let Some(tx) = tx
-                && let Some(q) = state.events.iter_mut().find(|q| q.event.id == event.id)
-            {
-                q.waiters.push(tx);
-            }
-            return rx;
-        }
-        if state.events.len() >= self.config.max_queued
-            && let Some(oldest) = state.events.pop_front()
+        let mut writes = Vec::new();
         {
-            state.ids.remove(&oldest.event.id);
-            state.dropped += 1;
-            tracing::warn!(
-                app_id = %self.app_id,
-                event_id = %oldest.event.id,
-                dropped_total = state.dropped,
-                max_queued = self.config.max_queued,
-                "post-event queue full: dropped the oldest unacknowledged event; \
-                 connect an instance of this app or raise --post-queue-max-events"
-            );
-            for waiter in oldest.waiters {
-                let _ = waiter.send(Delivery::Dropped);
+            let mut state = self.lock();
+            let state = &mut *state;
+            if state.ids.contains(&event.id) {
+                if let Some(tx) = tx
+                    && let Some(q) = state.events.iter_mut().find(|q| q.event.id == event.id)
+                {
+                    q.waiters.push(tx);
+                }
+                return Enqueued {
+                    waiter,
+                    persisted: None,
+                };
             }
+            if let Some(at) = state.recent.get(&event.id)
+                && at.elapsed() < self.config.dedupe_window
+            {
+                if let Some(tx) = tx {
+                    let _ = tx.send(Delivery::Acked {
+                        instance: None,
+                        attempt: 0,
+                    });
+                }
+                return Enqueued {
+                    waiter,
+                    persisted: None,
+                };
+            }
+            let now = SystemTime::now();
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            let mut queued = Queued {
+                seq,
+                event: Arc::clone(event),
+                size: 0,
+                accepted_at: Instant::now(),
+                accepted_unix_ms: unix_ms(now),
+                attempt: 0,
+                sent: None,
+                waiters: tx.into_iter().collect(),
+            };
+            let stored = queued.stored(0);
+            queued.size = stored.encoded_len();
+            while !state.events.is_empty()
+                && (state.events.len() >= self.config.max_queued
+                    || state.bytes + queued.size > self.config.max_bytes)
+            {
+                if let Some(oldest) = state.events.pop_front() {
+                    state.ids.remove(&oldest.event.id);
+                    state.bytes -= oldest.size;
+                    state.dropped += 1;
+                    tracing::warn!(
+                        app_id = %self.app_id,
+                        event_id = %oldest.event.id,
+                        dropped_total = state.dropped,
+                        "post-event queue full (--post-queue-max-events / --post-queue-max-bytes): \
+                         dropped the oldest unacknowledged event; connect or enable this app, or \
+                         raise the limits"
+                    );
+                    writes.push(Write::Delete(oldest.seq));
+                    oldest.finish(Delivery::Dropped);
+                }
+            }
+            state.ids.insert(event.id.clone());
+            state.bytes += queued.size;
+            writes.push(Write::Put(seq, stored));
+            state.events.push_back(queued);
         }
-        state.ids.insert(event.id.clone());
-        state.events.push_back(Queued {
-            event: Arc::clone(event),
-            accepted_at: Instant::now(),
-            attempt: 0,
-            sent: None,
-            waiters: tx.into_iter().collect(),
-        });
-        drop(state);
+        let persisted = self.write(writes).await;
         self.wake.notify_one();
-        rx
+        Enqueued { waiter, persisted }
     }
 
-    /// Records an app's acknowledgement. Returns false for an event id not queued here.
-    pub fn ack(&self, event_id: &EventId, from: &InstanceId) -> bool {
-        let mut state = self.lock();
-        // Only the first `window` events were sent, so an ack can only match one of them.
-        let window = self.config.window;
-        let Some(pos) = state
-            .events
-            .iter()
-            .take(window)
-            .position(|q| &q.event.id == event_id)
-        else {
-            return false;
+    /// Records an app's acknowledgement. Returns false for an event id not awaiting one.
+    pub async fn ack(&self, event_id: &EventId, from: &InstanceId) -> bool {
+        let done = {
+            let mut state = self.lock();
+            let window = self.config.window;
+            let Some(pos) = state
+                .events
+                .iter()
+                .take(window)
+                .position(|q| &q.event.id == event_id)
+            else {
+                return false;
+            };
+            let Some(done) = state.events.remove(pos) else {
+                return false;
+            };
+            state.ids.remove(event_id);
+            state.bytes -= done.size;
+            let now = Instant::now();
+            state.recent.insert(event_id.clone(), now);
+            state.recent_order.push_back((event_id.clone(), now));
+            while let Some((old, at)) = state.recent_order.front().cloned() {
+                if state.recent_order.len() <= MAX_RECENT
+                    && at.elapsed() < self.config.dedupe_window
+                {
+                    break;
+                }
+                state.recent_order.pop_front();
+                if state.recent.get(&old) == Some(&at) {
+                    state.recent.remove(&old);
+                }
+            }
+            done
         };
-        let Some(done) = state.events.remove(pos) else {
-            return false;
-        };
-        state.ids.remove(event_id);
-        drop(state);
-        for waiter in done.waiters {
-            let _ = waiter.send(Delivery::Acked {
-                instance: from.clone(),
-                attempt: done.attempt,
-            });
-        }
+        let (seq, attempt) = (done.seq, done.attempt);
+        done.finish(Delivery::Acked {
+            instance: Some(from.clone()),
+            attempt,
+        });
+        self.write(vec![Write::Delete(seq)]).await;
         self.wake.notify_one();
         true
     }
 
-    /// Replaces the app's live instances (on every connect and disconnect).
+    /// Replaces the instances events may go to (on connect, disconnect, enable, disable).
     pub fn set_instances(&self, instances: Vec<Arc<Instance>>) {
         self.lock().instances = instances;
         self.wake.notify_one();
@@ -192,6 +392,11 @@ impl PostQueue {
         self.lock().events.len()
     }
 
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// How long the oldest unacknowledged event has waited.
     pub fn oldest_age(&self) -> Duration {
         self.lock()
@@ -200,14 +405,9 @@ impl PostQueue {
             .map_or(Duration::ZERO, |q| q.accepted_at.elapsed())
     }
 
-    /// Events dropped because the queue was full, since the app became known.
+    /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.lock().dropped
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Whether any instance can receive events now.
@@ -215,19 +415,93 @@ impl PostQueue {
         self.lock().instances.iter().any(|i| i.is_live())
     }
 
+    /// The dead letters, oldest first, at most `limit`.
+    pub fn dead_letters(&self, limit: usize) -> Vec<DeadLetter> {
+        self.lock().dead.iter().take(limit).cloned().collect()
+    }
+
+    /// How many dead letters there are.
+    pub fn dead_count(&self) -> usize {
+        self.lock().dead.len()
+    }
+
+    /// Queues dead letters again (all when `ids` is empty), attempts reset; returns how many.
+    pub async fn retry_dead(&self, ids: &[EventId]) -> usize {
+        let mut writes = Vec::new();
+        {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let (retry, keep): (Vec<_>, Vec<_>) = state
+                .dead
+                .drain(..)
+                .partition(|d| ids.is_empty() || ids.contains(&d.event.id));
+            state.dead = keep.into();
+            for letter in retry {
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                let mut queued = Queued {
+                    seq,
+                    event: letter.event,
+                    size: 0,
+                    accepted_at: Instant::now(),
+                    accepted_unix_ms: unix_ms(SystemTime::now()),
+                    attempt: 0,
+                    sent: None,
+                    waiters: Vec::new(),
+                };
+                let stored = queued.stored(0);
+                queued.size = stored.encoded_len();
+                writes.push(Write::DeleteDead(letter.seq));
+                writes.push(Write::Put(seq, stored));
+                state.ids.insert(queued.event.id.clone());
+                state.bytes += queued.size;
+                state.events.push_back(queued);
+            }
+        }
+        let retried = writes.len() / 2;
+        if let Some(persisted) = self.write(writes).await {
+            let _ = persisted.await;
+        }
+        self.wake.notify_one();
+        retried
+    }
+
     /// Stops delivery and drops what is queued; returns how many events were dropped.
     pub fn stop(&self) -> usize {
         self.stop.cancel();
         let mut state = self.lock();
         state.ids.clear();
+        state.bytes = 0;
         let dropped = state.events.len();
         state.events.clear();
         dropped
     }
 
+    /// Sends store writes; returns the commit receiver of the last `Put`, if any.
+    async fn write(&self, writes: Vec<Write>) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
+        let store = self.store.as_ref()?;
+        let mut persisted = None;
+        for write in writes {
+            match write {
+                Write::Put(seq, event) => {
+                    persisted = Some(store.put_event(&self.app_id, seq, &event).await)
+                }
+                Write::Update(seq, event) => store.update_event(&self.app_id, seq, &event).await,
+                Write::Delete(seq) => store.delete_event(&self.app_id, seq).await,
+                Write::Dead(seq, event) => {
+                    store.put_dead(&self.app_id, seq, &event).await;
+                    store.delete_event(&self.app_id, seq).await;
+                }
+                Write::DeleteDead(seq) => store.delete_dead(&self.app_id, seq).await,
+            }
+        }
+        persisted
+    }
+
     async fn deliver(self: Arc<Self>) {
         loop {
-            let (target, batch, next_due) = self.plan();
+            let (target, batch, writes, next_due) = self.plan();
+            self.write(writes).await;
             if let Some(target) = target {
                 for message in batch {
                     if target.send(message).await.is_err() {
@@ -249,8 +523,22 @@ impl PostQueue {
         }
     }
 
-    /// Picks the instance to deliver to and the events to send it now, in accepted order.
-    fn plan(&self) -> (Option<Arc<Instance>>, Vec<RuntimeMessage>, Option<Instant>) {
+    /// How long to wait for the ack of attempt `attempt` before sending again.
+    fn ack_deadline(&self, attempt: u32) -> Duration {
+        self.config.ack_timeout * (1u32 << attempt.saturating_sub(1).min(4))
+    }
+
+    /// Picks the instance to deliver to and the events to send it now, in accepted order, and
+    /// moves events that reached the attempt cap to the dead letters.
+    #[allow(clippy::type_complexity)]
+    fn plan(
+        &self,
+    ) -> (
+        Option<Arc<Instance>>,
+        Vec<RuntimeMessage>,
+        Vec<Write>,
+        Option<Instant>,
+    ) {
         let mut state = self.lock();
         let state = &mut *state;
         let now = Instant::now();
@@ -267,50 +555,77 @@ impl PostQueue {
                 .cloned();
         }
         let Some(target) = state.target.clone() else {
-            return (None, Vec::new(), None);
+            return (None, Vec::new(), Vec::new(), None);
         };
         let mut batch = Vec::new();
+        let mut writes = Vec::new();
         let mut next_due: Option<Instant> = None;
+        let mut i = 0;
         // Only the first `window` events can be in flight, so nothing beyond them is looked at.
-        for queued in state.events.iter_mut().take(self.config.window) {
+        while i < state.events.len().min(self.config.window) {
+            let queued = &mut state.events[i];
             let resend = match &queued.sent {
                 None => true,
                 Some(sent) => {
-                    !Arc::ptr_eq(&sent.to, &target) || now >= sent.at + self.config.ack_timeout
+                    !Arc::ptr_eq(&sent.to, &target)
+                        || now >= sent.at + self.ack_deadline(queued.attempt)
                 }
             };
+            if resend && queued.attempt >= self.config.max_attempts {
+                let Some(dead) = state.events.remove(i) else {
+                    break;
+                };
+                state.ids.remove(&dead.event.id);
+                state.bytes -= dead.size;
+                let reason = format!(
+                    "not acknowledged after {} deliveries (--post-max-attempts)",
+                    dead.attempt
+                );
+                tracing::warn!(app_id = %self.app_id, event_id = %dead.event.id, attempts = dead.attempt,
+                    "post event moved to the dead letters; Admin.RetryDeadLetters queues it again");
+                let mut stored = dead.stored(dead.attempt);
+                stored.reason = reason.clone();
+                stored.dead_unix_ms = unix_ms(SystemTime::now());
+                writes.push(Write::Dead(dead.seq, stored));
+                if state.dead.len() >= MAX_DEAD_IN_MEMORY {
+                    state.dead.pop_front();
+                }
+                state.dead.push_back(DeadLetter {
+                    seq: dead.seq,
+                    event: Arc::clone(&dead.event),
+                    attempts: dead.attempt,
+                    reason,
+                    dead_at: SystemTime::now(),
+                });
+                dead.finish(Delivery::DeadLettered);
+                continue;
+            }
             if resend {
                 queued.attempt += 1;
                 if queued.attempt > 1 {
                     tracing::debug!(app_id = %self.app_id, event_id = %queued.event.id,
                         attempt = queued.attempt, "redelivering post event");
+                    writes.push(Write::Update(queued.seq, queued.stored(queued.attempt)));
                 }
                 queued.sent = Some(Sent {
                     to: Arc::clone(&target),
                     at: now,
                 });
-                batch.push(post_message(&queued.event, queued.attempt));
+                batch.push(RuntimeMessage {
+                    msg: Some(Msg::PostEvent(queued.event.wire(queued.attempt))),
+                });
             }
-            let due = queued.sent.as_ref().map_or(now, |s| s.at) + self.config.ack_timeout;
+            let due =
+                queued.sent.as_ref().map_or(now, |s| s.at) + self.ack_deadline(queued.attempt);
             next_due = Some(next_due.map_or(due, |d| d.min(due)));
+            i += 1;
         }
-        (Some(target), batch, next_due)
+        (Some(target), batch, writes, next_due)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-fn post_message(event: &PostEventData, attempt: u32) -> RuntimeMessage {
-    RuntimeMessage {
-        msg: Some(Msg::PostEvent(PostEvent {
-            event_id: event.id.to_string(),
-            hook: event.hook.to_wire() as i32,
-            attempt,
-            payload: Some(event.payload.clone()),
-        })),
     }
 }

@@ -21,6 +21,7 @@ use crate::{
     settings::AppSettings,
     spec::{AppSpec, FailurePolicy, TimeoutLimits},
     stats::AppStats,
+    store::{Recovered, Store},
 };
 
 /// An app as the hot path sees it: its spec, live instances and post queue.
@@ -138,6 +139,7 @@ impl AppEntry {
 /// The registry of apps and instances.
 pub struct Registry {
     post_config: PostConfig,
+    store: Option<Store>,
     settings: BTreeMap<AppId, AppSettings>,
     entries: Mutex<BTreeMap<AppId, AppEntry>>,
     snapshot: ArcSwap<Snapshot>,
@@ -159,14 +161,18 @@ pub struct NewInstance {
 impl Registry {
     /// A registry whose background work stops with `shutdown`. Apps with essential hooks in
     /// `settings` are known from the start, so those hooks are prevented until the app connects.
+    /// Apps the store remembers come back with their pending events and dead letters.
     pub fn new(
         post_config: PostConfig,
+        store: Option<Store>,
+        mut recovered: Recovered,
         settings: BTreeMap<AppId, AppSettings>,
         limits: TimeoutLimits,
         shutdown: CancellationToken,
     ) -> Self {
         let registry = Self {
             post_config,
+            store,
             settings,
             entries: Mutex::new(BTreeMap::new()),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
@@ -174,7 +180,18 @@ impl Registry {
         };
         {
             let mut entries = registry.lock();
+            for (mut spec, version) in std::mem::take(&mut recovered.apps) {
+                if let Some(settings) = registry.settings.get(&spec.app_id) {
+                    spec.essential = settings.essential();
+                }
+                let app_id = spec.app_id.clone();
+                let entry = registry.new_entry(spec, Vec::new(), version, &mut recovered);
+                entries.insert(app_id, entry);
+            }
             for (app_id, settings) in &registry.settings {
+                if entries.contains_key(app_id) {
+                    continue;
+                }
                 if settings.essential_hooks.is_empty() {
                     continue;
                 }
@@ -189,7 +206,7 @@ impl Registry {
                     room_types: RoomTypeSet::default(),
                     essential: settings.essential(),
                 };
-                let entry = registry.new_entry(spec, Vec::new(), String::new());
+                let entry = registry.new_entry(spec, Vec::new(), String::new(), &mut recovered);
                 entries.insert(app_id.clone(), entry);
             }
             registry.publish(&entries);
@@ -202,13 +219,31 @@ impl Registry {
         self.settings.get(app_id)
     }
 
-    fn new_entry(&self, spec: AppSpec, instances: Vec<Arc<Instance>>, version: String) -> AppEntry {
+    /// The post-event store, when events are durable.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    fn new_entry(
+        &self,
+        spec: AppSpec,
+        instances: Vec<Arc<Instance>>,
+        version: String,
+        recovered: &mut Recovered,
+    ) -> AppEntry {
         let enabled = self
             .settings
             .get(&spec.app_id)
             .and_then(|s| s.enabled)
             .unwrap_or(true);
-        let posts = PostQueue::spawn(spec.app_id.clone(), self.post_config, &self.shutdown);
+        let posts = PostQueue::spawn(
+            spec.app_id.clone(),
+            self.post_config,
+            self.store.clone(),
+            recovered.events.remove(&spec.app_id).unwrap_or_default(),
+            recovered.dead.remove(&spec.app_id).unwrap_or_default(),
+            &self.shutdown,
+        );
         let entry = AppEntry {
             spec: Arc::new(spec),
             instances,
@@ -277,8 +312,12 @@ impl Registry {
                 Arc::clone(&entry.posts)
             }
             None => {
-                let entry =
-                    self.new_entry(spec, vec![Arc::clone(&instance)], instance.version.clone());
+                let entry = self.new_entry(
+                    spec,
+                    vec![Arc::clone(&instance)],
+                    instance.version.clone(),
+                    &mut Recovered::default(),
+                );
                 let posts = Arc::clone(&entry.posts);
                 entries.insert(app_id, entry);
                 posts

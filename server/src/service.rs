@@ -94,7 +94,12 @@ impl RoomHooksService {
             .dispatcher
             .post(event, room_type, wait, &ctx)
             .instrument(span)
-            .await;
+            .await
+            .map_err(|e| {
+                Status::unavailable(format!(
+                    "{e}; the event was not accepted: retry with the same event_id"
+                ))
+            })?;
         Ok(Response::new(response))
     }
 }

@@ -23,6 +23,7 @@ use crate::{
     metrics::{self, BackendCounters, Sources},
     registry::Registry,
     service::RoomHooksService,
+    store::{Recovered, Store, StoreError, StoreWriter},
 };
 
 /// Why the sidecar could not start or stopped with an error.
@@ -47,6 +48,9 @@ pub enum SidecarError {
     /// The gRPC server failed.
     #[error("the gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The post-event store could not be opened.
+    #[error("{0} (check --data-dir, or run with --ephemeral to keep post events in memory)")]
+    Store(#[from] StoreError),
     /// The server task panicked or was aborted.
     #[error("the server task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -60,6 +64,7 @@ pub struct Sidecar {
     registry: Arc<Registry>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     metrics: Option<JoinHandle<()>>,
+    store_writer: Option<StoreWriter>,
     drain_timeout: Duration,
 }
 
@@ -106,6 +111,16 @@ impl Sidecar {
             MaybeAddr::Off => None,
         };
 
+        let (store, store_writer, recovered) = if config.ephemeral {
+            tracing::warn!("--ephemeral: post events are kept in memory only and lost on restart");
+            (None, None, Recovered::default())
+        } else {
+            let (store, writer, recovered) = Store::open(&config.data_dir, config.fsync)?;
+            tracing::info!(data_dir = %config.data_dir.display(), fsync = config.fsync,
+                "post events are stored on disk");
+            (Some(store), Some(writer), recovered)
+        };
+
         let shutdown = CancellationToken::new();
         let settings = config
             .apps
@@ -114,6 +129,8 @@ impl Sidecar {
             .collect();
         let registry = Arc::new(Registry::new(
             config.post_config(),
+            store,
+            recovered,
             settings,
             config.timeout_limits(),
             shutdown.child_token(),
@@ -211,6 +228,7 @@ impl Sidecar {
             registry,
             server,
             metrics: metrics_task,
+            store_writer,
             drain_timeout: config.drain_timeout,
         })
     }
@@ -236,15 +254,29 @@ impl Sidecar {
         if let Some(metrics) = self.metrics.take() {
             let _ = tokio::time::timeout(Duration::from_secs(1), metrics).await;
         }
-        match tokio::time::timeout(self.drain_timeout, &mut self.server).await {
-            Ok(joined) => Ok(joined??),
+        let served = match tokio::time::timeout(self.drain_timeout, &mut self.server).await {
+            Ok(joined) => joined.map_err(SidecarError::from).and_then(|r| Ok(r?)),
             Err(_) => {
                 tracing::warn!(drain_timeout = ?self.drain_timeout,
                     "in-flight calls did not finish within the drain timeout; stopping anyway");
                 self.server.abort();
                 Ok(())
             }
+        };
+        self.close_store().await;
+        served
+    }
+
+    /// Flushes the store: every post event accepted so far is on disk when this returns.
+    async fn close_store(&mut self) {
+        if let Some(store) = self.registry.store() {
+            if let Err(err) = store.flush().await {
+                tracing::error!("{err}");
+            }
         }
+        // The writer thread ends once every handle is gone (background tasks may hold one a
+        // little longer), then persists with fsync; nothing waits on it here.
+        drop(self.store_writer.take());
     }
 
     /// Waits until the server stops by itself (it only does on error).

@@ -22,6 +22,7 @@ use tonic_health::pb::{
 struct Running {
     child: Child,
     addr: String,
+    _data: tempfile::TempDir,
 }
 
 impl Drop for Running {
@@ -33,9 +34,12 @@ impl Drop for Running {
 
 /// Starts the binary with `args` and `env`, and reads the bound address from its JSON logs.
 fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
         .args(args)
         .args(["--log-format", "json", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data.path())
         .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -59,7 +63,11 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
         Ok(Err(log)) => panic!("the binary exited before listening; its log:\n{log}"),
         Err(_) => panic!("the binary did not log the address it listens on within 30 s"),
     };
-    Running { child, addr }
+    Running {
+        child,
+        addr,
+        _data: data,
+    }
 }
 
 async fn channel(addr: &str) -> Channel {
@@ -204,9 +212,19 @@ async fn reflection_lists_the_services_over_v1_and_v1alpha() {
 #[test]
 fn print_config_shows_flags_over_environment_over_file_over_defaults() {
     let file = std::env::temp_dir().join(format!("roomhooks-print-{}.toml", std::process::id()));
-    std::fs::write(&file, "post_window = 8\nmax_timeout = \"30s\"\n[apps.filter]\npriority = 3\n").unwrap();
+    std::fs::write(
+        &file,
+        "post_window = 8\nmax_timeout = \"30s\"\n[apps.filter]\npriority = 3\n",
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
-        .args(["--print-config", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:6001"])
+        .args([
+            "--print-config",
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:6001",
+        ])
         .env("ROOMHOOKS_MAX_TIMEOUT", "20s")
         .env("ROOMHOOKS_LISTEN", "127.0.0.1:6002")
         .output()
@@ -215,11 +233,26 @@ fn print_config_shows_flags_over_environment_over_file_over_defaults() {
 
     assert!(output.status.success(), "{output:?}");
     let printed = String::from_utf8(output.stdout).unwrap();
-    assert!(printed.contains("listen = \"127.0.0.1:6001\""), "flag over env:\n{printed}");
-    assert!(printed.contains("max_timeout = \"20s\""), "env over file:\n{printed}");
-    assert!(printed.contains("post_window = 8"), "file over default:\n{printed}");
-    assert!(printed.contains("default_timeout = \"1s\""), "default:\n{printed}");
-    assert!(printed.contains("[apps.filter]") && printed.contains("priority = 3"), "{printed}");
+    assert!(
+        printed.contains("listen = \"127.0.0.1:6001\""),
+        "flag over env:\n{printed}"
+    );
+    assert!(
+        printed.contains("max_timeout = \"20s\""),
+        "env over file:\n{printed}"
+    );
+    assert!(
+        printed.contains("post_window = 8"),
+        "file over default:\n{printed}"
+    );
+    assert!(
+        printed.contains("default_timeout = \"1s\""),
+        "default:\n{printed}"
+    );
+    assert!(
+        printed.contains("[apps.filter]") && printed.contains("priority = 3"),
+        "{printed}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! real backend client, all over TCP.
 #![allow(dead_code)]
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use roomhooks_sdk::{
     App, AppHandle, RoomHooksClient,
@@ -18,6 +18,8 @@ use tonic::transport::Channel;
 pub struct Harness {
     pub sidecar: Sidecar,
     pub endpoint: String,
+    /// The store's directory, removed when the harness is dropped.
+    pub data_dir: Arc<tempfile::TempDir>,
 }
 
 impl Harness {
@@ -26,17 +28,40 @@ impl Harness {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts a sidecar with settings adjusted by `tweak`.
+    /// Starts a sidecar with settings adjusted by `tweak`, storing post events in a fresh
+    /// temporary directory.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
+        Self::start_in(dir, "127.0.0.1:0".parse().unwrap(), tweak).await
+    }
+
+    /// Starts a sidecar on `listen` storing post events in `data_dir` (a restart reuses both).
+    pub async fn start_in(
+        data_dir: Arc<tempfile::TempDir>,
+        listen: std::net::SocketAddr,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen,
             metrics_listen: MaybeAddr::Off,
+            data_dir: data_dir.path().to_path_buf(),
             ..Config::default()
         };
         tweak(&mut config);
         let sidecar = Sidecar::start(config).await.expect("sidecar starts");
         let endpoint = format!("http://{}", sidecar.local_addr());
-        Self { sidecar, endpoint }
+        Self {
+            sidecar,
+            endpoint,
+            data_dir,
+        }
+    }
+
+    /// Stops this sidecar gracefully and starts a new one on the same address and store.
+    pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Self {
+        let (addr, dir) = (self.sidecar.local_addr(), Arc::clone(&self.data_dir));
+        self.sidecar.shutdown().await.expect("clean shutdown");
+        Self::start_in(dir, addr, tweak).await
     }
 
     /// A backend client.

@@ -1,0 +1,446 @@
+//! The embedded on-disk store (fjall) for post events: every accepted event is written before
+//! the backend's call returns, acknowledged events are deleted, dead letters are kept, and apps
+//! with pending events are remembered across restarts.
+//!
+//! One writer thread owns all writes and commits them in groups: whatever arrived while the last
+//! commit ran goes into the next one, so many concurrent Post calls share one journal write.
+//! `PersistMode::Buffer` (the default) hands each commit to the OS before the caller is answered,
+//! which survives a crash of the sidecar process (`kill -9`); `--fsync` adds `fdatasync` per
+//! commit for power-loss durability.
+
+use std::{collections::BTreeMap, path::Path, thread::JoinHandle};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use prost::Message;
+use roomhooks::v1::PostEvent;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    hook::{Hook, HookSet, RoomTypeSet},
+    ids::AppId,
+    spec::{AppSpec, FailurePolicy},
+};
+
+/// A storage failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the post-event store failed: {0}")]
+pub struct StoreError(pub String);
+
+impl From<fjall::Error> for StoreError {
+    fn from(err: fjall::Error) -> Self {
+        StoreError(err.to_string())
+    }
+}
+
+/// An event as stored: the wire event plus bookkeeping.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredEvent {
+    /// The event (its `attempt` is the last attempt known to have been made).
+    #[prost(message, optional, tag = "1")]
+    pub event: Option<PostEvent>,
+    /// When the backend's call was accepted (Unix ms).
+    #[prost(int64, tag = "2")]
+    pub accepted_unix_ms: i64,
+    /// Why it became a dead letter (dead letters only).
+    #[prost(string, tag = "3")]
+    pub reason: String,
+    /// When it became a dead letter (Unix ms; dead letters only).
+    #[prost(int64, tag = "4")]
+    pub dead_unix_ms: i64,
+}
+
+/// An app's registration as stored, so it stays known after a restart.
+#[derive(Clone, PartialEq, Message)]
+struct StoredApp {
+    #[prost(int32, repeated, tag = "1")]
+    interfaces: Vec<i32>,
+    #[prost(int32, tag = "2")]
+    priority: i32,
+    #[prost(bool, tag = "3")]
+    fail_closed: bool,
+    #[prost(uint64, tag = "4")]
+    timeout_ms: u64,
+    #[prost(int32, repeated, tag = "5")]
+    room_types: Vec<i32>,
+    #[prost(string, tag = "6")]
+    version: String,
+}
+
+/// What the store held at start.
+#[derive(Default)]
+pub struct Recovered {
+    /// Apps remembered, with the version they last registered.
+    pub apps: Vec<(AppSpec, String)>,
+    /// Pending events per app, in sequence order.
+    pub events: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
+    /// Dead letters per app, in sequence order.
+    pub dead: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
+}
+
+enum Op {
+    PutEvent {
+        app: AppId,
+        seq: u64,
+        bytes: Vec<u8>,
+        done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    },
+    DeleteEvent {
+        app: AppId,
+        seq: u64,
+    },
+    PutDead {
+        app: AppId,
+        seq: u64,
+        bytes: Vec<u8>,
+    },
+    DeleteDead {
+        app: AppId,
+        seq: u64,
+    },
+    PutApp {
+        app: AppId,
+        bytes: Vec<u8>,
+    },
+    DeleteApp {
+        app: AppId,
+    },
+    Flush {
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// Most operations one commit takes.
+const MAX_GROUP: usize = 8192;
+/// Operations waiting for the writer, at most (senders wait beyond it).
+const QUEUE_CAPACITY: usize = 65_536;
+
+/// A handle to the store; cheap to clone. The writer thread stops when every handle is dropped.
+#[derive(Clone)]
+pub struct Store {
+    ops: mpsc::Sender<Op>,
+}
+
+/// Owns the writer thread; dropping it after the last [`Store`] handle lets the thread finish.
+pub struct StoreWriter {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StoreWriter {
+    /// Waits for the writer to drain and stop (call after the last handle is dropped).
+    pub fn join(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn key(app: &AppId, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(app.as_str().len() + 9);
+    key.extend_from_slice(app.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn split_key(key: &[u8]) -> Option<(AppId, u64)> {
+    let zero = key.iter().position(|&b| b == 0)?;
+    let (app, rest) = key.split_at(zero);
+    let seq = u64::from_be_bytes(rest.get(1..9)?.try_into().ok()?);
+    Some((AppId::parse(std::str::from_utf8(app).ok()?).ok()?, seq))
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and reads back what it holds.
+    pub fn open(dir: &Path, fsync: bool) -> Result<(Store, StoreWriter, Recovered), StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        let db = Database::builder(dir)
+            .cache_size(8 * 1024 * 1024)
+            .worker_threads(1)
+            .open()?;
+        let events = db.keyspace("events", KeyspaceCreateOptions::default)?;
+        let dead = db.keyspace("dead", KeyspaceCreateOptions::default)?;
+        let apps = db.keyspace("apps", KeyspaceCreateOptions::default)?;
+        let recovered = recover(&events, &dead, &apps)?;
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let mode = if fsync {
+            PersistMode::SyncData
+        } else {
+            PersistMode::Buffer
+        };
+        let thread = std::thread::Builder::new()
+            .name("roomhooks-store".into())
+            .spawn(move || write_loop(db, events, dead, apps, rx, mode))
+            .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
+        Ok((
+            Store { ops: tx },
+            StoreWriter {
+                thread: Some(thread),
+            },
+            recovered,
+        ))
+    }
+
+    async fn send(&self, op: Op) {
+        if self.ops.send(op).await.is_err() {
+            tracing::error!("the post-event store writer has stopped; a write was lost");
+        }
+    }
+
+    /// Writes an accepted event; the receiver resolves once it is committed.
+    pub async fn put_event(
+        &self,
+        app: &AppId,
+        seq: u64,
+        event: &StoredEvent,
+    ) -> oneshot::Receiver<Result<(), StoreError>> {
+        let (done, rx) = oneshot::channel();
+        self.send(Op::PutEvent {
+            app: app.clone(),
+            seq,
+            bytes: event.encode_to_vec(),
+            done: Some(done),
+        })
+        .await;
+        rx
+    }
+
+    /// Rewrites a pending event (e.g. its attempt count) without waiting for the commit.
+    pub async fn update_event(&self, app: &AppId, seq: u64, event: &StoredEvent) {
+        self.send(Op::PutEvent {
+            app: app.clone(),
+            seq,
+            bytes: event.encode_to_vec(),
+            done: None,
+        })
+        .await;
+    }
+
+    /// Deletes an acknowledged or dropped event.
+    pub async fn delete_event(&self, app: &AppId, seq: u64) {
+        self.send(Op::DeleteEvent {
+            app: app.clone(),
+            seq,
+        })
+        .await;
+    }
+
+    /// Moves an event to the dead letters (the caller deletes the pending copy).
+    pub async fn put_dead(&self, app: &AppId, seq: u64, event: &StoredEvent) {
+        self.send(Op::PutDead {
+            app: app.clone(),
+            seq,
+            bytes: event.encode_to_vec(),
+        })
+        .await;
+    }
+
+    /// Deletes a dead letter (retried or removed).
+    pub async fn delete_dead(&self, app: &AppId, seq: u64) {
+        self.send(Op::DeleteDead {
+            app: app.clone(),
+            seq,
+        })
+        .await;
+    }
+
+    /// Remembers an app's registration.
+    pub async fn put_app(&self, spec: &AppSpec, version: &str) {
+        let stored = StoredApp {
+            interfaces: spec.interfaces.iter().map(|h| h.to_wire() as i32).collect(),
+            priority: spec.priority,
+            fail_closed: spec.failure_policy == FailurePolicy::Fail,
+            timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
+            room_types: spec.room_types.iter().map(|t| t as i32).collect(),
+            version: version.to_owned(),
+        };
+        self.send(Op::PutApp {
+            app: spec.app_id.clone(),
+            bytes: stored.encode_to_vec(),
+        })
+        .await;
+    }
+
+    /// Forgets an app with its pending events and dead letters.
+    pub async fn delete_app(&self, app: &AppId) {
+        self.send(Op::DeleteApp { app: app.clone() }).await;
+    }
+
+    /// Waits until everything sent so far is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Op::Flush { done }).await;
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError("the store writer stopped".into())))
+    }
+}
+
+fn recover(events: &Keyspace, dead: &Keyspace, apps: &Keyspace) -> Result<Recovered, StoreError> {
+    let mut recovered = Recovered::default();
+    for item in apps.iter() {
+        let (k, v) = item.into_inner()?;
+        let (Ok(id), Ok(stored)) = (
+            std::str::from_utf8(&k)
+                .map_err(|_| ())
+                .and_then(|s| AppId::parse(s).map_err(|_| ())),
+            StoredApp::decode(&*v),
+        ) else {
+            tracing::warn!("skipping an unreadable app record in the store");
+            continue;
+        };
+        let spec = AppSpec {
+            app_id: id,
+            interfaces: HookSet::of(stored.interfaces.iter().filter_map(|&h| Hook::from_wire(h))),
+            priority: stored.priority,
+            failure_policy: if stored.fail_closed {
+                FailurePolicy::Fail
+            } else {
+                FailurePolicy::Ignore
+            },
+            timeout: std::time::Duration::from_millis(stored.timeout_ms),
+            room_types: {
+                let mut set = RoomTypeSet::default();
+                for t in stored
+                    .room_types
+                    .iter()
+                    .filter_map(|&t| roomhooks::v1::RoomType::try_from(t).ok())
+                {
+                    set.insert(t);
+                }
+                set
+            },
+            essential: HookSet::default(),
+        };
+        recovered.apps.push((spec, stored.version));
+    }
+    for (keyspace, into) in [(events, &mut recovered.events), (dead, &mut recovered.dead)] {
+        for item in keyspace.iter() {
+            let (k, v) = item.into_inner()?;
+            match (split_key(&k), StoredEvent::decode(&*v)) {
+                (Some((app, seq)), Ok(event)) => into.entry(app).or_default().push((seq, event)),
+                _ => tracing::warn!("skipping an unreadable event record in the store"),
+            }
+        }
+    }
+    Ok(recovered)
+}
+
+fn write_loop(
+    db: Database,
+    events: Keyspace,
+    dead: Keyspace,
+    apps: Keyspace,
+    mut rx: mpsc::Receiver<Op>,
+    mode: PersistMode,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = db.batch().durability(Some(mode));
+        let mut waiters = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(op) = next.take() {
+            taken += 1;
+            match op {
+                Op::PutEvent {
+                    app,
+                    seq,
+                    bytes,
+                    done,
+                } => {
+                    batch.insert(&events, key(&app, seq), bytes);
+                    waiters.extend(done);
+                }
+                Op::DeleteEvent { app, seq } => batch.remove(&events, key(&app, seq)),
+                Op::PutDead { app, seq, bytes } => batch.insert(&dead, key(&app, seq), bytes),
+                Op::DeleteDead { app, seq } => batch.remove(&dead, key(&app, seq)),
+                Op::PutApp { app, bytes } => {
+                    batch.insert(&apps, app.as_str().as_bytes().to_vec(), bytes)
+                }
+                Op::DeleteApp { app } => {
+                    batch.remove(&apps, app.as_str().as_bytes().to_vec());
+                    let mut prefix = app.as_str().as_bytes().to_vec();
+                    prefix.push(0);
+                    for keyspace in [&events, &dead] {
+                        for item in keyspace.prefix(&prefix) {
+                            if let Ok(k) = item.key() {
+                                batch.remove(keyspace, k);
+                            }
+                        }
+                    }
+                }
+                Op::Flush { done } => waiters.push(done),
+            }
+            if taken < MAX_GROUP {
+                next = rx.try_recv().ok();
+            }
+        }
+        let result = batch.commit().map_err(StoreError::from);
+        if let Err(err) = &result {
+            tracing::error!("{err}; backends are told their post events were not accepted");
+        }
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+    if let Err(err) = db.persist(PersistMode::SyncAll) {
+        tracing::error!("could not flush the post-event store at shutdown: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_by_app_then_sequence_and_split_back() {
+        let a = AppId::parse("app").unwrap();
+        assert!(key(&a, 2) < key(&a, 10));
+        assert_eq!(split_key(&key(&a, 77)), Some((a, 77)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_and_apps_survive_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("roomhooks-store-{:x}", rand::random::<u64>()));
+        let app = AppId::parse("keeper").unwrap();
+        let spec = AppSpec {
+            app_id: app.clone(),
+            interfaces: HookSet::of([Hook::PostRoomCreate]),
+            priority: 3,
+            failure_policy: FailurePolicy::Fail,
+            timeout: std::time::Duration::from_millis(500),
+            room_types: RoomTypeSet::default(),
+            essential: HookSet::default(),
+        };
+        {
+            let (store, writer, recovered) = Store::open(&dir, false).unwrap();
+            assert!(recovered.apps.is_empty());
+            store.put_app(&spec, "1.0").await;
+            for seq in 1..=3 {
+                let event = StoredEvent {
+                    event: Some(PostEvent {
+                        event_id: format!("e{seq}"),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                store
+                    .put_event(&app, seq, &event)
+                    .await
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            store.delete_event(&app, 2).await;
+            store.flush().await.unwrap();
+            drop(store);
+            tokio::task::spawn_blocking(move || writer.join())
+                .await
+                .unwrap();
+        }
+        let (_store, _writer, recovered) = Store::open(&dir, false).unwrap();
+        assert_eq!(recovered.apps, vec![(spec, "1.0".to_owned())]);
+        let seqs: Vec<u64> = recovered.events[&app].iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [1, 3]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
