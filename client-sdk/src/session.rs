@@ -176,6 +176,13 @@ pub(crate) async fn run(
                                 "post-event backlog full; the event will be redelivered");
                         }
                     }
+                    Down::Heartbeat(beat) => {
+                        let ack = AppMessage {
+                            msg: Some(Up::HeartbeatAck(roomhooks::v1::HeartbeatAck { nonce: beat.nonce })),
+                        };
+                        // A full uplink means the sidecar is not reading; it will notice either way.
+                        let _ = uplink.try_send(ack);
+                    }
                     Down::Registered(_) => {}
                 }
             }

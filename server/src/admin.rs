@@ -93,6 +93,8 @@ impl Admin for AdminService {
                             peer_address: i.peer.map(|p| p.to_string()).unwrap_or_default(),
                             connected_since: Some(prost_types::Timestamp::from(i.connected_at)),
                             calls_in_flight: i.in_flight(),
+                            consecutive_timeouts: i.consecutive_timeouts(),
+                            ejected_until: i.ejected_until().map(prost_types::Timestamp::from),
                         })
                         .collect(),
                     queued_post_events: app.posts.len() as u64,

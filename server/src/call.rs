@@ -17,6 +17,17 @@ use crate::{
     registry::{AppView, Registry},
 };
 
+/// Limits that shape one app call.
+#[derive(Clone, Copy, Debug)]
+pub struct CallLimits {
+    /// Calls one instance may have in flight; beyond it siblings or the failure policy take over.
+    pub max_in_flight_per_instance: u32,
+    /// When an instance that keeps timing out is taken out of rotation.
+    pub ejection: crate::instance::Ejection,
+    /// Largest encoded `custom_fields` an Extend or Modify answer may leave in the room.
+    pub max_custom_field_bytes: usize,
+}
+
 /// A well-formed answer, of the kind its hook needs.
 #[allow(clippy::large_enum_variant)] // moved once from the wire into the verdict, never stored
 #[derive(Debug)]
@@ -72,6 +83,7 @@ pub struct Answer {
 /// registry's current view is consulted for instances that connected since.
 pub async fn call_app(
     registry: &Registry,
+    limits: &CallLimits,
     app: &AppView,
     hook: Hook,
     payload: &hook_call::Payload,
@@ -101,18 +113,23 @@ pub async fn call_app(
             return end(tried.pop(), Err(Failure::Timeout(deadline - started)));
         }
         let mut fresh = None;
-        let picked = match app.pick(&tried) {
+        let max = limits.max_in_flight_per_instance;
+        let picked = match app.pick(&tried, max) {
             Some(instance) => Some(Arc::clone(instance)),
             None if tried.is_empty() => None,
             None => {
                 fresh = registry.snapshot().app(&app.spec.app_id).cloned();
-                fresh.as_ref().and_then(|view| view.pick(&tried).cloned())
+                fresh
+                    .as_ref()
+                    .and_then(|view| view.pick(&tried, max).cloned())
             }
         };
         drop(fresh);
         let Some(instance) = picked else {
-            let why = if tried.is_empty() {
+            let why = if tried.is_empty() && !app.instances.iter().any(|i| i.is_live()) {
                 "the app has no live instance".to_owned()
+            } else if tried.is_empty() {
+                format!("every instance has {max} calls in flight (--max-in-flight-per-instance)")
             } else {
                 format!("no instance could take the call (tried {tried:?})")
             };
@@ -140,6 +157,7 @@ pub async fn call_app(
         };
         match tokio::time::timeout_at(deadline, pending.answer()).await {
             Err(_elapsed) => {
+                instance.record_timeout(limits.ejection);
                 return end(
                     Some(instance.id.clone()),
                     Err(Failure::Timeout(deadline - started)),
@@ -150,7 +168,10 @@ pub async fn call_app(
                     call_id = %pending.call_id(), "instance went away mid-call; retrying on a sibling");
                 tried.push(instance.id.clone());
             }
-            Ok(Some(result)) => return end(Some(instance.id.clone()), check_kind(hook, result)),
+            Ok(Some(result)) => {
+                instance.record_answer();
+                return end(Some(instance.id.clone()), check_kind(hook, result));
+            }
         }
     }
 }

@@ -122,6 +122,36 @@ pub struct Cli {
     /// How long shutdown waits for in-flight calls [default: 10s].
     #[arg(long, env = "ROOMHOOKS_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
     pub drain_timeout: Option<Duration>,
+    /// Pre calls one app instance may have in flight; beyond it siblings or the failure policy take over [default: 64].
+    #[arg(long, env = "ROOMHOOKS_MAX_IN_FLIGHT_PER_INSTANCE")]
+    pub max_in_flight_per_instance: Option<u32>,
+    /// Timeouts in a row that take an instance out of rotation (0 = never) [default: 5].
+    #[arg(long, env = "ROOMHOOKS_EJECT_AFTER")]
+    pub eject_after: Option<u32>,
+    /// How long the first ejection lasts; each further one lasts as much longer [default: 10s].
+    #[arg(long, env = "ROOMHOOKS_EJECT_FOR", value_parser = humantime::parse_duration)]
+    pub eject_for: Option<Duration>,
+    /// How often app instances are sent a Heartbeat [default: 3s].
+    #[arg(long, env = "ROOMHOOKS_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Option<Duration>,
+    /// An instance silent this long is disconnected (its calls retried on siblings) [default: 9s].
+    #[arg(long, env = "ROOMHOOKS_HEARTBEAT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub heartbeat_timeout: Option<Duration>,
+    /// Largest gRPC message accepted, in bytes [default: 4194304].
+    #[arg(long, env = "ROOMHOOKS_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<usize>,
+    /// Largest encoded custom_fields of a room, in bytes (requests and app answers) [default: 65536].
+    #[arg(long, env = "ROOMHOOKS_MAX_CUSTOM_FIELD_BYTES")]
+    pub max_custom_field_bytes: Option<usize>,
+    /// Most distinct apps known at once [default: 1000].
+    #[arg(long, env = "ROOMHOOKS_MAX_APPS")]
+    pub max_apps: Option<usize>,
+    /// Most live instances of one app [default: 1000].
+    #[arg(long, env = "ROOMHOOKS_MAX_INSTANCES_PER_APP")]
+    pub max_instances_per_app: Option<usize>,
+    /// Backend calls served at once; more are shed with RESOURCE_EXHAUSTED [default: 4096].
+    #[arg(long, env = "ROOMHOOKS_MAX_CONCURRENT_BACKEND_CALLS")]
+    pub max_concurrent_backend_calls: Option<usize>,
     /// Log format; the level comes from RUST_LOG [default: pretty].
     #[arg(long, env = "ROOMHOOKS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -163,6 +193,19 @@ struct FileConfig {
     register_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     drain_timeout: Option<Duration>,
+    max_in_flight_per_instance: Option<u32>,
+    eject_after: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    eject_for: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    heartbeat_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    heartbeat_timeout: Option<Duration>,
+    max_message_size: Option<usize>,
+    max_custom_field_bytes: Option<usize>,
+    max_apps: Option<usize>,
+    max_instances_per_app: Option<usize>,
+    max_concurrent_backend_calls: Option<usize>,
     log_format: Option<LogFormat>,
     backend_token: Option<String>,
     #[serde(default)]
@@ -208,6 +251,29 @@ pub struct Config {
     /// Shutdown drain time.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// Pre calls one app instance may have in flight; beyond it siblings or the failure policy take over.
+    pub max_in_flight_per_instance: u32,
+    /// Timeouts in a row that take an instance out of rotation (0 = never).
+    pub eject_after: u32,
+    /// How long the first ejection lasts; each further one lasts as much longer.
+    #[serde(with = "humantime_serde")]
+    pub eject_for: Duration,
+    /// How often app instances are sent a Heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// An instance silent this long is disconnected (its calls retried on siblings).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_timeout: Duration,
+    /// Largest gRPC message accepted, in bytes.
+    pub max_message_size: usize,
+    /// Largest encoded custom_fields of a room, in bytes (requests and app answers).
+    pub max_custom_field_bytes: usize,
+    /// Most distinct apps known at once.
+    pub max_apps: usize,
+    /// Most live instances of one app.
+    pub max_instances_per_app: usize,
+    /// Backend calls served at once; more are shed with RESOURCE_EXHAUSTED.
+    pub max_concurrent_backend_calls: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// The backends' bearer token.
@@ -255,6 +321,16 @@ impl Default for Config {
             fsync: false,
             register_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
+            max_in_flight_per_instance: 64,
+            eject_after: 5,
+            eject_for: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(3),
+            heartbeat_timeout: Duration::from_secs(9),
+            max_message_size: 4 * 1024 * 1024,
+            max_custom_field_bytes: 64 * 1024,
+            max_apps: 1000,
+            max_instances_per_app: 1000,
+            max_concurrent_backend_calls: 4096,
             log_format: LogFormat::Pretty,
             backend_token: None,
             apps: BTreeMap::new(),
@@ -326,6 +402,40 @@ impl Config {
                 .drain_timeout
                 .or(file.drain_timeout)
                 .unwrap_or(d.drain_timeout),
+            max_in_flight_per_instance: cli
+                .max_in_flight_per_instance
+                .or(file.max_in_flight_per_instance)
+                .unwrap_or(d.max_in_flight_per_instance),
+            eject_after: cli
+                .eject_after
+                .or(file.eject_after)
+                .unwrap_or(d.eject_after),
+            eject_for: cli.eject_for.or(file.eject_for).unwrap_or(d.eject_for),
+            heartbeat_interval: cli
+                .heartbeat_interval
+                .or(file.heartbeat_interval)
+                .unwrap_or(d.heartbeat_interval),
+            heartbeat_timeout: cli
+                .heartbeat_timeout
+                .or(file.heartbeat_timeout)
+                .unwrap_or(d.heartbeat_timeout),
+            max_message_size: cli
+                .max_message_size
+                .or(file.max_message_size)
+                .unwrap_or(d.max_message_size),
+            max_custom_field_bytes: cli
+                .max_custom_field_bytes
+                .or(file.max_custom_field_bytes)
+                .unwrap_or(d.max_custom_field_bytes),
+            max_apps: cli.max_apps.or(file.max_apps).unwrap_or(d.max_apps),
+            max_instances_per_app: cli
+                .max_instances_per_app
+                .or(file.max_instances_per_app)
+                .unwrap_or(d.max_instances_per_app),
+            max_concurrent_backend_calls: cli
+                .max_concurrent_backend_calls
+                .or(file.max_concurrent_backend_calls)
+                .unwrap_or(d.max_concurrent_backend_calls),
             log_format: cli.log_format.or(file.log_format).unwrap_or(d.log_format),
             backend_token: cli.backend_token.or(file.backend_token),
             apps,
@@ -355,6 +465,30 @@ impl Config {
         }
         if self.post_window == 0 {
             return bad("post_window", "must be at least 1");
+        }
+        for (key, value) in [
+            (
+                "max_in_flight_per_instance",
+                self.max_in_flight_per_instance as usize,
+            ),
+            ("max_message_size", self.max_message_size),
+            ("max_custom_field_bytes", self.max_custom_field_bytes),
+            ("max_apps", self.max_apps),
+            ("max_instances_per_app", self.max_instances_per_app),
+            (
+                "max_concurrent_backend_calls",
+                self.max_concurrent_backend_calls,
+            ),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
+            return bad(
+                "heartbeat_timeout",
+                "must be longer than heartbeat_interval (which must be more than zero)",
+            );
         }
         if self.post_max_attempts == 0 {
             return bad("post_max_attempts", "must be at least 1");
@@ -408,6 +542,18 @@ impl Config {
         TimeoutLimits {
             default: self.default_timeout,
             max: self.max_timeout,
+        }
+    }
+
+    /// The limits of one app call.
+    pub fn call_limits(&self) -> crate::call::CallLimits {
+        crate::call::CallLimits {
+            max_in_flight_per_instance: self.max_in_flight_per_instance,
+            ejection: crate::instance::Ejection {
+                after: self.eject_after,
+                base: self.eject_for,
+            },
+            max_custom_field_bytes: self.max_custom_field_bytes,
         }
     }
 

@@ -26,8 +26,18 @@ use crate::{
 /// The stream of calls and events sent to one instance.
 pub type OutboundStream = Pin<Box<dyn Stream<Item = Result<RuntimeMessage, Status>> + Send>>;
 
+/// How instance liveness is checked.
+#[derive(Clone, Copy, Debug)]
+pub struct Liveness {
+    /// How often a Heartbeat is sent.
+    pub interval: Duration,
+    /// Silence after which the instance is disconnected.
+    pub timeout: Duration,
+}
+
 /// Serves `roomhooks.v1.AppRuntime`.
 pub struct AppRuntimeService {
+    liveness: Liveness,
     registry: Arc<Registry>,
     /// Whether app tokens are configured: then every app must present its own.
     app_auth: bool,
@@ -39,6 +49,7 @@ pub struct AppRuntimeService {
 impl AppRuntimeService {
     /// A service admitting apps into `registry`.
     pub fn new(
+        liveness: Liveness,
         registry: Arc<Registry>,
         app_auth: bool,
         limits: TimeoutLimits,
@@ -46,6 +57,7 @@ impl AppRuntimeService {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            liveness,
             registry,
             app_auth,
             limits,
@@ -76,7 +88,7 @@ impl AppRuntime for AppRuntimeService {
             })??;
         let register = match first.and_then(|m| m.msg) {
             Some(In::Register(register)) => register,
-            Some(In::Result(_) | In::PostAck(_)) => {
+            Some(In::Result(_) | In::PostAck(_) | In::HeartbeatAck(_)) => {
                 return Err(Status::invalid_argument(
                     "the first AppMessage must be Register (got a result or post_ack)",
                 ));
@@ -148,6 +160,7 @@ impl AppRuntime for AppRuntimeService {
 
         let cut = instance.cut_token().clone().cancelled_owned();
         tokio::spawn(read_loop(
+            self.liveness,
             Arc::clone(&self.registry),
             instance,
             posts,
@@ -195,6 +208,7 @@ impl Strikes {
 
 /// Reads one instance's answers until its stream ends, then takes it out of rotation.
 async fn read_loop(
+    liveness: Liveness,
     registry: Arc<Registry>,
     instance: Arc<Instance>,
     posts: Arc<PostQueue>,
@@ -204,12 +218,32 @@ async fn read_loop(
     let mut bad_results = Strikes::default();
     let mut bad_acks = Strikes::default();
     let mut other = Strikes::default();
+    let mut heartbeat = tokio::time::interval(liveness.interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut nonce = 0u64;
     loop {
         let next = tokio::select! {
             _ = instance.closed_token().cancelled() => break,
             _ = shutdown.cancelled() => break,
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > liveness.timeout {
+                    tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
+                        silent_for = ?last_heard.elapsed(),
+                        "app instance stopped answering heartbeats: disconnecting it");
+                    instance.close(Some(Status::unavailable(format!(
+                        "no message or HeartbeatAck from this instance within {:?}; answer every \
+                         Heartbeat, then reconnect", liveness.timeout
+                    ))));
+                    break;
+                }
+                nonce += 1;
+                instance.send_heartbeat(nonce);
+                continue;
+            }
             next = inbound.message() => next,
         };
+        last_heard = tokio::time::Instant::now();
         let message = match next {
             Ok(Some(AppMessage { msg: Some(message) })) => message,
             Ok(Some(AppMessage { msg: None })) => {
@@ -257,6 +291,7 @@ async fn read_loop(
                         "ignored a PostEventAck for an event not awaiting an ack (unknown or already acknowledged)");
                 }
             }
+            In::HeartbeatAck(_) => {}
             In::Register(_) => {
                 if let Some(n) = other.hit() {
                     tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id, count = n,

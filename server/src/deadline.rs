@@ -31,7 +31,8 @@ impl CallContext {
         let budget = match metadata.get("grpc-timeout").map(|v| v.to_str()) {
             Some(Ok(raw)) => match parse_grpc_timeout(raw) {
                 Some(asked) => {
-                    let margin = (asked / 10).min(Duration::from_millis(5));
+                    // Room for the answer to travel and for a busy machine: a tenth, at most 50 ms.
+                    let margin = (asked / 10).min(Duration::from_millis(50));
                     (asked - margin).min(max)
                 }
                 None => {

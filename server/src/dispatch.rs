@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::{
-    call::{Answer, Failure, Reply, call_app},
+    call::{Answer, CallLimits, Failure, Reply, call_app},
     deadline::CallContext,
     extend::{ExtendMerge, Merge},
     hook::Hook,
@@ -23,12 +23,13 @@ use crate::{
 #[derive(Clone)]
 pub struct Dispatcher {
     registry: Arc<Registry>,
+    limits: CallLimits,
 }
 
 impl Dispatcher {
     /// A dispatcher over `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    pub fn new(registry: Arc<Registry>, limits: CallLimits) -> Self {
+        Self { registry, limits }
     }
 
     /// PreRoomCreate: Prevent, then Extend, then Modify. Returns the verdict and the final room.
@@ -82,7 +83,8 @@ impl Dispatcher {
             return;
         }
         let answers = join_all(apps.iter().map(|app| {
-            call_app(&self.registry, app, hook, payload, ctx).instrument(app_span(app, hook))
+            call_app(&self.registry, &self.limits, app, hook, payload, ctx)
+                .instrument(app_span(app, hook))
         }))
         .await;
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
@@ -106,10 +108,11 @@ impl Dispatcher {
         }
         let payload = hook_call::Payload::Room(room.clone());
         let answers = join_all(apps.iter().map(|app| {
-            call_app(&self.registry, app, hook, &payload, ctx).instrument(app_span(app, hook))
+            call_app(&self.registry, &self.limits, app, hook, &payload, ctx)
+                .instrument(app_span(app, hook))
         }))
         .await;
-        let mut merge = ExtendMerge::new(room);
+        let mut merge = ExtendMerge::new(room, self.limits.max_custom_field_bytes);
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
             match result {
                 Ok(Reply::Extension(extension)) => {
@@ -135,20 +138,23 @@ impl Dispatcher {
         let snapshot = self.registry.snapshot();
         for app in matching(snapshot.subscribers(hook), hook, room.r#type) {
             let payload = hook_call::Payload::Room(room.clone());
-            let Answer { meta, result } = call_app(&self.registry, app, hook, &payload, ctx)
-                .instrument(app_span(app, hook))
-                .await;
+            let Answer { meta, result } =
+                call_app(&self.registry, &self.limits, app, hook, &payload, ctx)
+                    .instrument(app_span(app, hook))
+                    .await;
             let outcome = match result {
                 Ok(Reply::Modification(m)) => Ok(match m.room {
                     None => (OutcomeStatus::Unchanged, String::new()),
                     Some(new) if new == *room => (OutcomeStatus::Unchanged, String::new()),
-                    Some(new) => match check_modification(room, &new) {
-                        Ok(()) => {
-                            *room = new;
-                            (OutcomeStatus::Changed, String::new())
+                    Some(new) => {
+                        match check_modification(room, &new, self.limits.max_custom_field_bytes) {
+                            Ok(()) => {
+                                *room = new;
+                                (OutcomeStatus::Changed, String::new())
+                            }
+                            Err(why) => (OutcomeStatus::Rejected, why),
                         }
-                        Err(why) => (OutcomeStatus::Rejected, why),
-                    },
+                    }
                 }),
                 Ok(other) => Err(wrong_kind(&other)),
                 Err(failure) => Err(failure),
@@ -300,7 +306,17 @@ fn app_span(app: &AppView, hook: Hook) -> tracing::Span {
 }
 
 /// Checks a Modify answer: the id is fixed and the type must stay a real room type.
-fn check_modification(current: &Room, new: &Room) -> Result<(), String> {
+fn check_modification(current: &Room, new: &Room, max_field_bytes: usize) -> Result<(), String> {
+    let size = new
+        .custom_fields
+        .as_ref()
+        .map_or(0, prost::Message::encoded_len);
+    if size > max_field_bytes {
+        return Err(format!(
+            "room.custom_fields would be {size} bytes (limit {max_field_bytes}); the chain \
+             continues with the previous room"
+        ));
+    }
     if new.id != current.id {
         return Err(format!(
             "room.id cannot be changed ({:?} -> {:?}); the chain continues with the previous room",

@@ -24,14 +24,16 @@ pub enum Merge {
 pub struct ExtendMerge<'a> {
     room: &'a mut Room,
     added_by: HashMap<String, AppId>,
+    max_field_bytes: usize,
 }
 
 impl<'a> ExtendMerge<'a> {
-    /// Starts merging into `room`.
-    pub fn new(room: &'a mut Room) -> Self {
+    /// Starts merging into `room`, whose encoded custom fields may not exceed `max_field_bytes`.
+    pub fn new(room: &'a mut Room, max_field_bytes: usize) -> Self {
         Self {
             room,
             added_by: HashMap::new(),
+            max_field_bytes,
         }
     }
 
@@ -57,12 +59,17 @@ impl<'a> ExtendMerge<'a> {
                 refused.push(format!("custom field {key:?} ({owner})"));
                 continue;
             }
-            self.added_by.insert(key.clone(), app.clone());
-            self.room
-                .custom_fields
-                .get_or_insert_with(Struct::default)
-                .fields
-                .insert(key, value);
+            let fields = self.room.custom_fields.get_or_insert_with(Struct::default);
+            fields.fields.insert(key.clone(), value);
+            if prost::Message::encoded_len(&*fields) > self.max_field_bytes {
+                fields.fields.remove(&key);
+                refused.push(format!(
+                    "custom field {key:?} (it would make custom_fields larger than {} bytes)",
+                    self.max_field_bytes
+                ));
+                continue;
+            }
+            self.added_by.insert(key, app.clone());
             changed = true;
         }
         for username in extension.member_usernames {
@@ -108,7 +115,7 @@ mod tests {
             ..Default::default()
         };
         let (a, b) = (AppId::parse("a").unwrap(), AppId::parse("b").unwrap());
-        let mut merge = ExtendMerge::new(&mut room);
+        let mut merge = ExtendMerge::new(&mut room, 64 * 1024);
         let first = merge.apply(
             &a,
             RoomExtension {
@@ -139,9 +146,27 @@ mod tests {
     }
 
     #[test]
+    fn an_addition_that_would_exceed_the_size_limit_is_refused() {
+        let mut room = Room::default();
+        let mut merge = ExtendMerge::new(&mut room, 64);
+        let result = merge.apply(
+            &AppId::parse("a").unwrap(),
+            RoomExtension {
+                custom_fields: fields(&[("small", "ok"), ("big", &"x".repeat(100))]),
+                member_usernames: vec![],
+            },
+        );
+        let Merge::Rejected(detail) = result else {
+            panic!("expected a rejection, got {result:?}");
+        };
+        assert!(detail.contains("\"big\""), "{detail}");
+        assert!(room.custom_fields.unwrap().fields.contains_key("small"));
+    }
+
+    #[test]
     fn an_empty_extension_leaves_the_room_unchanged() {
         let mut room = Room::default();
-        let merge = ExtendMerge::new(&mut room)
+        let merge = ExtendMerge::new(&mut room, 64 * 1024)
             .apply(&AppId::parse("a").unwrap(), RoomExtension::default());
         assert_eq!(merge, Merge::Unchanged);
     }

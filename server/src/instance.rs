@@ -7,11 +7,14 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU32, AtomicU64, Ordering},
     },
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use roomhooks::v1::{CancelCall, HookCall, RuntimeMessage, hook_result, runtime_message::Msg};
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
@@ -19,6 +22,15 @@ use crate::{
     hook::Hook,
     ids::{AppId, CallId, InstanceId},
 };
+
+/// When an instance is taken out of rotation for timing out.
+#[derive(Clone, Copy, Debug)]
+pub struct Ejection {
+    /// Timeouts in a row that eject (0 = never).
+    pub after: u32,
+    /// The first ejection's length; each further one is longer by as much.
+    pub base: Duration,
+}
 
 /// What the sidecar sends down an app's stream.
 pub type Outbound = mpsc::Sender<Result<RuntimeMessage, Status>>;
@@ -49,6 +61,9 @@ pub struct Instance {
     outbound: Outbound,
     pending: Mutex<HashMap<CallId, Pending>>,
     in_flight: AtomicU32,
+    consecutive_timeouts: AtomicU32,
+    ejections: AtomicU32,
+    ejected_until: Mutex<Option<(Instant, SystemTime)>>,
     /// Cancelled when the instance stops being usable (stream ended, app removed, shutdown).
     closed: CancellationToken,
     /// Cancelled to end the outbound stream at once (when a closing status could not be queued).
@@ -91,6 +106,9 @@ impl Instance {
             outbound,
             pending: Mutex::new(HashMap::new()),
             in_flight: AtomicU32::new(0),
+            consecutive_timeouts: AtomicU32::new(0),
+            ejections: AtomicU32::new(0),
+            ejected_until: Mutex::new(None),
             closed: CancellationToken::new(),
             cut: CancellationToken::new(),
         }
@@ -99,6 +117,56 @@ impl Instance {
     /// Pre calls sent and not answered yet.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Timeouts in a row since the last answer.
+    pub fn consecutive_timeouts(&self) -> u32 {
+        self.consecutive_timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Records an answer: the timeout streak ends.
+    pub fn record_answer(&self) {
+        self.consecutive_timeouts.store(0, Ordering::Relaxed);
+    }
+
+    /// Records a timeout; after `ejection.after` in a row the instance is taken out of rotation
+    /// for `ejection.base` × the number of times it was ejected (Envoy-style outlier ejection).
+    pub fn record_timeout(&self, ejection: Ejection) {
+        let streak = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        if ejection.after == 0 || streak < ejection.after {
+            return;
+        }
+        self.consecutive_timeouts.store(0, Ordering::Relaxed);
+        let times = self.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let period = ejection.base * times.min(30);
+        *self.lock_ejection() = Some((Instant::now() + period, SystemTime::now() + period));
+        tracing::warn!(app_id = %self.app_id, instance_id = %self.id, streak, ?period,
+            "instance timed out too often in a row: out of rotation (outlier ejection)");
+    }
+
+    /// Whether the instance is out of rotation after too many timeouts.
+    pub fn is_ejected(&self) -> bool {
+        self.lock_ejection()
+            .is_some_and(|(until, _)| Instant::now() < until)
+    }
+
+    /// When the current ejection ends, if the instance is ejected.
+    pub fn ejected_until(&self) -> Option<SystemTime> {
+        self.lock_ejection()
+            .filter(|(until, _)| Instant::now() < *until)
+            .map(|(_, wall)| wall)
+    }
+
+    fn lock_ejection(&self) -> std::sync::MutexGuard<'_, Option<(Instant, SystemTime)>> {
+        self.ejected_until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends a heartbeat without waiting; false when the outbound queue is full or closed.
+    pub fn send_heartbeat(&self, nonce: u64) -> bool {
+        let message = RuntimeMessage {
+            msg: Some(Msg::Heartbeat(roomhooks::v1::Heartbeat { nonce })),
+        };
+        self.outbound.try_send(Ok(message)).is_ok()
     }
 
     /// Whether the instance can take calls.

@@ -41,12 +41,13 @@ pub struct AppView {
 }
 
 impl AppView {
-    /// The live instance with the fewest calls in flight, skipping `tried`.
-    pub fn pick(&self, tried: &[InstanceId]) -> Option<&Arc<Instance>> {
+    /// The live instance with the fewest calls in flight, skipping `tried` and instances at
+    /// `max_in_flight`; ejected instances only when no other can take the call.
+    pub fn pick(&self, tried: &[InstanceId], max_in_flight: u32) -> Option<&Arc<Instance>> {
         self.instances
             .iter()
-            .filter(|i| i.is_live() && !tried.contains(&i.id))
-            .min_by_key(|i| i.in_flight())
+            .filter(|i| i.is_live() && !tried.contains(&i.id) && i.in_flight() < max_in_flight)
+            .min_by_key(|i| (i.is_ejected(), i.in_flight()))
     }
 }
 
@@ -88,6 +89,22 @@ pub enum AdmitError {
         /// What differs (live vs. new).
         diff: String,
     },
+    /// The sidecar already knows --max-apps apps.
+    #[error(
+        "the sidecar already knows {max} apps (--max-apps); remove unused ones with Admin.RemoveApp"
+    )]
+    TooManyApps {
+        /// The limit.
+        max: usize,
+    },
+    /// The app already has --max-instances-per-app live instances.
+    #[error("app {app_id:?} already has {max} live instances (--max-instances-per-app)")]
+    TooManyInstances {
+        /// The app.
+        app_id: AppId,
+        /// The limit.
+        max: usize,
+    },
     /// Another live instance of the app uses that instance id.
     #[error(
         "instance {instance_id:?} of app {app_id:?} is already connected; use a unique instance_id \
@@ -103,8 +120,24 @@ pub enum AdmitError {
 
 impl From<AdmitError> for Status {
     fn from(err: AdmitError) -> Self {
-        Status::failed_precondition(err.to_string())
+        match err {
+            AdmitError::TooManyApps { .. } | AdmitError::TooManyInstances { .. } => {
+                Status::resource_exhausted(err.to_string())
+            }
+            AdmitError::Mismatch { .. } | AdmitError::DuplicateInstance { .. } => {
+                Status::failed_precondition(err.to_string())
+            }
+        }
     }
+}
+
+/// How many apps and instances the registry holds at most.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    /// Distinct apps.
+    pub max_apps: usize,
+    /// Live instances per app.
+    pub max_instances_per_app: usize,
 }
 
 /// What a removal took with it.
@@ -138,6 +171,7 @@ impl AppEntry {
 
 /// The registry of apps and instances.
 pub struct Registry {
+    capacity: Capacity,
     post_config: PostConfig,
     store: Option<Store>,
     settings: BTreeMap<AppId, AppSettings>,
@@ -163,6 +197,7 @@ impl Registry {
     /// `settings` are known from the start, so those hooks are prevented until the app connects.
     /// Apps the store remembers come back with their pending events and dead letters.
     pub fn new(
+        capacity: Capacity,
         post_config: PostConfig,
         store: Option<Store>,
         mut recovered: Recovered,
@@ -171,6 +206,7 @@ impl Registry {
         shutdown: CancellationToken,
     ) -> Self {
         let registry = Self {
+            capacity,
             post_config,
             store,
             settings,
@@ -297,6 +333,12 @@ impl Registry {
                     if let Some(diff) = spec.differences(&entry.spec) {
                         return Err(AdmitError::Mismatch { app_id, diff });
                     }
+                    if entry.instances.len() >= self.capacity.max_instances_per_app {
+                        return Err(AdmitError::TooManyInstances {
+                            app_id,
+                            max: self.capacity.max_instances_per_app,
+                        });
+                    }
                     if entry.instances.iter().any(|i| i.id == instance.id) {
                         return Err(AdmitError::DuplicateInstance {
                             app_id,
@@ -312,6 +354,11 @@ impl Registry {
                 Arc::clone(&entry.posts)
             }
             None => {
+                if entries.len() >= self.capacity.max_apps {
+                    return Err(AdmitError::TooManyApps {
+                        max: self.capacity.max_apps,
+                    });
+                }
                 let entry = self.new_entry(
                     spec,
                     vec![Arc::clone(&instance)],

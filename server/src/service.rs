@@ -3,6 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use roomhooks::v1::{
     self as pb, PostEventResponse, PreRoomCreateResponse, PreventResponse, hook_call, post_event,
     room_hooks_server::RoomHooks,
@@ -26,6 +28,17 @@ pub struct RoomHooksService {
     dispatcher: Dispatcher,
     max_timeout: Duration,
     counters: Arc<BackendCounters>,
+    limits: Limits,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Limits on backend requests.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Requests served at once; more are shed with RESOURCE_EXHAUSTED.
+    pub max_concurrent: usize,
+    /// Largest encoded `custom_fields` of a room.
+    pub max_custom_field_bytes: usize,
 }
 
 impl RoomHooksService {
@@ -34,12 +47,41 @@ impl RoomHooksService {
         dispatcher: Dispatcher,
         max_timeout: Duration,
         counters: Arc<BackendCounters>,
+        limits: Limits,
     ) -> Self {
         Self {
             dispatcher,
             max_timeout,
             counters,
+            in_flight: Arc::new(Semaphore::new(limits.max_concurrent)),
+            limits,
         }
+    }
+
+    /// A slot for one request, or RESOURCE_EXHAUSTED when the sidecar is at its limit.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.in_flight).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "the sidecar is serving {} backend calls already (--max-concurrent-backend-calls); \
+                 retry with backoff",
+                self.limits.max_concurrent
+            ))
+        })
+    }
+
+    /// Refuses rooms whose custom fields exceed the limit.
+    fn check_fields(&self, room: Option<&pb::Room>, field: &str) -> Result<(), Status> {
+        let size = room
+            .and_then(|r| r.custom_fields.as_ref())
+            .map_or(0, prost::Message::encoded_len);
+        if size > self.limits.max_custom_field_bytes {
+            return Err(Status::invalid_argument(format!(
+                "{field}.custom_fields is {size} bytes encoded; the limit is {} \
+                 (--max-custom-field-bytes)",
+                self.limits.max_custom_field_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Counts an answered request by its gRPC code.
@@ -123,11 +165,13 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PreRoomCreateRequest>,
     ) -> Result<Response<PreRoomCreateResponse>, Status> {
         let result = async {
+            let _slot = self.admit()?;
             let (dry_run, request_id) = (
                 request.get_ref().dry_run,
                 request.get_ref().request_id.clone(),
             );
             let ctx = self.context(&request, dry_run, &request_id);
+            self.check_fields(request.get_ref().room.as_ref(), "room")?;
             let room = validate::pre_room_create(request.into_inner())?;
             let span = tracing::info_span!("backend_call", hook = "PreRoomCreate",
                 request_id = %ctx.request_id, dry_run = ctx.dry_run);
@@ -152,11 +196,13 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PreRoomDeleteRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
         let result = async {
+            let _slot = self.admit()?;
             let (dry_run, request_id) = (
                 request.get_ref().dry_run,
                 request.get_ref().request_id.clone(),
             );
             let ctx = self.context(&request, dry_run, &request_id);
+            self.check_fields(request.get_ref().room.as_ref(), "room")?;
             let room = validate::pre_room_delete(request.into_inner())?;
             let room_type = room.r#type;
             self.veto(
@@ -176,12 +222,14 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PreRoomUserJoinRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
         let result = async {
+            let _slot = self.admit()?;
             let (dry_run, request_id) = (
                 request.get_ref().dry_run,
                 request.get_ref().request_id.clone(),
             );
             let ctx = self.context(&request, dry_run, &request_id);
             let context = validate::pre_room_user_join(request.into_inner())?;
+            self.check_fields(context.room.as_ref(), "context.room")?;
             let room_type = room_type(&context.room);
             self.veto(
                 Hook::PreRoomUserJoined,
@@ -200,12 +248,14 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PreRoomUserLeaveRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
         let result = async {
+            let _slot = self.admit()?;
             let (dry_run, request_id) = (
                 request.get_ref().dry_run,
                 request.get_ref().request_id.clone(),
             );
             let ctx = self.context(&request, dry_run, &request_id);
             let context = validate::pre_room_user_leave(request.into_inner())?;
+            self.check_fields(context.room.as_ref(), "context.room")?;
             let room_type = room_type(&context.room);
             self.veto(
                 Hook::PreRoomUserLeave,
@@ -224,8 +274,10 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PostRoomCreateRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
         let result = async {
+            let _slot = self.admit()?;
             let ctx = self.context(&request, false, "");
             let req = request.into_inner();
+            self.check_fields(req.room.as_ref(), "room")?;
             let room = validate::stored_room(req.room, "room")?;
             let room_type = room.r#type;
             let payload = post_event::Payload::Room(room);
@@ -248,8 +300,10 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PostRoomDeletedRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
         let result = async {
+            let _slot = self.admit()?;
             let ctx = self.context(&request, false, "");
             let req = request.into_inner();
+            self.check_fields(req.room.as_ref(), "room")?;
             let room = validate::stored_room(req.room, "room")?;
             let room_type = room.r#type;
             let payload = post_event::Payload::Room(room);
@@ -272,9 +326,11 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PostRoomUserJoinedRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
         let result = async {
+            let _slot = self.admit()?;
             let ctx = self.context(&request, false, "");
             let req = request.into_inner();
             let context = validate::joined(req.context)?;
+            self.check_fields(context.room.as_ref(), "context.room")?;
             let room_type = room_type(&context.room);
             let payload = post_event::Payload::UserJoined(context);
             self.post(
@@ -296,9 +352,11 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PostRoomUserLeaveRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
         let result = async {
+            let _slot = self.admit()?;
             let ctx = self.context(&request, false, "");
             let req = request.into_inner();
             let context = validate::leave(req.context)?;
+            self.check_fields(context.room.as_ref(), "context.room")?;
             let room_type = room_type(&context.room);
             let payload = post_event::Payload::UserLeave(context);
             self.post(

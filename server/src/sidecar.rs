@@ -10,6 +10,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::{
     Status,
+    service::interceptor::InterceptedService,
     transport::{Server, server::TcpIncoming},
 };
 
@@ -18,11 +19,12 @@ use crate::{
     auth::BackendAuth,
     config::{Config, ConfigError, MaybeAddr},
     connection::AppRuntimeService,
+    connection::Liveness,
     dispatch::Dispatcher,
     ids::AppId,
     metrics::{self, BackendCounters, Sources},
-    registry::Registry,
-    service::RoomHooksService,
+    registry::{Capacity, Registry},
+    service::{Limits, RoomHooksService},
     store::{Recovered, Store, StoreError, StoreWriter},
 };
 
@@ -128,6 +130,10 @@ impl Sidecar {
             .filter_map(|(id, s)| AppId::parse(id).ok().map(|id| (id, s.clone())))
             .collect();
         let registry = Arc::new(Registry::new(
+            Capacity {
+                max_apps: config.max_apps,
+                max_instances_per_app: config.max_instances_per_app,
+            },
             config.post_config(),
             store,
             recovered,
@@ -135,7 +141,7 @@ impl Sidecar {
             config.timeout_limits(),
             shutdown.child_token(),
         ));
-        let dispatcher = Dispatcher::new(Arc::clone(&registry));
+        let dispatcher = Dispatcher::new(Arc::clone(&registry), config.call_limits());
         let counters = Arc::new(BackendCounters::default());
         warn_if_open(&config, local_addr);
 
@@ -186,19 +192,37 @@ impl Sidecar {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(RoomHooksServer::with_interceptor(
-                RoomHooksService::new(dispatcher, config.max_timeout, counters),
+            .add_service(InterceptedService::new(
+                RoomHooksServer::new(RoomHooksService::new(
+                    dispatcher,
+                    config.max_timeout,
+                    counters,
+                    Limits {
+                        max_concurrent: config.max_concurrent_backend_calls,
+                        max_custom_field_bytes: config.max_custom_field_bytes,
+                    },
+                ))
+                .max_decoding_message_size(config.max_message_size)
+                .max_encoding_message_size(config.max_message_size),
                 backend_auth.clone(),
             ))
-            .add_service(AppRuntimeServer::new(AppRuntimeService::new(
-                Arc::clone(&registry),
-                app_auth,
-                config.timeout_limits(),
-                config.register_timeout,
-                shutdown.child_token(),
-            )))
-            .add_service(AdminServer::with_interceptor(
-                AdminService::new(Arc::clone(&registry)),
+            .add_service(
+                AppRuntimeServer::new(AppRuntimeService::new(
+                    Liveness {
+                        interval: config.heartbeat_interval,
+                        timeout: config.heartbeat_timeout,
+                    },
+                    Arc::clone(&registry),
+                    app_auth,
+                    config.timeout_limits(),
+                    config.register_timeout,
+                    shutdown.child_token(),
+                ))
+                .max_decoding_message_size(config.max_message_size),
+            )
+            .add_service(InterceptedService::new(
+                AdminServer::new(AdminService::new(Arc::clone(&registry)))
+                    .max_decoding_message_size(config.max_message_size),
                 backend_auth,
             ))
             .add_service(health_service)
