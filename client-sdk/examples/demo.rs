@@ -19,7 +19,7 @@ use roomhooks_sdk::{
         PreRoomCreateRequest, PreRoomUserJoinRequest, Room, RoomType, RoomUserJoined, User,
     },
 };
-use roomhooks_server::{Config, Sidecar};
+use roomhooks_server::{Config, Sidecar, config::MaybeAddr};
 
 /// Every wait in the demo (registration, calls, shutdown) is bounded by this.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -248,8 +248,11 @@ async fn session(
 
 /// Starts everything, plays the session, prints, stops everything; returns the failures.
 async fn run() -> Result<Vec<String>, Box<dyn Error>> {
+    // A demo keeps nothing: post events in memory, no metrics port.
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
+        metrics_listen: MaybeAddr::Off,
+        ephemeral: true,
         ..Config::default()
     };
     let sidecar = Sidecar::start(config).await?;

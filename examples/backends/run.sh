@@ -58,9 +58,10 @@ bin="$target/debug"
 logs="$target/polyglot-logs"
 mkdir -p "$logs"
 rm -f "$logs"/*.log
+rm -rf "$logs/sidecar-data" # a fresh store each run: no apps remembered from an earlier one
 
 step "start the sidecar on a free port"
-RUST_LOG=info "$bin/roomhooks" --listen 127.0.0.1:0 --log-format json 2>"$logs/sidecar.log" >/dev/null &
+RUST_LOG=info "$bin/roomhooks" --listen 127.0.0.1:0 --log-format json --metrics-listen off --data-dir "$logs/sidecar-data" 2>"$logs/sidecar.log" >/dev/null &
 pids+=($!)
 addr=""
 for _ in $(seq 300); do # at most 30 s

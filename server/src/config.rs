@@ -520,13 +520,13 @@ impl Config {
             if app.timeout.is_some_and(|t| t.is_zero()) {
                 return bad(format!("apps.{app_id}.timeout"), "must be more than zero");
             }
-            if let Some(allowed) = &app.allowed_hooks {
-                if let Some(h) = app.essential_hooks.iter().find(|h| !allowed.contains(h)) {
-                    return bad(
-                        format!("apps.{app_id}.essential_hooks"),
-                        format!("{h} is essential but not in allowed_hooks"),
-                    );
-                }
+            if let Some(allowed) = &app.allowed_hooks
+                && let Some(h) = app.essential_hooks.iter().find(|h| !allowed.contains(h))
+            {
+                return bad(
+                    format!("apps.{app_id}.essential_hooks"),
+                    format!("{h} is essential but not in allowed_hooks"),
+                );
             }
         }
         Ok(())

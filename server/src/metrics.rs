@@ -132,6 +132,17 @@ fn status_name(index: usize) -> Option<&'static str> {
         .then(|| status.as_str_name().trim_start_matches("OUTCOME_STATUS_"))
 }
 
+/// Reads per-hook counter values, each with an optional `status` label.
+type CounterValues<'a> =
+    &'a dyn Fn(&crate::stats::HookCounters) -> Vec<(Option<&'static str>, u64)>;
+/// A per-app series: name, type, help, value.
+type AppSeries<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a dyn Fn(&crate::registry::AppView) -> f64,
+);
+
 /// The exposition text.
 pub fn render(sources: &Sources) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -181,32 +192,29 @@ pub fn render(sources: &Sources) -> String {
         }
     }
 
-    let mut counter =
-        |name: &str,
-         help: &str,
-         value: &dyn Fn(&crate::stats::HookCounters) -> Vec<(Option<&'static str>, u64)>| {
-            let _ = writeln!(out, "# HELP roomhooks_{name} {help}");
-            let _ = writeln!(out, "# TYPE roomhooks_{name} counter");
-            for app in snapshot.apps() {
-                for hook in Hook::ALL {
-                    let c = app.stats.hook(hook);
-                    if c.calls.load(Ordering::Relaxed) == 0 {
-                        continue;
-                    }
-                    for (status, v) in value(c) {
-                        let extra = status
-                            .map(|s| format!(",status=\"{s}\""))
-                            .unwrap_or_default();
-                        let _ = writeln!(
-                            out,
-                            "roomhooks_{name}{{app_id=\"{}\",hook=\"{}\"{extra}}} {v}",
-                            app.spec.app_id,
-                            hook.name()
-                        );
-                    }
+    let mut counter = |name: &str, help: &str, value: CounterValues<'_>| {
+        let _ = writeln!(out, "# HELP roomhooks_{name} {help}");
+        let _ = writeln!(out, "# TYPE roomhooks_{name} counter");
+        for app in snapshot.apps() {
+            for hook in Hook::ALL {
+                let c = app.stats.hook(hook);
+                if c.calls.load(Ordering::Relaxed) == 0 {
+                    continue;
+                }
+                for (status, v) in value(c) {
+                    let extra = status
+                        .map(|s| format!(",status=\"{s}\""))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "roomhooks_{name}{{app_id=\"{}\",hook=\"{}\"{extra}}} {v}",
+                        app.spec.app_id,
+                        hook.name()
+                    );
                 }
             }
-        };
+        }
+    };
     counter("app_calls_total", "Hook calls by outcome status.", &|c| {
         (0..c.by_status.len())
             .filter_map(|i| {
@@ -231,7 +239,7 @@ pub fn render(sources: &Sources) -> String {
         &|c| vec![(None, c.fail_closeds.load(Ordering::Relaxed))],
     );
 
-    let gauges: [(&str, &str, &str, &dyn Fn(&crate::registry::AppView) -> f64); 5] = [
+    let gauges: [AppSeries<'_>; 5] = [
         (
             "app_instances",
             "gauge",

@@ -293,10 +293,10 @@ impl Sidecar {
 
     /// Flushes the store: every post event accepted so far is on disk when this returns.
     async fn close_store(&mut self) {
-        if let Some(store) = self.registry.store() {
-            if let Err(err) = store.flush().await {
-                tracing::error!("{err}");
-            }
+        if let Some(store) = self.registry.store()
+            && let Err(err) = store.flush().await
+        {
+            tracing::error!("{err}");
         }
         // The writer thread ends once every handle is gone (background tasks may hold one a
         // little longer), then persists with fsync; nothing waits on it here.
