@@ -261,6 +261,11 @@ async fn read_loop(
             Err(status) => {
                 tracing::info!(app_id = %instance.app_id, instance_id = %instance.id,
                     code = ?status.code(), "app instance stream ended: {}", status.message());
+                // Tell the app why, if it is still listening (e.g. it sent an undecodable message).
+                instance.close(Some(Status::invalid_argument(format!(
+                    "the sidecar could not read this stream: {}",
+                    status.message()
+                ))));
                 break;
             }
         };
