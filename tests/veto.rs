@@ -293,3 +293,32 @@ async fn dry_run_and_request_id_reach_the_app() {
     assert!(response.allowed);
     assert_eq!(*seen.lock().unwrap(), Some((true, "dry-42".to_owned())));
 }
+
+#[tokio::test]
+async fn the_backends_trace_context_reaches_the_app() {
+    let h = Harness::start().await;
+    let seen = Arc::new(Mutex::new(String::new()));
+    let record = Arc::clone(&seen);
+    let _app = h
+        .app(
+            App::builder("traced")
+                .pre_room_user_joined(move |ctx, _| {
+                    *record.lock().unwrap() = ctx.traceparent.clone();
+                    async { Ok(()) }
+                })
+                .build(),
+        )
+        .await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut request = tonic::Request::new(join_request("uma"));
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+
+    roomhooks_sdk::proto::room_hooks_client::RoomHooksClient::new(h.channel().await)
+        .pre_room_user_join(request)
+        .await
+        .unwrap();
+
+    assert_eq!(*seen.lock().unwrap(), traceparent);
+}

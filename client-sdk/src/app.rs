@@ -5,6 +5,7 @@ use std::{future::Future, time::Duration};
 use roomhooks::v1::{FailurePolicy, Register, Room, RoomType, RoomUserJoined, RoomUserLeave};
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::ClientTlsConfig;
 
 use crate::{
     SdkError,
@@ -42,6 +43,8 @@ pub struct AppOptions {
     pub reconnect_max: Duration,
     /// The app's token, sent as `authorization: Bearer <token>` when the sidecar requires one.
     pub token: Option<String>,
+    /// TLS settings (CA, server name, client identity for mutual TLS); use an `https://` endpoint.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// A roomhooks app: its options and handlers. Build one with [`App::builder`].
@@ -75,6 +78,7 @@ impl App {
                     reconnect_min: Duration::from_millis(100),
                     reconnect_max: Duration::from_secs(5),
                     token: None,
+                    tls: None,
                 },
                 handlers: Handlers::default(),
             },
@@ -147,12 +151,17 @@ impl App {
         shutdown: CancellationToken,
         registered: watch::Sender<Option<String>>,
     ) -> Result<(), SdkError> {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        let mut channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
             .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: {e}")))?
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(10));
+        if let Some(tls) = &self.options.tls {
+            channel = channel
+                .tls_config(tls.clone())
+                .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: TLS: {e}")))?;
+        }
         let mut backoff = Backoff::new(self.options.reconnect_min, self.options.reconnect_max);
         loop {
             if shutdown.is_cancelled() {
@@ -289,6 +298,12 @@ impl AppBuilder {
     /// Names this instance (default: the sidecar assigns an id).
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.app.options.instance_id = id.into();
+        self
+    }
+
+    /// Connects over TLS (and mutual TLS when the config carries an identity).
+    pub fn tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.app.options.tls = Some(tls);
         self
     }
 

@@ -6,7 +6,10 @@ use roomhooks::v1::{
     self as pb, PostEventResponse, PreRoomCreateResponse, PreventResponse,
     room_hooks_client::RoomHooksClient as Raw,
 };
-use tonic::{Request, Status, transport::Channel};
+use tonic::{
+    Request, Status,
+    transport::{Channel, ClientTlsConfig},
+};
 
 use crate::SdkError;
 
@@ -21,14 +24,32 @@ pub struct RoomHooksClient {
 impl RoomHooksClient {
     /// Connects to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, SdkError> {
+        Self::connect_with(endpoint, None).await
+    }
+
+    /// Connects over TLS (`https://` endpoint; mutual TLS when `tls` carries an identity).
+    pub async fn connect_tls(
+        endpoint: impl Into<String>,
+        tls: ClientTlsConfig,
+    ) -> Result<Self, SdkError> {
+        Self::connect_with(endpoint, Some(tls)).await
+    }
+
+    async fn connect_with(
+        endpoint: impl Into<String>,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Self, SdkError> {
         let endpoint = endpoint.into();
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        let mut builder = tonic::transport::Endpoint::from_shared(endpoint.clone())
             .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: {e}")))?
             .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .map_err(SdkError::Connect)?;
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: TLS: {e}")))?;
+        }
+        let channel = builder.connect().await.map_err(SdkError::Connect)?;
         Ok(Self::from_channel(channel))
     }
 

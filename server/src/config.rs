@@ -152,6 +152,15 @@ pub struct Cli {
     /// Backend calls served at once; more are shed with RESOURCE_EXHAUSTED [default: 4096].
     #[arg(long, env = "ROOMHOOKS_MAX_CONCURRENT_BACKEND_CALLS")]
     pub max_concurrent_backend_calls: Option<usize>,
+    /// PEM certificate chain: serve gRPC over TLS (with --tls-key).
+    #[arg(long, env = "ROOMHOOKS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ROOMHOOKS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
+    #[arg(long, env = "ROOMHOOKS_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Log format; the level comes from RUST_LOG [default: pretty].
     #[arg(long, env = "ROOMHOOKS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -208,6 +217,9 @@ struct FileConfig {
     max_concurrent_backend_calls: Option<usize>,
     log_format: Option<LogFormat>,
     backend_token: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
     #[serde(default)]
     apps: BTreeMap<String, AppSettings>,
 }
@@ -282,6 +294,15 @@ pub struct Config {
         serialize_with = "crate::settings::redact"
     )]
     pub backend_token: Option<String>,
+    /// TLS certificate chain (PEM), when serving TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle for client certificates (mutual TLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Per-app settings, by app id.
     pub apps: BTreeMap<String, AppSettings>,
 }
@@ -333,6 +354,9 @@ impl Default for Config {
             max_concurrent_backend_calls: 4096,
             log_format: LogFormat::Pretty,
             backend_token: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             apps: BTreeMap::new(),
         }
     }
@@ -438,6 +462,9 @@ impl Config {
                 .unwrap_or(d.max_concurrent_backend_calls),
             log_format: cli.log_format.or(file.log_format).unwrap_or(d.log_format),
             backend_token: cli.backend_token.or(file.backend_token),
+            tls_cert: cli.tls_cert.or(file.tls_cert),
+            tls_key: cli.tls_key.or(file.tls_key),
+            tls_client_ca: cli.tls_client_ca.or(file.tls_client_ca),
             apps,
         };
         config.validate()?;
@@ -503,6 +530,18 @@ impl Config {
             if value.is_zero() {
                 return bad(key, "must be more than zero");
             }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad(
+                "tls_cert",
+                "tls_cert and tls_key go together: set both or neither",
+            );
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return bad(
+                "tls_client_ca",
+                "mutual TLS needs tls_cert and tls_key as well",
+            );
         }
         if self.backend_token.as_deref() == Some("") {
             return bad(

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{
     Status,
     service::interceptor::InterceptedService,
-    transport::{Server, server::TcpIncoming},
+    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
 };
 
 use crate::{
@@ -50,6 +50,9 @@ pub enum SidecarError {
     /// The gRPC server failed.
     #[error("the gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The TLS files could not be used.
+    #[error("TLS: {0} (check --tls-cert, --tls-key and --tls-client-ca)")]
+    Tls(String),
     /// The post-event store could not be opened.
     #[error("{0} (check --data-dir, or run with --ephemeral to keep post events in memory)")]
     Store(#[from] StoreError),
@@ -70,6 +73,26 @@ pub struct Sidecar {
     drain_timeout: Duration,
 }
 
+/// The server's TLS settings, when a certificate is configured.
+fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, SidecarError> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| SidecarError::Tls(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &config.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    tracing::info!(
+        mutual = config.tls_client_ca.is_some(),
+        "serving gRPC over TLS"
+    );
+    Ok(Some(tls))
+}
+
 /// Says loudly when the sidecar runs without authentication.
 fn warn_if_open(config: &Config, addr: SocketAddr) {
     if !config.has_tokens() {
@@ -77,7 +100,7 @@ fn warn_if_open(config: &Config, addr: SocketAddr) {
             "no tokens configured: backends and apps are not authenticated \
             (set backend_token and apps.<id>.token, or --backend-token / --app-token)"
         );
-        if !addr.ip().is_loopback() {
+        if !addr.ip().is_loopback() && config.tls_client_ca.is_none() {
             tracing::warn!(%addr, "listening beyond loopback WITHOUT authentication: anyone who \
                 can reach this address can register apps and veto rooms");
         }
@@ -188,7 +211,13 @@ impl Sidecar {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let router = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = tls_config(&config)? {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| SidecarError::Tls(e.to_string()))?;
+        }
+        let router = builder
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
