@@ -239,7 +239,7 @@ pub fn render(sources: &Sources) -> String {
         &|c| vec![(None, c.fail_closeds.load(Ordering::Relaxed))],
     );
 
-    let gauges: [AppSeries<'_>; 5] = [
+    let gauges: [AppSeries<'_>; 6] = [
         (
             "app_instances",
             "gauge",
@@ -266,6 +266,12 @@ pub fn render(sources: &Sources) -> String {
             "counter",
             "Post events dropped because the app's queue was full.",
             &|a| a.posts.dropped() as f64,
+        ),
+        (
+            "post_dead_letters",
+            "gauge",
+            "Post events that reached the attempt cap (Admin.ListDeadLetters).",
+            &|a| a.posts.dead_count() as f64,
         ),
     ];
     for (name, kind, help, value) in gauges {
