@@ -167,6 +167,10 @@ pub struct Cli {
     /// The bearer token backends must send to RoomHooks and Admin [default: none, open].
     #[arg(long, env = "ROOMHOOKS_BACKEND_TOKEN", hide_env_values = true)]
     pub backend_token: Option<String>,
+    /// Export spans over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317).
+    #[cfg(feature = "otlp")]
+    #[arg(long, env = "ROOMHOOKS_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// An app's token, as APP_ID=TOKEN (repeatable; env: comma-separated).
     #[arg(
         long = "app-token",

@@ -18,6 +18,8 @@ pub mod hook;
 pub mod ids;
 pub mod instance;
 pub mod metrics;
+#[cfg(feature = "otlp")]
+pub mod otel;
 pub mod post;
 pub mod registry;
 pub mod service;

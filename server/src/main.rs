@@ -5,13 +5,16 @@ use roomhooks_server::{
     Config, Sidecar,
     config::{Cli, LogFormat},
 };
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// Dependencies that flood logs at low levels stay at warn unless RUST_LOG says otherwise.
 const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=info";
 
 fn main() -> std::process::ExitCode {
-    let config = match Config::load(Cli::parse()) {
+    let cli = Cli::parse();
+    #[cfg(feature = "otlp")]
+    let otlp_endpoint = cli.otlp_endpoint.clone();
+    let config = match Config::load(cli) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("roomhooks: {err}");
@@ -22,28 +25,57 @@ fn main() -> std::process::ExitCode {
         print!("{}", config.to_toml());
         return std::process::ExitCode::SUCCESS;
     }
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    // Logs go to stderr; colours only on a terminal.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match config.log_format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            tracing::error!("cannot start the async runtime: {err}");
+            eprintln!("roomhooks: cannot start the async runtime: {err}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+
+    // Logs go to stderr; colours only on a terminal.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match config.log_format {
+        LogFormat::Pretty => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    let subscriber = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otlp")]
+    let _provider = match otlp_endpoint {
+        Some(endpoint) => {
+            let _entered = runtime.enter();
+            match roomhooks_server::otel::layer(&endpoint) {
+                Ok((layer, provider)) => {
+                    subscriber.with(layer).init();
+                    Some(provider)
+                }
+                Err(err) => {
+                    eprintln!("roomhooks: {err}");
+                    return std::process::ExitCode::from(2);
+                }
+            }
+        }
+        None => {
+            subscriber.init();
+            None
+        }
+    };
+    #[cfg(not(feature = "otlp"))]
+    subscriber.init();
+
+    let outcome = runtime.block_on(run(config));
+    #[cfg(feature = "otlp")]
+    if let Some(provider) = _provider {
+        let _ = provider.shutdown();
+    }
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");

@@ -111,6 +111,8 @@ impl RoomHooksService {
     ) -> Result<Response<PreventResponse>, Status> {
         let span = tracing::info_span!("backend_call", hook = hook.name(),
             request_id = %ctx.request_id, dry_run = ctx.dry_run);
+        #[cfg(feature = "otlp")]
+        crate::otel::continue_trace(&span, &ctx.traceparent);
         let verdict = self
             .dispatcher
             .prevent(hook, payload, room_type, &ctx)
@@ -131,6 +133,8 @@ impl RoomHooksService {
         let id = EventId::from_backend(event_id)
             .map_err(|e| Status::invalid_argument(format!("event_id {e}")))?;
         let span = tracing::info_span!("backend_call", hook = hook.name(), event_id = %id);
+        #[cfg(feature = "otlp")]
+        crate::otel::continue_trace(&span, &ctx.traceparent);
         let event = PostEventData { id, hook, payload };
         let response = self
             .dispatcher
@@ -175,6 +179,8 @@ impl RoomHooks for RoomHooksService {
             let room = validate::pre_room_create(request.into_inner())?;
             let span = tracing::info_span!("backend_call", hook = "PreRoomCreate",
                 request_id = %ctx.request_id, dry_run = ctx.dry_run);
+            #[cfg(feature = "otlp")]
+            crate::otel::continue_trace(&span, &ctx.traceparent);
             let (verdict, room) = self
                 .dispatcher
                 .pre_room_create(room, &ctx)
