@@ -131,10 +131,10 @@ pub struct Cli {
     /// How long the first ejection lasts; each further one lasts as much longer [default: 10s].
     #[arg(long, env = "ROOMHOOKS_EJECT_FOR", value_parser = humantime::parse_duration)]
     pub eject_for: Option<Duration>,
-    /// How often app instances are sent a Heartbeat [default: 3s].
+    /// How often app instances are sent a Heartbeat [default: 2s].
     #[arg(long, env = "ROOMHOOKS_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Option<Duration>,
-    /// An instance silent this long is disconnected (its calls retried on siblings) [default: 9s].
+    /// An instance silent this long is disconnected, noticed within one more interval (its calls retried on siblings) [default: 8s].
     #[arg(long, env = "ROOMHOOKS_HEARTBEAT_TIMEOUT", value_parser = humantime::parse_duration)]
     pub heartbeat_timeout: Option<Duration>,
     /// Largest gRPC message accepted, in bytes [default: 4194304].
@@ -349,8 +349,8 @@ impl Default for Config {
             max_in_flight_per_instance: 64,
             eject_after: 5,
             eject_for: Duration::from_secs(10),
-            heartbeat_interval: Duration::from_secs(3),
-            heartbeat_timeout: Duration::from_secs(9),
+            heartbeat_interval: Duration::from_secs(2),
+            heartbeat_timeout: Duration::from_secs(8),
             max_message_size: 4 * 1024 * 1024,
             max_custom_field_bytes: 64 * 1024,
             max_apps: 1000,
