@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, stored_room, within};
+use common::{Harness, recorder, stored_room, within};
 use roomhooks_sdk::{
     App, HookError,
     proto::{
@@ -18,7 +18,6 @@ use roomhooks_sdk::{
         admin_client::AdminClient,
     },
 };
-use tokio::sync::mpsc;
 
 fn created(id: &str, wait: bool) -> PostRoomCreateRequest {
     PostRoomCreateRequest {
@@ -26,18 +25,6 @@ fn created(id: &str, wait: bool) -> PostRoomCreateRequest {
         event_id: format!("evt-{id}"),
         wait_for_delivery: wait,
     }
-}
-
-fn recorder(app_id: &str) -> (App, mpsc::UnboundedReceiver<(String, u32)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = App::builder(app_id)
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .post_room_create(move |ctx, _| {
-            let _ = tx.send((ctx.event_id, ctx.attempt));
-            async { Ok(()) }
-        })
-        .build();
-    (app, rx)
 }
 
 #[tokio::test]

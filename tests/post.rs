@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, joining, stored_room, within};
+use common::{Harness, joining, recorder, stored_room, within};
 use roomhooks_sdk::{
     App,
     proto::{
@@ -24,21 +24,6 @@ fn created(id: &str, wait: bool) -> PostRoomCreateRequest {
         event_id: format!("evt-{id}"),
         wait_for_delivery: wait,
     }
-}
-
-/// An app that reports every post event it handles as (event_id, attempt).
-fn recorder(app_id: &str) -> (App, mpsc::UnboundedReceiver<(String, u32)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = App::builder(app_id)
-        .post_room_create(move |ctx, _room| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send((ctx.event_id, ctx.attempt));
-                Ok(())
-            }
-        })
-        .build();
-    (app, rx)
 }
 
 #[tokio::test]

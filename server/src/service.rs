@@ -93,6 +93,12 @@ impl RoomHooksService {
         result
     }
 
+    /// The context of a Pre call: its deadline, dry-run flag, request id and trace context.
+    fn pre_context<T: PreRequest>(&self, req: &Request<T>) -> CallContext {
+        let body = req.get_ref();
+        self.context(req, body.dry_run(), body.request_id())
+    }
+
     fn context<T>(&self, req: &Request<T>, dry_run: bool, request_id: &str) -> CallContext {
         CallContext::from_metadata(
             req.metadata(),
@@ -150,6 +156,32 @@ impl RoomHooksService {
     }
 }
 
+/// What every Pre request carries besides its payload.
+trait PreRequest {
+    fn dry_run(&self) -> bool;
+    fn request_id(&self) -> &str;
+}
+
+macro_rules! pre_request {
+    ($($request:ty),*) => {$(
+        impl PreRequest for $request {
+            fn dry_run(&self) -> bool {
+                self.dry_run
+            }
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+        }
+    )*};
+}
+
+pre_request!(
+    pb::PreRoomCreateRequest,
+    pb::PreRoomDeleteRequest,
+    pb::PreRoomUserJoinRequest,
+    pb::PreRoomUserLeaveRequest
+);
+
 fn prevent_response(verdict: Verdict) -> PreventResponse {
     PreventResponse {
         allowed: verdict.allowed(),
@@ -170,11 +202,7 @@ impl RoomHooks for RoomHooksService {
     ) -> Result<Response<PreRoomCreateResponse>, Status> {
         let result = async {
             let _slot = self.admit()?;
-            let (dry_run, request_id) = (
-                request.get_ref().dry_run,
-                request.get_ref().request_id.clone(),
-            );
-            let ctx = self.context(&request, dry_run, &request_id);
+            let ctx = self.pre_context(&request);
             self.check_fields(request.get_ref().room.as_ref(), "room")?;
             let room = validate::pre_room_create(request.into_inner())?;
             let span = tracing::info_span!("backend_call", hook = "PreRoomCreate",
@@ -203,11 +231,7 @@ impl RoomHooks for RoomHooksService {
     ) -> Result<Response<PreventResponse>, Status> {
         let result = async {
             let _slot = self.admit()?;
-            let (dry_run, request_id) = (
-                request.get_ref().dry_run,
-                request.get_ref().request_id.clone(),
-            );
-            let ctx = self.context(&request, dry_run, &request_id);
+            let ctx = self.pre_context(&request);
             self.check_fields(request.get_ref().room.as_ref(), "room")?;
             let room = validate::pre_room_delete(request.into_inner())?;
             let room_type = room.r#type;
@@ -229,11 +253,7 @@ impl RoomHooks for RoomHooksService {
     ) -> Result<Response<PreventResponse>, Status> {
         let result = async {
             let _slot = self.admit()?;
-            let (dry_run, request_id) = (
-                request.get_ref().dry_run,
-                request.get_ref().request_id.clone(),
-            );
-            let ctx = self.context(&request, dry_run, &request_id);
+            let ctx = self.pre_context(&request);
             let context = validate::pre_room_user_join(request.into_inner())?;
             self.check_fields(context.room.as_ref(), "context.room")?;
             let room_type = room_type(&context.room);
@@ -255,11 +275,7 @@ impl RoomHooks for RoomHooksService {
     ) -> Result<Response<PreventResponse>, Status> {
         let result = async {
             let _slot = self.admit()?;
-            let (dry_run, request_id) = (
-                request.get_ref().dry_run,
-                request.get_ref().request_id.clone(),
-            );
-            let ctx = self.context(&request, dry_run, &request_id);
+            let ctx = self.pre_context(&request);
             let context = validate::pre_room_user_leave(request.into_inner())?;
             self.check_fields(context.room.as_ref(), "context.room")?;
             let room_type = room_type(&context.room);

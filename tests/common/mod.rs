@@ -153,3 +153,17 @@ pub fn joining(room_id: &str, username: &str) -> RoomUserJoined {
         inviter: None,
     }
 }
+
+/// An app that reports every PostRoomCreate event it handles as (event_id, attempt), and
+/// reconnects quickly.
+pub fn recorder(app_id: &str) -> (App, tokio::sync::mpsc::UnboundedReceiver<(String, u32)>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = App::builder(app_id)
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .post_room_create(move |ctx, _room| {
+            let _ = tx.send((ctx.event_id, ctx.attempt));
+            async { Ok(()) }
+        })
+        .build();
+    (app, rx)
+}
