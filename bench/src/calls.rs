@@ -36,19 +36,22 @@ pub async fn channel(endpoint: &str) -> Result<Channel, Error> {
         })
 }
 
-/// The floor: one unary call through the relay to the echo peer and back.
+/// The floor: one unary call through the relay to the echo peer and back (`Relay.Call`), or,
+/// with `hop: false`, a bare unary call the relay answers itself (`Relay.Echo`).
 #[derive(Clone)]
 pub struct FloorCaller {
     client: RelayClient<Channel>,
     body: Vec<u8>,
+    hop: bool,
 }
 
 impl FloorCaller {
-    /// A caller over `channel` to the relay.
-    pub fn new(channel: Channel) -> Self {
+    /// A caller over `channel` to the relay; `hop` says whether calls go on to the echo peer.
+    pub fn new(channel: Channel, hop: bool) -> Self {
         Self {
             client: RelayClient::new(channel),
             body: workload::floor_body(),
+            hop,
         }
     }
 }
@@ -60,15 +63,14 @@ impl Caller for FloorCaller {
             body: self.body.clone(),
         });
         request.set_timeout(DEADLINE);
-        let reply = self
-            .client
-            .clone()
-            .call(request)
-            .await
-            .map_err(|status| Error::Rpc {
-                what: "Relay.Call",
-                status,
-            })?
+        let mut client = self.client.clone();
+        let (what, answered) = if self.hop {
+            ("Relay.Call", client.call(request).await)
+        } else {
+            ("Relay.Echo", client.echo(request).await)
+        };
+        let reply = answered
+            .map_err(|status| Error::Rpc { what, status })?
             .into_inner();
         if reply.body.len() != self.body.len() {
             return Err(Error::Answer(format!(

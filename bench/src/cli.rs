@@ -86,6 +86,47 @@ pub enum Command {
     /// The floor's echo peer.
     #[command(hide = true)]
     Echo(EchoArgs),
+    /// Makes a fixed number of calls to a running sidecar or relay and prints the rate: a load
+    /// to profile under (perf, callgrind); see docs/performance.md.
+    Drive(DriveArgs),
+}
+
+/// What `roomhooks-bench drive` calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DriveCall {
+    /// `Relay.Call` (through the relay to its echo peer).
+    Floor,
+    /// `Relay.Echo` (answered by the relay itself).
+    Unary,
+    /// PreRoomUserJoin (the apps must be `apps --kind veto`).
+    Join,
+    /// PreRoomCreate (the apps must be `apps --kind create`).
+    Create,
+    /// PostRoomCreate (the apps must be `apps --kind post`).
+    Post,
+}
+
+/// Flags of `roomhooks-bench drive`.
+#[derive(Args, Debug, Clone)]
+pub struct DriveArgs {
+    /// The sidecar or relay, e.g. `http://127.0.0.1:50051`.
+    #[arg(long)]
+    pub endpoint: String,
+    /// Which call to make.
+    #[arg(long, value_enum)]
+    pub call: DriveCall,
+    /// Apps connected to the sidecar (every answer is checked against it).
+    #[arg(long, default_value_t = 1)]
+    pub apps: usize,
+    /// Calls to make.
+    #[arg(long, default_value_t = 10_000)]
+    pub calls: u64,
+    /// Calls in flight (1 = sequential).
+    #[arg(long, default_value_t = 1)]
+    pub in_flight: usize,
+    /// This process's runtime.
+    #[arg(long, value_enum, default_value = "multi-thread")]
+    pub runtime: Flavor,
 }
 
 /// What the synthetic apps answer.

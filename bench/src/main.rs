@@ -3,12 +3,14 @@
 //! and prints one table. `roomhooks-bench --help` lists the knobs; `--quick` is the CI smoke mode.
 //!
 //! The hidden subcommands `apps`, `relay` and `echo` are the child processes the bench re-executes
-//! itself as; they exit when their standard input closes.
+//! itself as; they exit when their standard input closes. `drive` makes a fixed number of calls
+//! to a running sidecar or relay, for profiling.
 
 mod apps;
 mod calls;
 mod child;
 mod cli;
+mod drive;
 mod echo;
 mod error;
 mod flavor;
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Some(Command::Apps(args)) => args.runtime,
         Some(Command::Relay(args)) => args.runtime,
         Some(Command::Echo(args)) => args.runtime,
+        Some(Command::Drive(args)) => args.runtime,
     };
     let runtime = match flavor.build() {
         Ok(runtime) => runtime,
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
             Some(Command::Apps(args)) => apps::run(args).await,
             Some(Command::Relay(args)) => relay::run(args).await,
             Some(Command::Echo(args)) => echo::run(args).await,
+            Some(Command::Drive(args)) => drive::run(args).await,
         }
     });
     match result {

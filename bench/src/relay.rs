@@ -81,6 +81,10 @@ impl Relay for RelayService {
         }
     }
 
+    async fn echo(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        Ok(Response::new(request.into_inner()))
+    }
+
     type AttachStream = ReceiverStream<Result<Payload, Status>>;
 
     async fn attach(

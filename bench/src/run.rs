@@ -14,8 +14,9 @@ use crate::{
 };
 
 /// The scenarios, in table order.
-const SCENARIOS: [Key; 7] = [
+const SCENARIOS: [Key; 8] = [
     Key::Floor,
+    Key::Unary,
     Key::Join(1),
     Key::Join(3),
     Key::Join(4),

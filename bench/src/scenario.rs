@@ -28,6 +28,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 pub enum Key {
     /// The bare tonic relay.
     Floor,
+    /// A bare unary call the relay answers itself (no peer hop): tonic's unary ceiling.
+    Unary,
     /// PreRoomUserJoin with this many veto apps.
     Join(usize),
     /// PreRoomCreate with this many prevent + extend + modify apps.
@@ -48,6 +50,7 @@ impl Key {
         };
         match self {
             Key::Floor => "floor: bare tonic relay".to_owned(),
+            Key::Unary => "reference: bare tonic unary, no hop".to_owned(),
             Key::Join(n) => format!("PreRoomUserJoin veto, {}", apps(n)),
             Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
             Key::Post(n) => format!("PostRoomCreate accepted, {}", apps(n)),
@@ -70,7 +73,7 @@ pub struct Round {
 enum Hop {
     Floor {
         _relay: Child,
-        _echo: Child,
+        _echo: Option<Child>,
         relay_pid: u32,
     },
     Sidecar {
@@ -137,7 +140,8 @@ impl Scenario {
         sidecar_bin: &Path,
     ) -> Result<Self, Error> {
         let (kind, apps) = match key {
-            Key::Floor => return Self::start_floor(plan, exe).await,
+            Key::Floor => return Self::start_relay(key, plan, exe, true).await,
+            Key::Unary => return Self::start_relay(key, plan, exe, false).await,
             Key::Join(n) => (AppKind::Veto, n),
             Key::Create(n) => (AppKind::Create, n),
             Key::Post(n) => (AppKind::Post, n),
@@ -166,7 +170,8 @@ impl Scenario {
         })
     }
 
-    async fn start_floor(plan: &Plan, exe: &Path) -> Result<Self, Error> {
+    /// Starts the floor's relay and, with `hop`, its echo peer.
+    async fn start_relay(key: Key, plan: &Plan, exe: &Path, hop: bool) -> Result<Self, Error> {
         let mut relay = Child::spawn(
             "the floor's relay",
             exe,
@@ -175,30 +180,35 @@ impl Scenario {
         )?;
         let addr = relay.expect_line("listening ", READY_TIMEOUT).await?;
         let endpoint = format!("http://{addr}");
-        let mut echo = Child::spawn(
-            "the floor's echo peer",
-            exe,
-            [
-                "echo",
-                "--endpoint",
-                &endpoint,
-                "--runtime",
-                plan.runtime.as_arg(),
-            ],
-            Stderr::Inherit,
-        )?;
-        echo.expect_line("ready", READY_TIMEOUT).await?;
+        let echo = if hop {
+            let mut echo = Child::spawn(
+                "the floor's echo peer",
+                exe,
+                [
+                    "echo",
+                    "--endpoint",
+                    &endpoint,
+                    "--runtime",
+                    plan.runtime.as_arg(),
+                ],
+                Stderr::Inherit,
+            )?;
+            echo.expect_line("ready", READY_TIMEOUT).await?;
+            Some(echo)
+        } else {
+            None
+        };
         let relay_pid = relay
             .pid()
             .ok_or_else(|| Error::Child("the floor's relay has exited".into()))?;
         Ok(Self {
-            key: Key::Floor,
+            key,
             hop: Hop::Floor {
                 _relay: relay,
                 _echo: echo,
                 relay_pid,
             },
-            calls: Calls::Floor(FloorCaller::new(channel(&endpoint).await?)),
+            calls: Calls::Floor(FloorCaller::new(channel(&endpoint).await?, hop)),
             rounds: Vec::new(),
         })
     }

@@ -104,6 +104,7 @@ fn quick_mode_prints_every_row_with_positive_numbers() {
     let all_numbers = [0, 1, 2, 3, 4, 5, 6, 7];
     for label in [
         "floor: bare tonic relay",
+        "reference: bare tonic unary, no hop",
         "PreRoomUserJoin veto, 1 app",
         "PreRoomUserJoin veto, 3 apps",
         "PreRoomUserJoin veto, 4 apps",
