@@ -24,6 +24,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// The flavour of the tokio runtime the sidecar runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeFlavor {
+    /// A work-stealing pool of worker threads (one per core unless --worker-threads).
+    MultiThread,
+    /// Everything on one thread: less cross-thread wake-up cost on small machines.
+    CurrentThread,
+}
+
 /// An address setting that can be turned off with `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MaybeAddr {
@@ -161,6 +171,12 @@ pub struct Cli {
     /// PEM CA bundle: require client certificates signed by it (mutual TLS).
     #[arg(long, env = "ROOMHOOKS_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// The async runtime: multi-thread or current-thread [default: multi-thread].
+    #[arg(long, env = "ROOMHOOKS_RUNTIME", value_enum)]
+    pub runtime: Option<RuntimeFlavor>,
+    /// Worker threads of the multi-thread runtime [default: one per core].
+    #[arg(long, env = "ROOMHOOKS_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Log format; the level comes from RUST_LOG [default: pretty].
     #[arg(long, env = "ROOMHOOKS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -220,6 +236,8 @@ struct FileConfig {
     max_instances_per_app: Option<usize>,
     max_concurrent_backend_calls: Option<usize>,
     log_format: Option<LogFormat>,
+    runtime: Option<RuntimeFlavor>,
+    worker_threads: Option<usize>,
     backend_token: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -292,6 +310,11 @@ pub struct Config {
     pub max_concurrent_backend_calls: usize,
     /// Log format.
     pub log_format: LogFormat,
+    /// The async runtime's flavour.
+    pub runtime: RuntimeFlavor,
+    /// Worker threads of the multi-thread runtime (none = one per core).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_threads: Option<usize>,
     /// The backends' bearer token.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -357,6 +380,8 @@ impl Default for Config {
             max_instances_per_app: 1000,
             max_concurrent_backend_calls: 4096,
             log_format: LogFormat::Pretty,
+            runtime: RuntimeFlavor::MultiThread,
+            worker_threads: None,
             backend_token: None,
             tls_cert: None,
             tls_key: None,
@@ -465,6 +490,8 @@ impl Config {
                 .or(file.max_concurrent_backend_calls)
                 .unwrap_or(d.max_concurrent_backend_calls),
             log_format: cli.log_format.or(file.log_format).unwrap_or(d.log_format),
+            runtime: cli.runtime.or(file.runtime).unwrap_or(d.runtime),
+            worker_threads: cli.worker_threads.or(file.worker_threads),
             backend_token: cli.backend_token.or(file.backend_token),
             tls_cert: cli.tls_cert.or(file.tls_cert),
             tls_key: cli.tls_key.or(file.tls_key),
@@ -534,6 +561,9 @@ impl Config {
             if value.is_zero() {
                 return bad(key, "must be more than zero");
             }
+        }
+        if self.worker_threads == Some(0) {
+            return bad("worker_threads", "must be at least 1");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad(

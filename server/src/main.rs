@@ -3,7 +3,7 @@
 use clap::Parser;
 use roomhooks_server::{
     Config, Sidecar,
-    config::{Cli, LogFormat},
+    config::{Cli, LogFormat, RuntimeFlavor},
 };
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -25,10 +25,14 @@ fn main() -> std::process::ExitCode {
         print!("{}", config.to_toml());
         return std::process::ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match config.runtime {
+        RuntimeFlavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+        RuntimeFlavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+    };
+    if let (RuntimeFlavor::MultiThread, Some(workers)) = (config.runtime, config.worker_threads) {
+        builder.worker_threads(workers);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("roomhooks: cannot start the async runtime: {err}");

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Profiles one scenario outside the benchmark: the hop (sidecar or relay), its peer (apps or
+# echo) and `roomhooks-bench drive` as the load generator, with a profiler bracketing only the
+# measured calls.
+#
+#   bench/profile/profile.sh SCENARIO APPS CALLS IN_FLIGHT TOOL
+#     SCENARIO   floor | unary | join | create | post
+#     APPS       apps connected to the sidecar (ignored for floor/unary)
+#     CALLS      measured calls (after CALLS/4 unmeasured warm-up calls)
+#     IN_FLIGHT  calls in flight (1 = sequential)
+#     TOOL       hop   - the sidecar or relay runs under callgrind: instructions per call
+#                peer  - the apps or echo process runs under callgrind: instructions per call
+#                perf  - everything native, `perf record -e cpu-clock` on the hop and its peer
+#                        during the calls: samples (1 ms of CPU each) per process and where they
+#                        fell (the binary, libc, the kernel); no hardware counters needed
+#
+# callgrind counts are deterministic, so they hold on a busy or virtualised machine. Needs
+# `cargo build --release --bin roomhooks --bin roomhooks-bench`, valgrind and linux-perf. Leaves
+# the profiles in $OUT (default /tmp/roomhooks-profile) for callgrind_annotate / perf report.
+set -euo pipefail
+scenario=$1 apps=$2 calls=$3 in_flight=$4 which=$5
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=$root/target/release
+out=${OUT:-/tmp/roomhooks-profile}
+mkdir -p "$out"
+tag=$scenario-$apps-$which
+rm -f "$out/$tag".* "$out/hold-$tag"
+vg=(valgrind --tool=callgrind --callgrind-out-file="$out/$tag.%p.out")
+pids=()
+cleanup() { exec 3>&- || true; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+mkfifo "$out/hold-$tag"
+hop_wrap=() peer_wrap=()
+case $which in
+  hop) hop_wrap=("${vg[@]}") ;;
+  peer) peer_wrap=("${vg[@]}") ;;
+  perf) ;;
+  *) echo "unknown tool $which" >&2; exit 2 ;;
+esac
+
+case $scenario in
+  floor|unary)
+    "${hop_wrap[@]}" "$bin/roomhooks-bench" relay < "$out/hold-$tag" > "$out/$tag.hop.stdout" 2>/dev/null &
+    hop=$!; pids+=($hop)
+    exec 3>"$out/hold-$tag"
+    until grep -q listening "$out/$tag.hop.stdout" 2>/dev/null; do sleep 0.2; done
+    endpoint=http://$(awk '/listening/ {print $2}' "$out/$tag.hop.stdout")
+    if [ "$scenario" = floor ]; then
+      "${peer_wrap[@]}" "$bin/roomhooks-bench" echo --endpoint "$endpoint" < "$out/hold-$tag" > "$out/$tag.peer.stdout" 2>/dev/null &
+      peer=$!; pids+=($peer)
+      until grep -q ready "$out/$tag.peer.stdout" 2>/dev/null; do sleep 0.2; done
+    fi
+    ;;
+  join|create|post)
+    kind=$([ "$scenario" = join ] && echo veto || echo "$scenario")
+    peer=
+    "${hop_wrap[@]}" "${SIDECAR_BIN:-$bin/roomhooks}" --listen 127.0.0.1:0 --log-format json 2> "$out/$tag.hop.log" &
+    hop=$!; pids+=($hop)
+    until grep -q local_addr "$out/$tag.hop.log" 2>/dev/null; do sleep 0.2; done
+    endpoint=http://$(sed -n 's/.*"local_addr":"\([^"]*\)".*/\1/p' "$out/$tag.hop.log" | head -1)
+    "${peer_wrap[@]}" "$bin/roomhooks-bench" apps --endpoint "$endpoint" --kind "$kind" --apps "$apps" < "$out/hold-$tag" > "$out/$tag.peer.stdout" 2>/dev/null &
+    peer=$!; pids+=($peer)
+    exec 3>"$out/hold-$tag"
+    until grep -q ready "$out/$tag.peer.stdout" 2>/dev/null; do sleep 0.2; done
+    ;;
+  *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+esac
+drive=("$bin/roomhooks-bench" drive --endpoint "$endpoint" --call "$scenario" --apps "$apps" --in-flight "$in_flight")
+"${drive[@]}" --calls $((calls / 4)) > /dev/null
+if [ "$which" = perf ]; then
+  perf record -e cpu-clock -F 1000 -p "$hop${peer:+,$peer}" -o "$out/$tag.perf.data" \
+    -- "${drive[@]}" --calls "$calls" > "$out/$tag.drive" 2>/dev/null
+  echo "$tag in_flight=$in_flight: $(cat "$out/$tag.drive") (hop pid $hop, peer pid ${peer:-none})"
+  echo "CPU samples (1 ms each) by process and where they fell:"
+  perf report -i "$out/$tag.perf.data" --stdio -n --sort pid,dso 2>/dev/null | grep -v '^#' | grep -v '^$' | head -12
+  exit 0
+fi
+profiled=$([ "$which" = hop ] && echo "$hop" || echo "$peer")
+callgrind_control -z "$profiled" > /dev/null 2>&1
+"${drive[@]}" --calls "$calls" > /dev/null
+callgrind_control -d "$profiled" > /dev/null 2>&1
+sleep 1
+file=$(ls -t "$out/$tag.$profiled.out".* | head -1)
+total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+echo "$tag in_flight=$in_flight: $((total / calls)) instructions per call ($total for $calls calls) -> $file"

@@ -1,0 +1,32 @@
+//! The tokio runtime flavour of a process, as a flag value.
+
+use clap::ValueEnum;
+
+/// Which tokio runtime a process runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Flavor {
+    /// A work-stealing pool, one worker per core (tokio's default, and the sidecar's).
+    MultiThread,
+    /// Everything on one thread.
+    CurrentThread,
+}
+
+impl Flavor {
+    /// The flag value, as passed to child processes.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Flavor::MultiThread => "multi-thread",
+            Flavor::CurrentThread => "current-thread",
+        }
+    }
+
+    /// Builds a runtime of this flavour with every driver enabled.
+    pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        }
+        .enable_all()
+        .build()
+    }
+}

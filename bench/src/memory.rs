@@ -1,0 +1,67 @@
+//! The sidecar's memory at rest: just started, then holding many connected app instances.
+
+use std::path::Path;
+
+use roomhooks::v1::{ListAppsRequest, admin_client::AdminClient};
+
+use crate::{
+    calls::channel, cli::AppKind, error::Error, plan::Plan, rss::vm_rss, scenario::start_apps,
+    sidecar::SidecarProcess,
+};
+
+/// The sidecar's RSS at rest, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct AtRest {
+    /// Just started, no app connected.
+    pub idle: u64,
+    /// With `apps` × `instances` app instances connected and registered.
+    pub connected: u64,
+    /// App ids.
+    pub apps: usize,
+    /// Instances of each app id, each on its own connection.
+    pub instances: usize,
+}
+
+/// Starts a fresh sidecar, reads its RSS, connects `memory_apps × memory_instances` instances
+/// (one apps process, one connection per instance) and reads it again.
+pub async fn at_rest(plan: &Plan, exe: &Path, sidecar_bin: &Path) -> Result<AtRest, Error> {
+    let sidecar =
+        SidecarProcess::start(sidecar_bin, plan.hop_runtime, plan.sidecar_ephemeral).await?;
+    let pid = sidecar.pid()?;
+    tokio::time::sleep(plan.settle).await;
+    let idle = vm_rss(pid)?;
+    let endpoint = sidecar.endpoint();
+    let _apps = start_apps(
+        exe,
+        plan,
+        &endpoint,
+        AppKind::Veto,
+        plan.memory_apps,
+        plan.memory_instances,
+    )
+    .await?;
+    // Every instance the apps process reported as registered is in the sidecar's registry.
+    let listed = AdminClient::new(channel(&endpoint).await?)
+        .list_apps(ListAppsRequest {})
+        .await
+        .map_err(|status| Error::Rpc {
+            what: "Admin.ListApps",
+            status,
+        })?
+        .into_inner();
+    let connected_instances: usize = listed.apps.iter().map(|a| a.instances.len()).sum();
+    let expected = plan.memory_apps * plan.memory_instances;
+    if connected_instances != expected {
+        return Err(Error::Answer(format!(
+            "the sidecar lists {connected_instances} app instances, expected {expected}"
+        )));
+    }
+    tokio::time::sleep(plan.settle).await;
+    let connected = vm_rss(pid)?;
+    Ok(AtRest {
+        idle,
+        connected,
+        apps: plan.memory_apps,
+        instances: plan.memory_instances,
+    })
+}

@@ -1,0 +1,204 @@
+//! The one table the bench prints: medians of every scenario, ratios to the floor, and memory.
+
+use std::fmt::Write;
+
+use crate::{
+    memory::AtRest,
+    plan::Plan,
+    scenario::{Key, Round},
+    stats::{Latency, median},
+};
+
+/// Bytes per megabyte (the targets are in MB).
+const MB: f64 = 1_000_000.0;
+
+/// The medians of one scenario's runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary {
+    /// Which scenario.
+    pub key: Key,
+    /// Median p50, p99 and p999 of the sequential runs.
+    pub latency: Latency,
+    /// Median calls per second at the plan's calls in flight.
+    pub per_sec: f64,
+    /// Post only: median events per second handled by every app.
+    pub delivered_per_sec: Option<f64>,
+    /// The peak RSS of the hop process (sidecar or relay) during the benchmark, in bytes.
+    pub peak_rss: Option<u64>,
+    /// Whether the hop is the sidecar.
+    pub is_sidecar: bool,
+}
+
+impl Summary {
+    /// Medians of `rounds`.
+    pub fn of(key: Key, rounds: &[Round], peak_rss: Option<u64>, is_sidecar: bool) -> Self {
+        let delivered: Vec<f64> = rounds.iter().filter_map(|r| r.delivered_per_sec).collect();
+        Self {
+            key,
+            latency: Latency {
+                p50: median(rounds.iter().map(|r| r.latency.p50)),
+                p99: median(rounds.iter().map(|r| r.latency.p99)),
+                p999: median(rounds.iter().map(|r| r.latency.p999)),
+            },
+            per_sec: median(rounds.iter().map(|r| r.per_sec)),
+            delivered_per_sec: (!delivered.is_empty()).then(|| median(delivered)),
+            peak_rss,
+            is_sidecar,
+        }
+    }
+}
+
+/// One line of the table; `None` cells print as `-`.
+struct Row {
+    label: String,
+    cells: [Option<String>; 8],
+}
+
+fn us(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+fn ratio(value: f64, floor: f64) -> Option<String> {
+    (floor > 0.0).then(|| format!("{:.2}", value / floor))
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / MB)
+}
+
+/// The floor's summary, if it ran.
+pub fn floor(summaries: &[Summary]) -> Option<&Summary> {
+    summaries.iter().find(|s| s.key == Key::Floor)
+}
+
+/// Renders the table (Markdown, so it can be pasted into docs/performance.md).
+pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
+    let floor = floor(summaries).copied();
+    let (floor_p50, floor_p99, floor_rate) = floor.map_or((0.0, 0.0, 0.0), |f| {
+        (f.latency.p50, f.latency.p99, f.per_sec)
+    });
+    let mut rows = Vec::new();
+    for s in summaries {
+        rows.push(Row {
+            label: s.key.label(),
+            cells: [
+                Some(us(s.latency.p50)),
+                Some(us(s.latency.p99)),
+                Some(us(s.latency.p999)),
+                ratio(s.latency.p50, floor_p50),
+                ratio(s.latency.p99, floor_p99),
+                Some(format!("{:.0}", s.per_sec)),
+                ratio(s.per_sec, floor_rate),
+                s.peak_rss.map(mb),
+            ],
+        });
+        if let (Key::Post(n), Some(delivered)) = (s.key, s.delivered_per_sec) {
+            rows.push(Row {
+                label: format!("PostRoomCreate delivered to all, {n} apps"),
+                cells: [
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(format!("{delivered:.0}")),
+                    ratio(delivered, floor_rate),
+                    None,
+                ],
+            });
+        }
+    }
+    let memory_row = |label: String, bytes: u64| Row {
+        label,
+        cells: [None, None, None, None, None, None, None, Some(mb(bytes))],
+    };
+    rows.push(memory_row("memory: sidecar idle".into(), at_rest.idle));
+    rows.push(memory_row(
+        format!(
+            "memory: sidecar with {} app instances ({} ids x {})",
+            at_rest.apps * at_rest.instances,
+            at_rest.apps,
+            at_rest.instances
+        ),
+        at_rest.connected,
+    ));
+    if let Some(peak) = summaries
+        .iter()
+        .filter(|s| s.is_sidecar)
+        .filter_map(|s| s.peak_rss.map(|rss| (rss, s.key)))
+        .max_by_key(|(rss, _)| *rss)
+    {
+        rows.push(memory_row(
+            format!("memory: sidecar peak under load ({})", peak.1.label()),
+            peak.0,
+        ));
+    }
+
+    let header = [
+        "scenario".to_owned(),
+        "p50 µs".to_owned(),
+        "p99 µs".to_owned(),
+        "p999 µs".to_owned(),
+        "p50 / floor".to_owned(),
+        "p99 / floor".to_owned(),
+        format!("calls/s @{}", plan.in_flight),
+        "calls/s / floor".to_owned(),
+        "RSS MB".to_owned(),
+    ];
+    let lines: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|row| {
+            std::iter::once(row.label)
+                .chain(
+                    row.cells
+                        .into_iter()
+                        .map(|c| c.unwrap_or_else(|| "-".into())),
+                )
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut text = String::from("|");
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if i == 0 {
+                let _ = write!(text, " {cell}{} |", " ".repeat(pad));
+            } else {
+                let _ = write!(text, " {}{cell} |", " ".repeat(pad));
+            }
+        }
+        let _ = writeln!(out, "{text}");
+    };
+    line(&header);
+    let rule: Vec<String> = widths
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                "-".repeat(*w)
+            } else {
+                format!("{}:", "-".repeat(w.saturating_sub(1)))
+            }
+        })
+        .collect();
+    line(&rule);
+    for cells in &lines {
+        line(cells);
+    }
+    out
+}

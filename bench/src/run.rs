@@ -1,0 +1,113 @@
+//! A whole benchmark run: memory at rest, then every scenario started side by side, warmed up,
+//! and measured in interleaved rounds (so a noisy neighbour hurts every scenario alike), then the
+//! table.
+
+use crate::{
+    cli::BenchArgs,
+    error::Error,
+    machine, memory,
+    plan::Plan,
+    report::{self, Summary},
+    rss::PeakSampler,
+    scenario::{Key, Scenario},
+    sidecar, targets, workload,
+};
+
+/// The scenarios, in table order.
+const SCENARIOS: [Key; 8] = [
+    Key::Floor,
+    Key::Unary,
+    Key::Join(1),
+    Key::Join(3),
+    Key::Join(4),
+    Key::Join(16),
+    Key::Create(3),
+    Key::Post(3),
+];
+
+/// Runs the benchmark; Ctrl-C stops it, and every child process with it.
+pub async fn interruptible(args: BenchArgs) -> Result<(), Error> {
+    tokio::select! {
+        result = bench(args) => result,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+    }
+}
+
+async fn bench(args: BenchArgs) -> Result<(), Error> {
+    let plan = Plan::from_args(&args);
+    let sidecar_bin = sidecar::locate(plan.sidecar_bin.as_deref())?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io("cannot find the bench's own executable", e))?;
+    eprintln!(
+        "roomhooks-bench: {} cores, {}; runtime {} (hops: {}); sidecar {}",
+        machine::cores(),
+        machine::cpu_model(),
+        plan.runtime.as_arg(),
+        plan.hop_runtime.as_arg(),
+        sidecar_bin.display()
+    );
+    eprintln!(
+        "plan: {} runs x ({} sequential calls + {} in flight for {:?}; post: {} events); \
+         floor payload {} bytes",
+        plan.runs,
+        plan.seq_calls,
+        plan.in_flight,
+        plan.load_time,
+        plan.post_events,
+        workload::floor_body().len()
+    );
+
+    eprintln!(
+        "memory: a fresh sidecar, then {} x {} app instances",
+        plan.memory_apps, plan.memory_instances
+    );
+    let at_rest = memory::at_rest(&plan, &exe, &sidecar_bin).await?;
+
+    let mut scenarios = Vec::with_capacity(SCENARIOS.len());
+    for key in SCENARIOS {
+        eprintln!("starting: {}", key.label());
+        scenarios.push(Scenario::start(key, &plan, &exe, &sidecar_bin).await?);
+    }
+    let pids = scenarios
+        .iter()
+        .map(Scenario::hop_pid)
+        .collect::<Result<Vec<_>, _>>()?;
+    let sampler = PeakSampler::start(pids.clone());
+    for scenario in &mut scenarios {
+        eprintln!("warming up: {}", scenario.key.label());
+        scenario.warm_up(&plan).await?;
+    }
+    for round in 1..=plan.runs {
+        for scenario in &mut scenarios {
+            let r = scenario.measure(&plan).await?;
+            eprintln!(
+                "run {round}/{}: {:<45} p50 {:>7.1} µs  p99 {:>7.1} µs  p999 {:>7.1} µs  {:>8.0}/s{}",
+                plan.runs,
+                scenario.key.label(),
+                r.latency.p50,
+                r.latency.p99,
+                r.latency.p999,
+                r.per_sec,
+                r.delivered_per_sec
+                    .map(|d| format!("  delivered {d:.0}/s"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let summaries: Vec<Summary> = scenarios
+        .iter()
+        .zip(&pids)
+        .map(|(s, &pid)| Summary::of(s.key, &s.rounds, sampler.peak(pid), s.is_sidecar()))
+        .collect();
+    drop(sampler);
+    drop(scenarios);
+
+    if plan.quick {
+        println!("(--quick: smoke-test counts; these numbers are not measurements)");
+        println!();
+    }
+    print!("{}", report::table(&plan, &summaries, &at_rest));
+    println!();
+    print!("{}", targets::render(&summaries, &at_rest, plan.in_flight));
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! One scenario: the processes it needs (relay + echo peer for the floor, sidecar + apps for the
+//! rest), kept running for the whole benchmark, and its warm-up and measured runs.
+
+use std::{path::Path, time::Duration};
+
+use roomhooks::v1::{ListAppsRequest, admin_client::AdminClient};
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use crate::{
+    calls::{CreateCaller, FloorCaller, JoinCaller, PostCaller, channel},
+    child::{Child, Stderr},
+    cli::AppKind,
+    error::Error,
+    load::{Caller, Stop, Throughput, concurrent, sequential},
+    plan::Plan,
+    sidecar::SidecarProcess,
+    stats::Latency,
+};
+
+/// How long a child process has to get ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the apps may take to handle every post event sent.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Which scenario this is (the targets refer to these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// The bare tonic relay.
+    Floor,
+    /// A bare unary call the relay answers itself (no peer hop): tonic's unary ceiling.
+    Unary,
+    /// PreRoomUserJoin with this many veto apps.
+    Join(usize),
+    /// PreRoomCreate with this many prevent + extend + modify apps.
+    Create(usize),
+    /// PostRoomCreate to this many apps.
+    Post(usize),
+}
+
+impl Key {
+    /// The row label.
+    pub fn label(self) -> String {
+        let apps = |n: usize| {
+            if n == 1 {
+                "1 app".to_owned()
+            } else {
+                format!("{n} apps")
+            }
+        };
+        match self {
+            Key::Floor => "floor: bare tonic relay".to_owned(),
+            Key::Unary => "reference: bare tonic unary, no hop".to_owned(),
+            Key::Join(n) => format!("PreRoomUserJoin veto, {}", apps(n)),
+            Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
+            Key::Post(n) => format!("PostRoomCreate accepted, {}", apps(n)),
+        }
+    }
+}
+
+/// One measured run.
+#[derive(Clone, Copy, Debug)]
+pub struct Round {
+    /// Sequential latency.
+    pub latency: Latency,
+    /// Calls per second at the plan's calls in flight.
+    pub per_sec: f64,
+    /// Post only: events per second handled by every app.
+    pub delivered_per_sec: Option<f64>,
+}
+
+/// The processes of a scenario.
+enum Hop {
+    Floor {
+        _relay: Child,
+        _echo: Option<Child>,
+        relay_pid: u32,
+    },
+    Sidecar {
+        sidecar: SidecarProcess,
+        apps: Child,
+    },
+}
+
+/// The caller of a scenario.
+enum Calls {
+    Floor(FloorCaller),
+    Join(JoinCaller),
+    Create(CreateCaller),
+    Post {
+        caller: PostCaller,
+        admin: AdminClient<Channel>,
+        sent: u64,
+    },
+}
+
+/// A scenario with its processes running.
+pub struct Scenario {
+    /// Which one.
+    pub key: Key,
+    hop: Hop,
+    calls: Calls,
+    /// Its measured runs so far.
+    pub rounds: Vec<Round>,
+}
+
+/// Starts `roomhooks-bench apps` against `endpoint` and waits until every instance registered.
+pub async fn start_apps(
+    exe: &Path,
+    plan: &Plan,
+    endpoint: &str,
+    kind: AppKind,
+    apps: usize,
+    instances: usize,
+) -> Result<Child, Error> {
+    let args = [
+        "apps".to_owned(),
+        "--endpoint".to_owned(),
+        endpoint.to_owned(),
+        "--kind".to_owned(),
+        kind.as_arg().to_owned(),
+        "--apps".to_owned(),
+        apps.to_string(),
+        "--instances".to_owned(),
+        instances.to_string(),
+        "--runtime".to_owned(),
+        plan.runtime.as_arg().to_owned(),
+    ];
+    let mut child = Child::spawn("the apps process", exe, args, Stderr::Inherit)?;
+    child.expect_line("ready", READY_TIMEOUT).await?;
+    Ok(child)
+}
+
+impl Scenario {
+    /// Starts the processes of `key` and connects the load generator.
+    pub async fn start(
+        key: Key,
+        plan: &Plan,
+        exe: &Path,
+        sidecar_bin: &Path,
+    ) -> Result<Self, Error> {
+        let (kind, apps) = match key {
+            Key::Floor => return Self::start_relay(key, plan, exe, true).await,
+            Key::Unary => return Self::start_relay(key, plan, exe, false).await,
+            Key::Join(n) => (AppKind::Veto, n),
+            Key::Create(n) => (AppKind::Create, n),
+            Key::Post(n) => (AppKind::Post, n),
+        };
+        let sidecar =
+            SidecarProcess::start(sidecar_bin, plan.hop_runtime, plan.sidecar_ephemeral).await?;
+        let endpoint = sidecar.endpoint();
+        let apps_process = start_apps(exe, plan, &endpoint, kind, apps, 1).await?;
+        let backend = channel(&endpoint).await?;
+        let calls = match kind {
+            AppKind::Veto => Calls::Join(JoinCaller::new(backend, apps)),
+            AppKind::Create => Calls::Create(CreateCaller::new(backend, apps)),
+            AppKind::Post => Calls::Post {
+                caller: PostCaller::new(backend, u32::try_from(apps).unwrap_or(u32::MAX)),
+                admin: AdminClient::new(channel(&endpoint).await?),
+                sent: 0,
+            },
+        };
+        Ok(Self {
+            key,
+            hop: Hop::Sidecar {
+                sidecar,
+                apps: apps_process,
+            },
+            calls,
+            rounds: Vec::new(),
+        })
+    }
+
+    /// Starts the floor's relay and, with `hop`, its echo peer.
+    async fn start_relay(key: Key, plan: &Plan, exe: &Path, hop: bool) -> Result<Self, Error> {
+        let mut relay = Child::spawn(
+            "the floor's relay",
+            exe,
+            ["relay", "--runtime", plan.hop_runtime.as_arg()],
+            Stderr::Inherit,
+        )?;
+        let addr = relay.expect_line("listening ", READY_TIMEOUT).await?;
+        let endpoint = format!("http://{addr}");
+        let echo = if hop {
+            let mut echo = Child::spawn(
+                "the floor's echo peer",
+                exe,
+                [
+                    "echo",
+                    "--endpoint",
+                    &endpoint,
+                    "--runtime",
+                    plan.runtime.as_arg(),
+                ],
+                Stderr::Inherit,
+            )?;
+            echo.expect_line("ready", READY_TIMEOUT).await?;
+            Some(echo)
+        } else {
+            None
+        };
+        let relay_pid = relay
+            .pid()
+            .ok_or_else(|| Error::Child("the floor's relay has exited".into()))?;
+        Ok(Self {
+            key,
+            hop: Hop::Floor {
+                _relay: relay,
+                _echo: echo,
+                relay_pid,
+            },
+            calls: Calls::Floor(FloorCaller::new(channel(&endpoint).await?, hop)),
+            rounds: Vec::new(),
+        })
+    }
+
+    /// The process id of the hop (sidecar or relay), for its RSS.
+    pub fn hop_pid(&self) -> Result<u32, Error> {
+        match &self.hop {
+            Hop::Floor { relay_pid, .. } => Ok(*relay_pid),
+            Hop::Sidecar { sidecar, .. } => sidecar.pid(),
+        }
+    }
+
+    /// Whether the hop is the sidecar (not the floor's relay).
+    pub fn is_sidecar(&self) -> bool {
+        matches!(self.hop, Hop::Sidecar { .. })
+    }
+
+    /// Sequential calls, then calls in flight, unmeasured.
+    pub async fn warm_up(&mut self, plan: &Plan) -> Result<(), Error> {
+        self.exercise(plan.warmup_calls, plan, Stop::After(plan.warmup_load))
+            .await
+            .map(|_| ())
+    }
+
+    /// One measured run, recorded in [`Scenario::rounds`].
+    pub async fn measure(&mut self, plan: &Plan) -> Result<Round, Error> {
+        let stop = match self.calls {
+            // Post runs send a fixed number of events, so delivery of all of them can be timed.
+            Calls::Post { .. } => Stop::Calls(plan.post_events),
+            _ => Stop::After(plan.load_time),
+        };
+        let round = self.exercise(plan.seq_calls, plan, stop).await?;
+        self.rounds.push(round);
+        Ok(round)
+    }
+
+    async fn exercise(&mut self, seq_calls: u64, plan: &Plan, stop: Stop) -> Result<Round, Error> {
+        let in_flight = plan.in_flight;
+        match &mut self.calls {
+            Calls::Floor(caller) => simple(caller, seq_calls, in_flight, stop).await,
+            Calls::Join(caller) => simple(caller, seq_calls, in_flight, stop).await,
+            Calls::Create(caller) => simple(caller, seq_calls, in_flight, stop).await,
+            Calls::Post {
+                caller,
+                admin,
+                sent,
+            } => {
+                let Hop::Sidecar { apps, .. } = &mut self.hop else {
+                    return Err(Error::Child("a post scenario without apps".into()));
+                };
+                let latency = sequential(caller, seq_calls).await?;
+                *sent += seq_calls;
+                // The backlog of the sequential calls is delivered before the timed part.
+                delivered(apps, admin, *sent).await?;
+                let started = Instant::now();
+                let load = concurrent(caller, in_flight, stop).await?;
+                *sent += load.calls;
+                delivered(apps, admin, *sent).await?;
+                let delivery = Throughput {
+                    calls: load.calls,
+                    elapsed: started.elapsed(),
+                };
+                Ok(Round {
+                    latency,
+                    per_sec: load.per_sec(),
+                    delivered_per_sec: Some(delivery.per_sec()),
+                })
+            }
+        }
+    }
+}
+
+async fn simple<C: Caller>(
+    caller: &C,
+    seq_calls: u64,
+    in_flight: usize,
+    stop: Stop,
+) -> Result<Round, Error> {
+    let latency = sequential(caller, seq_calls).await?;
+    let load = concurrent(caller, in_flight, stop).await?;
+    Ok(Round {
+        latency,
+        per_sec: load.per_sec(),
+        delivered_per_sec: None,
+    })
+}
+
+/// Waits until every app handled `total` events, then until the sidecar holds no unacknowledged
+/// event (so the next run starts with empty queues).
+async fn delivered(
+    apps: &mut Child,
+    admin: &mut AdminClient<Channel>,
+    total: u64,
+) -> Result<(), Error> {
+    apps.send_line(&format!("expect {total}")).await?;
+    apps.expect_line(&format!("reached {total}"), DELIVERY_TIMEOUT)
+        .await?;
+    let drained = async {
+        loop {
+            let listed = admin
+                .list_apps(ListAppsRequest {})
+                .await
+                .map_err(|status| Error::Rpc {
+                    what: "Admin.ListApps",
+                    status,
+                })?
+                .into_inner();
+            if listed.apps.iter().all(|a| a.queued_post_events == 0) {
+                return Ok::<(), Error>(());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::time::timeout(DELIVERY_TIMEOUT, drained)
+        .await
+        .map_err(|_| {
+            Error::Child(format!(
+                "the sidecar still had unacknowledged post events {DELIVERY_TIMEOUT:?} after \
+                 the apps handled them"
+            ))
+        })?
+}

@@ -1,0 +1,152 @@
+//! The real `roomhooks` binary as a child process, as it runs in production.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    sync::oneshot,
+    task::JoinHandle,
+};
+
+use crate::{
+    child::{Child, Stderr},
+    error::Error,
+    flavor::Flavor,
+};
+
+/// How long the sidecar may take to report its address.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Finds the sidecar binary: `explicit`, or `roomhooks` next to the bench's own executable.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Error> {
+    let path = match explicit {
+        Some(path) => path.to_owned(),
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::io("cannot find the bench's own executable", e))?;
+            exe.with_file_name(format!("roomhooks{}", std::env::consts::EXE_SUFFIX))
+        }
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::SidecarMissing(path))
+    }
+}
+
+/// A running sidecar.
+pub struct SidecarProcess {
+    child: Child,
+    /// Its post-event store, removed when the sidecar is dropped.
+    data_dir: Option<PathBuf>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    logs: JoinHandle<()>,
+}
+
+impl SidecarProcess {
+    /// Starts `bin` on a free loopback port with JSON logs, the given runtime, no metrics port,
+    /// and its post events in a fresh temporary directory (or in memory with `ephemeral`); waits
+    /// until it logged the address it bound.
+    pub async fn start(bin: &Path, runtime: Flavor, ephemeral: bool) -> Result<Self, Error> {
+        let mut args: Vec<std::ffi::OsString> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--metrics-listen",
+            "off",
+            "--runtime",
+            runtime.as_arg(),
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let data_dir = if ephemeral {
+            args.push("--ephemeral".into());
+            None
+        } else {
+            let dir = std::env::temp_dir().join(format!(
+                "roomhooks-bench-{}-{:x}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ));
+            args.push("--data-dir".into());
+            args.push(dir.clone().into_os_string());
+            Some(dir)
+        };
+        let mut child = Child::spawn("the sidecar", bin, args, Stderr::Piped)?;
+        let stderr = child
+            .take_stderr()
+            .ok_or_else(|| Error::Child("the sidecar's stderr is not piped".into()))?;
+        let (found, address) = oneshot::channel();
+        // Keeps draining the log (a full pipe would block the sidecar) and passes on its
+        // warnings and errors.
+        let logs = tokio::spawn(async move {
+            let mut found = Some(found);
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("\"local_addr\":\"").nth(1)
+                    && let Some(tx) = found.take()
+                {
+                    let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
+                } else if line.contains("\"level\":\"WARN\"")
+                    || line.contains("\"level\":\"ERROR\"")
+                {
+                    eprintln!("sidecar: {line}");
+                }
+            }
+        });
+        let addr = tokio::time::timeout(START_TIMEOUT, address)
+            .await
+            .map_err(|_| {
+                Error::Child(format!(
+                    "the sidecar ({}) did not log its address within {START_TIMEOUT:?}",
+                    bin.display()
+                ))
+            })?
+            .map_err(|_| {
+                Error::Child(format!(
+                    "the sidecar ({}) exited before logging its address; does it accept \
+                     --runtime? rebuild it with `cargo build --release --bin roomhooks`",
+                    bin.display()
+                ))
+            })?;
+        let addr = addr
+            .parse()
+            .map_err(|_| Error::Child(format!("the sidecar logged a bad address {addr:?}")))?;
+        Ok(Self {
+            child,
+            data_dir,
+            addr,
+            logs,
+        })
+    }
+
+    /// The URL apps and backends use.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Result<u32, Error> {
+        self.child
+            .pid()
+            .ok_or_else(|| Error::Child("the sidecar has exited".into()))
+    }
+}
+
+impl Drop for SidecarProcess {
+    fn drop(&mut self) {
+        self.logs.abort();
+        if let Some(dir) = self.data_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

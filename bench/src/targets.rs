@@ -1,0 +1,136 @@
+//! The performance targets, checked against one run's medians.
+
+use std::fmt::Write;
+
+use crate::{
+    memory::AtRest,
+    report::{Summary, floor},
+    scenario::Key,
+};
+
+/// Bytes per megabyte.
+const MB: f64 = 1_000_000.0;
+
+/// One target and how this run did.
+struct Check {
+    what: String,
+    actual: String,
+    /// `None` when this run cannot tell (a scenario did not run, or a smaller memory setup).
+    met: Option<bool>,
+}
+
+fn find(summaries: &[Summary], key: Key) -> Option<&Summary> {
+    summaries.iter().find(|s| s.key == key)
+}
+
+/// Lists every target with this run's figure and whether it is met.
+pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> String {
+    let mut checks = Vec::new();
+    let floor = floor(summaries);
+    let join1 = find(summaries, Key::Join(1));
+    let ratio_check = |what: &str, value: Option<f64>, base: Option<f64>, max: f64| {
+        let ratio = value
+            .zip(base)
+            .filter(|(_, b)| *b > 0.0)
+            .map(|(v, b)| v / b);
+        Check {
+            what: what.to_owned(),
+            actual: ratio.map_or("n/a".into(), |r| format!("{r:.2}x")),
+            met: ratio.map(|r| r <= max),
+        }
+    };
+    checks.push(ratio_check(
+        "PreRoomUserJoin 1 app sequential p50 <= 1.2x floor p50",
+        join1.map(|s| s.latency.p50),
+        floor.map(|f| f.latency.p50),
+        1.2,
+    ));
+    checks.push(ratio_check(
+        "PreRoomUserJoin 1 app sequential p99 <= 1.5x floor p99",
+        join1.map(|s| s.latency.p99),
+        floor.map(|f| f.latency.p99),
+        1.5,
+    ));
+    checks.push(ratio_check(
+        "PreRoomUserJoin 16 apps p50 <= 2x the 1-app p50",
+        find(summaries, Key::Join(16)).map(|s| s.latency.p50),
+        join1.map(|s| s.latency.p50),
+        2.0,
+    ));
+    let join3 = find(summaries, Key::Join(3)).map(|s| s.per_sec);
+    let tput = join3
+        .zip(floor.map(|f| f.per_sec))
+        .filter(|(_, f)| *f > 0.0)
+        .map(|(v, f)| v / f);
+    checks.push(Check {
+        what: format!("PreRoomUserJoin 3 apps calls/s @{in_flight} >= 0.5x floor's"),
+        actual: tput.map_or("n/a".into(), |r| format!("{r:.2}x")),
+        met: tput.map(|r| r >= 0.5),
+    });
+    let create = find(summaries, Key::Create(3));
+    let at_most = |what: &str, value: Option<f64>, max: f64, unit: &str| Check {
+        what: what.to_owned(),
+        actual: value.map_or("n/a".into(), |v| format!("{v:.0} {unit}")),
+        met: value.map(|v| v <= max),
+    };
+    let at_least = |what: &str, value: Option<f64>, min: f64, unit: &str| Check {
+        what: what.to_owned(),
+        actual: value.map_or("n/a".into(), |v| format!("{v:.0} {unit}")),
+        met: value.map(|v| v >= min),
+    };
+    checks.push(at_most(
+        "PreRoomCreate 3 apps sequential p50 <= 600 µs",
+        create.map(|s| s.latency.p50),
+        600.0,
+        "µs",
+    ));
+    checks.push(at_most(
+        "PreRoomCreate 3 apps sequential p99 <= 1200 µs",
+        create.map(|s| s.latency.p99),
+        1200.0,
+        "µs",
+    ));
+    checks.push(at_least(
+        &format!("PreRoomCreate 3 apps >= 15000 calls/s @{in_flight}"),
+        create.map(|s| s.per_sec),
+        15_000.0,
+        "calls/s",
+    ));
+    let post = find(summaries, Key::Post(3));
+    checks.push(at_least(
+        "PostRoomCreate >= 50000 events/s accepted",
+        post.map(|s| s.per_sec),
+        50_000.0,
+        "events/s",
+    ));
+    checks.push(at_least(
+        "PostRoomCreate >= 50000 events/s delivered to 3 apps",
+        post.and_then(|s| s.delivered_per_sec),
+        50_000.0,
+        "events/s",
+    ));
+    checks.push(at_most(
+        "sidecar idle RSS <= 30 MB",
+        Some(at_rest.idle as f64 / MB),
+        30.0,
+        "MB",
+    ));
+    let instances = at_rest.apps * at_rest.instances;
+    let connected = at_rest.connected as f64 / MB;
+    checks.push(Check {
+        what: "sidecar RSS with 1000 app instances <= 150 MB".into(),
+        actual: format!("{connected:.1} MB with {instances} instances"),
+        met: (instances == 1000).then_some(connected <= 150.0),
+    });
+
+    let mut out = String::new();
+    for check in checks {
+        let verdict = match check.met {
+            Some(true) => "met   ",
+            Some(false) => "MISSED",
+            None => "n/a   ",
+        };
+        let _ = writeln!(out, "[{verdict}] {}: {}", check.what, check.actual);
+    }
+    out
+}

@@ -1,0 +1,136 @@
+//! `roomhooks-bench --quick` end to end against the debug `roomhooks` binary: it finishes, and its
+//! table has every row with positive numbers. Times are never asserted (CI machines vary).
+
+use std::{
+    collections::HashMap,
+    io::Read,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// How long the smoke run may take before the test gives up (it takes seconds).
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// The bench executable built for this test.
+const BENCH: &str = env!("CARGO_BIN_EXE_roomhooks-bench");
+
+/// The sidecar binary next to the bench (cargo builds it for the server's own tests).
+fn sidecar_bin() -> Option<PathBuf> {
+    let bench = PathBuf::from(BENCH);
+    let bin = bench.with_file_name(format!("roomhooks{}", std::env::consts::EXE_SUFFIX));
+    bin.is_file().then_some(bin)
+}
+
+/// Runs the bench in quick mode and returns its stdout.
+fn run_quick(sidecar: &PathBuf) -> String {
+    let mut child = Command::new(BENCH)
+        .arg("--quick")
+        .arg("--sidecar-bin")
+        .arg(sidecar)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the bench starts");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the bench can be waited for") {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("roomhooks-bench --quick did not finish within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = reader
+        .join()
+        .expect("the reader thread finishes")
+        .expect("stdout is UTF-8");
+    assert!(
+        status.success(),
+        "roomhooks-bench --quick failed ({status}):\n{text}"
+    );
+    text
+}
+
+/// The table's rows, by label, with their cells.
+fn rows(text: &str) -> HashMap<String, Vec<String>> {
+    text.lines()
+        .filter(|line| line.starts_with('|'))
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|cells| cells.len() == 9 && cells[0] != "scenario" && !cells[0].starts_with('-'))
+        .map(|mut cells| (cells.remove(0), cells))
+        .collect()
+}
+
+fn positive(row: &str, cells: &[String], columns: &[usize]) {
+    for &column in columns {
+        let cell = &cells[column];
+        let value: f64 = cell
+            .parse()
+            .unwrap_or_else(|_| panic!("row {row:?} column {column}: {cell:?} is not a number"));
+        assert!(
+            value > 0.0,
+            "row {row:?} column {column}: {value} is not positive"
+        );
+    }
+}
+
+#[test]
+fn quick_mode_prints_every_row_with_positive_numbers() {
+    let Some(sidecar) = sidecar_bin() else {
+        println!(
+            "skipped: {} has no `roomhooks` binary next to it; run `cargo build --bin roomhooks` \
+             (plain `cargo test` at the workspace root builds it)",
+            BENCH
+        );
+        return;
+    };
+    let text = run_quick(&sidecar);
+    let rows = rows(&text);
+    let all_numbers = [0, 1, 2, 3, 4, 5, 6, 7];
+    for label in [
+        "floor: bare tonic relay",
+        "reference: bare tonic unary, no hop",
+        "PreRoomUserJoin veto, 1 app",
+        "PreRoomUserJoin veto, 3 apps",
+        "PreRoomUserJoin veto, 4 apps",
+        "PreRoomUserJoin veto, 16 apps",
+        "PreRoomCreate prevent+extend+modify, 3 apps",
+        "PostRoomCreate accepted, 3 apps",
+    ] {
+        let cells = rows
+            .get(label)
+            .unwrap_or_else(|| panic!("no row {label:?} in:\n{text}"));
+        positive(label, cells, &all_numbers);
+    }
+    let delivered = "PostRoomCreate delivered to all, 3 apps";
+    let cells = rows
+        .get(delivered)
+        .unwrap_or_else(|| panic!("no row {delivered:?} in:\n{text}"));
+    positive(delivered, cells, &[5, 6]);
+    for prefix in [
+        "memory: sidecar idle",
+        "memory: sidecar with ",
+        "memory: sidecar peak under load",
+    ] {
+        let (label, cells) = rows
+            .iter()
+            .find(|(label, _)| label.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no row starting {prefix:?} in:\n{text}"));
+        positive(label, cells, &[7]);
+    }
+}
