@@ -35,7 +35,7 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
             .map(|(v, b)| v / b);
         Check {
             what: what.to_owned(),
-            actual: ratio.map_or("n/a".into(), |r| format!("{r:.2}x")),
+            actual: ratio.map_or("n/a".into(), |r| format!("{r:.3}x")),
             met: ratio.map(|r| r <= max),
         }
     };
@@ -64,7 +64,7 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
         .map(|(v, f)| v / f);
     checks.push(Check {
         what: format!("PreRoomUserJoin 3 apps calls/s @{in_flight} >= 0.5x floor's"),
-        actual: tput.map_or("n/a".into(), |r| format!("{r:.2}x")),
+        actual: tput.map_or("n/a".into(), |r| format!("{r:.3}x")),
         met: tput.map(|r| r >= 0.5),
     });
     let create = find(summaries, Key::Create(3));
