@@ -144,7 +144,7 @@ pub async fn call_app(
             payload: Some(payload.clone()),
             traceparent: ctx.traceparent.clone(),
         };
-        let mut pending = match instance.start_call(hook, call) {
+        let mut pending = match instance.start_call(call) {
             Ok(pending) => pending,
             Err(err) => {
                 if err == SendError::Busy {

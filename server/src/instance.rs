@@ -18,10 +18,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::{
-    hook::Hook,
-    ids::{AppId, CallId, InstanceId},
-};
+use crate::ids::{AppId, CallId, InstanceId};
 
 /// When an instance is taken out of rotation for timing out.
 #[derive(Clone, Copy, Debug)]
@@ -42,7 +39,6 @@ static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A call the instance has not answered yet.
 struct Pending {
-    hook: Hook,
     reply: oneshot::Sender<hook_result::Result>,
 }
 
@@ -185,18 +181,14 @@ impl Instance {
     }
 
     /// Sends a hook call without waiting; the returned handle yields the answer.
-    pub fn start_call(
-        self: &Arc<Self>,
-        hook: Hook,
-        mut call: HookCall,
-    ) -> Result<PendingCall, SendError> {
+    pub fn start_call(self: &Arc<Self>, mut call: HookCall) -> Result<PendingCall, SendError> {
         if !self.is_live() {
             return Err(SendError::Closed);
         }
         let call_id = CallId(NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed));
         call.call_id = call_id.0;
         let (reply, rx) = oneshot::channel();
-        self.lock_pending().insert(call_id, Pending { hook, reply });
+        self.lock_pending().insert(call_id, Pending { reply });
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let message = RuntimeMessage {
             msg: Some(Msg::Call(call)),
@@ -225,11 +217,6 @@ impl Instance {
             }
             None => Completion::Unknown,
         }
-    }
-
-    /// The hook a waiting call is for.
-    pub fn pending_hook(&self, call_id: CallId) -> Option<Hook> {
-        self.lock_pending().get(&call_id).map(|p| p.hook)
     }
 
     /// Queues a message that must not be dropped (post events), waiting for room.
