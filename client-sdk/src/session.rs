@@ -1,7 +1,9 @@
 //! One connection to the sidecar: register, then answer calls concurrently and post events in
 //! order, until the stream ends or the app shuts down.
 
-use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration,
+};
 
 use futures_util::FutureExt;
 use roomhooks::v1::{
@@ -207,6 +209,9 @@ impl Calls {
         self.set.is_empty()
     }
 
+    /// Runs a call's handler. A handler that finishes on its first poll (no `.await` that
+    /// waits) is answered at once; one that waits becomes a task, cancellable by `CancelCall`
+    /// and cut off at the call's deadline.
     fn start(
         &mut self,
         call: HookCall,
@@ -221,17 +226,39 @@ impl Calls {
             .unwrap_or(Duration::from_secs(30));
         let deadline = Instant::now() + timeout;
         let handlers = handlers.clone();
-        let uplink = uplink.clone();
         let identity = Arc::clone(identity);
-        let abort = self.set.spawn(async move {
-            let answered = AssertUnwindSafe(answer(&handlers, call, deadline, &identity))
+        let mut answered = Box::pin(async move {
+            AssertUnwindSafe(answer(&handlers, call, deadline, &identity))
                 .catch_unwind()
-                .map(|outcome| outcome.unwrap_or_else(|_| error("the handler panicked")));
+                .await
+                .unwrap_or_else(|_| error("the handler panicked"))
+        });
+        let mut first_poll = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(answer) = answered.as_mut().poll(&mut first_poll) {
+            match uplink.try_send(result(call_id, answer)) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(message)) => {
+                    // The uplink is backed up: wait for room in a task, as a slow call would.
+                    let uplink = uplink.clone();
+                    self.spawn(call_id, async move {
+                        let _ = uplink.send(message).await;
+                    });
+                    return;
+                }
+            }
+        }
+        let uplink = uplink.clone();
+        self.spawn(call_id, async move {
             // Past the deadline the sidecar no longer waits: send nothing.
             if let Ok(answer) = tokio::time::timeout_at(deadline, answered).await {
                 let _ = uplink.send(result(call_id, answer)).await;
             }
         });
+    }
+
+    fn spawn(&mut self, call_id: u64, task: impl Future<Output = ()> + Send + 'static) {
+        let abort = self.set.spawn(task);
         self.by_task.insert(abort.id(), call_id);
         self.by_call.insert(call_id, abort);
     }

@@ -4,13 +4,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use roomhooks::v1::{
-    HookCall, PreventDecision, RoomExtension, RoomModification, hook_call, hook_result,
-};
+use roomhooks::v1::{HookCall, PreventDecision, RoomExtension, RoomModification, hook_result};
 use tokio::time::Instant;
 
 use crate::{
     deadline::CallContext,
+    frame::SharedCall,
     hook::{Hook, Stage},
     ids::InstanceId,
     instance::SendError,
@@ -79,14 +78,15 @@ pub struct Answer {
     pub result: Result<Reply, Failure>,
 }
 
-/// Calls one app and waits for its answer. When every instance in `app` was tried, the
-/// registry's current view is consulted for instances that connected since.
+/// Calls one app with `call` (the fan-out's payload, encoded once) and waits for its answer.
+/// When every instance in `app` was tried, the registry's current view is consulted for
+/// instances that connected since.
 pub async fn call_app(
     registry: &Registry,
     limits: &CallLimits,
     app: &AppView,
     hook: Hook,
-    payload: &hook_call::Payload,
+    call: &SharedCall,
     ctx: &CallContext,
 ) -> Answer {
     let started = Instant::now();
@@ -135,16 +135,12 @@ pub async fn call_app(
             };
             return end(tried.pop(), Err(Failure::Unavailable(why)));
         };
-        let call = HookCall {
-            call_id: 0,
+        let head = HookCall {
             hook: hook.to_wire() as i32,
             timeout: prost_types::Duration::try_from(left).ok(),
-            dry_run: ctx.dry_run,
-            request_id: ctx.request_id.clone(),
-            payload: Some(payload.clone()),
-            traceparent: ctx.traceparent.clone(),
+            ..HookCall::default()
         };
-        let mut pending = match instance.start_call(call) {
+        let mut pending = match instance.start_call(head, call) {
             Ok(pending) => pending,
             Err(err) => {
                 if err == SendError::Busy {

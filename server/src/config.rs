@@ -28,10 +28,23 @@ pub enum LogFormat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuntimeFlavor {
+    /// current-thread on hosts with 2 cores or fewer, multi-thread on bigger ones.
+    Auto,
     /// A work-stealing pool of worker threads (one per core unless --worker-threads).
     MultiThread,
     /// Everything on one thread: less cross-thread wake-up cost on small machines.
     CurrentThread,
+}
+
+impl RuntimeFlavor {
+    /// The flavour to build: `Auto` resolved for a host with `cores` cores.
+    pub fn resolve(self, cores: usize) -> RuntimeFlavor {
+        match self {
+            RuntimeFlavor::Auto if cores <= 2 => RuntimeFlavor::CurrentThread,
+            RuntimeFlavor::Auto => RuntimeFlavor::MultiThread,
+            chosen => chosen,
+        }
+    }
 }
 
 /// An address setting that can be turned off with `off`.
@@ -171,7 +184,8 @@ pub struct Cli {
     /// PEM CA bundle: require client certificates signed by it (mutual TLS).
     #[arg(long, env = "ROOMHOOKS_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
-    /// The async runtime: multi-thread or current-thread [default: multi-thread].
+    /// The async runtime: auto, multi-thread or current-thread [default: auto = current-thread on
+    /// hosts with 2 cores or fewer, where it measured faster; multi-thread on bigger ones].
     #[arg(long, env = "ROOMHOOKS_RUNTIME", value_enum)]
     pub runtime: Option<RuntimeFlavor>,
     /// Worker threads of the multi-thread runtime [default: one per core].
@@ -380,7 +394,7 @@ impl Default for Config {
             max_instances_per_app: 1000,
             max_concurrent_backend_calls: 4096,
             log_format: LogFormat::Pretty,
-            runtime: RuntimeFlavor::MultiThread,
+            runtime: RuntimeFlavor::Auto,
             worker_threads: None,
             backend_token: None,
             tls_cert: None,

@@ -5,8 +5,8 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::{Stream, StreamExt};
 use roomhooks::v1::{
-    AppMessage, Registered, RuntimeMessage, app_message::Msg as In, app_runtime_server::AppRuntime,
-    hook_result, runtime_message::Msg as Out,
+    AppMessage, Registered, RuntimeMessage, app_message::Msg as In, hook_result,
+    runtime_message::Msg as Out,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     auth,
+    frame::Frame,
     ids::{AppId, CallId, EventId, InstanceId},
     instance::{Completion, Instance, OUTBOUND_CAPACITY},
     post::PostQueue,
@@ -24,7 +25,7 @@ use crate::{
 };
 
 /// The stream of calls and events sent to one instance.
-pub type OutboundStream = Pin<Box<dyn Stream<Item = Result<RuntimeMessage, Status>> + Send>>;
+pub type OutboundStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
 
 /// How instance liveness is checked.
 #[derive(Clone, Copy, Debug)]
@@ -67,14 +68,13 @@ impl AppRuntimeService {
     }
 }
 
-#[tonic::async_trait]
-impl AppRuntime for AppRuntimeService {
-    type ConnectStream = OutboundStream;
-
-    async fn connect(
+impl AppRuntimeService {
+    /// `AppRuntime.Connect`: admits the instance after its `Register`, then streams calls and
+    /// events to it while a read loop takes its answers.
+    pub async fn connect(
         &self,
         request: Request<Streaming<AppMessage>>,
-    ) -> Result<Response<Self::ConnectStream>, Status> {
+    ) -> Result<Response<OutboundStream>, Status> {
         let peer = request.remote_addr();
         let presented = auth::bearer(request.metadata()).map(str::to_owned);
         let mut inbound = request.into_inner();
@@ -136,7 +136,7 @@ impl AppRuntime for AppRuntimeService {
                 instance_id: instance_id.to_string(),
             })),
         };
-        tx.try_send(Ok(registered))
+        tx.try_send(Ok(registered.into()))
             .map_err(|_| Status::internal("could not queue Registered on a fresh stream"))?;
         let app_id = spec.app_id.clone();
         let remembered = spec.clone();

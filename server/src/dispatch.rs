@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::{
     call::{Answer, CallLimits, Failure, Reply, call_app},
     deadline::CallContext,
+    frame::SharedCall,
     extend::{ExtendMerge, Merge},
     hook::Hook,
     post::{Delivery, PostEventData},
@@ -36,17 +37,18 @@ impl Dispatcher {
     pub async fn pre_room_create(&self, mut room: Room, ctx: &CallContext) -> (Verdict, Room) {
         let mut verdict = Verdict::default();
         let room_type = room.r#type;
-        let payload = hook_call::Payload::Room(room.clone());
+        // Prevent and Extend apps see the same room: encode it once for both stages.
+        let call = shared_call(hook_call::Payload::Room(room.clone()), ctx);
         self.veto(
             Hook::PreRoomCreatePrevent,
-            &payload,
+            &call,
             room_type,
             ctx,
             &mut verdict,
         )
         .await;
         if verdict.allowed() {
-            self.extend(&mut room, ctx, &mut verdict).await;
+            self.extend(&mut room, &call, ctx, &mut verdict).await;
         }
         if verdict.allowed() {
             self.modify(&mut room, ctx, &mut verdict).await;
@@ -63,8 +65,8 @@ impl Dispatcher {
         ctx: &CallContext,
     ) -> Verdict {
         let mut verdict = Verdict::default();
-        self.veto(hook, &payload, room_type, ctx, &mut verdict)
-            .await;
+        let call = shared_call(payload, ctx);
+        self.veto(hook, &call, room_type, ctx, &mut verdict).await;
         verdict
     }
 
@@ -72,7 +74,7 @@ impl Dispatcher {
     async fn veto(
         &self,
         hook: Hook,
-        payload: &hook_call::Payload,
+        call: &SharedCall,
         room_type: i32,
         ctx: &CallContext,
         verdict: &mut Verdict,
@@ -83,7 +85,7 @@ impl Dispatcher {
             return;
         }
         let answers = join_all(apps.iter().map(|app| {
-            call_app(&self.registry, &self.limits, app, hook, payload, ctx)
+            call_app(&self.registry, &self.limits, app, hook, call, ctx)
                 .instrument(app_span(app, hook))
         }))
         .await;
@@ -98,17 +100,22 @@ impl Dispatcher {
         }
     }
 
-    /// Every Extend app sees the same room; additions merge in app order.
-    async fn extend(&self, room: &mut Room, ctx: &CallContext, verdict: &mut Verdict) {
+    /// Every Extend app sees the same room (`call` carries it); additions merge in app order.
+    async fn extend(
+        &self,
+        room: &mut Room,
+        call: &SharedCall,
+        ctx: &CallContext,
+        verdict: &mut Verdict,
+    ) {
         let hook = Hook::PreRoomCreateExtend;
         let snapshot = self.registry.snapshot();
         let apps = matching(snapshot.subscribers(hook), hook, room.r#type);
         if apps.is_empty() {
             return;
         }
-        let payload = hook_call::Payload::Room(room.clone());
         let answers = join_all(apps.iter().map(|app| {
-            call_app(&self.registry, &self.limits, app, hook, &payload, ctx)
+            call_app(&self.registry, &self.limits, app, hook, call, ctx)
                 .instrument(app_span(app, hook))
         }))
         .await;
@@ -137,9 +144,9 @@ impl Dispatcher {
         let hook = Hook::PreRoomCreateModify;
         let snapshot = self.registry.snapshot();
         for app in matching(snapshot.subscribers(hook), hook, room.r#type) {
-            let payload = hook_call::Payload::Room(room.clone());
+            let call = shared_call(hook_call::Payload::Room(room.clone()), ctx);
             let Answer { meta, result } =
-                call_app(&self.registry, &self.limits, app, hook, &payload, ctx)
+                call_app(&self.registry, &self.limits, app, hook, &call, ctx)
                     .instrument(app_span(app, hook))
                     .await;
             let outcome = match result {
@@ -294,6 +301,11 @@ fn matching(subscribers: &[Arc<AppView>], hook: Hook, room_type: i32) -> Vec<&Ar
         .filter(|app| app.spec.room_types.matches(room_type))
         .filter(|app| app.enabled || app.spec.essential.contains(hook))
         .collect()
+}
+
+/// The parts of a hook call every app of one stage shares, encoded once.
+fn shared_call(payload: hook_call::Payload, ctx: &CallContext) -> SharedCall {
+    SharedCall::encode(payload, ctx.dry_run, &ctx.request_id, &ctx.traceparent)
 }
 
 /// A reply `call_app` should have refused already; kept as an error rather than a panic.

@@ -11,6 +11,8 @@ use std::{
 };
 
 use roomhooks::v1::{CancelCall, HookCall, RuntimeMessage, hook_result, runtime_message::Msg};
+
+use crate::frame::{Frame, SharedCall};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -30,7 +32,7 @@ pub struct Ejection {
 }
 
 /// What the sidecar sends down an app's stream.
-pub type Outbound = mpsc::Sender<Result<RuntimeMessage, Status>>;
+pub type Outbound = mpsc::Sender<Result<Frame, Status>>;
 
 /// How many messages may wait in one instance's outbound queue.
 pub const OUTBOUND_CAPACITY: usize = 1024;
@@ -162,7 +164,7 @@ impl Instance {
         let message = RuntimeMessage {
             msg: Some(Msg::Heartbeat(roomhooks::v1::Heartbeat { nonce })),
         };
-        self.outbound.try_send(Ok(message)).is_ok()
+        self.outbound.try_send(Ok(message.into())).is_ok()
     }
 
     /// Whether the instance can take calls.
@@ -180,20 +182,26 @@ impl Instance {
         &self.cut
     }
 
-    /// Sends a hook call without waiting; the returned handle yields the answer.
-    pub fn start_call(self: &Arc<Self>, mut call: HookCall) -> Result<PendingCall, SendError> {
+    /// Sends a hook call without waiting; the returned handle yields the answer. `head` carries
+    /// the hook and time left (its call id is set here), `shared` the rest of the call.
+    pub fn start_call(
+        self: &Arc<Self>,
+        mut head: HookCall,
+        shared: &SharedCall,
+    ) -> Result<PendingCall, SendError> {
         if !self.is_live() {
             return Err(SendError::Closed);
         }
         let call_id = CallId(NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed));
-        call.call_id = call_id.0;
+        head.call_id = call_id.0;
         let (reply, rx) = oneshot::channel();
         self.lock_pending().insert(call_id, Pending { reply });
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let message = RuntimeMessage {
-            msg: Some(Msg::Call(call)),
+        let frame = Frame::Call {
+            head,
+            shared: shared.clone(),
         };
-        if let Err(err) = self.outbound.try_send(Ok(message)) {
+        if let Err(err) = self.outbound.try_send(Ok(frame)) {
             self.forget(call_id);
             return Err(match err {
                 mpsc::error::TrySendError::Full(_) => SendError::Busy,
@@ -224,7 +232,7 @@ impl Instance {
         tokio::select! {
             biased;
             _ = self.closed.cancelled() => Err(SendError::Closed),
-            sent = self.outbound.send(Ok(message)) => sent.map_err(|_| SendError::Closed),
+            sent = self.outbound.send(Ok(message.into())) => sent.map_err(|_| SendError::Closed),
         }
     }
 
@@ -289,7 +297,7 @@ impl Drop for PendingCall {
                 })),
             };
             // Best effort: a full queue means the app is not reading anyway.
-            let _ = self.instance.outbound.try_send(Ok(cancel));
+            let _ = self.instance.outbound.try_send(Ok(cancel.into()));
         }
     }
 }

@@ -2,7 +2,8 @@
 //! semantics) on app processes connected over bidirectional streams, and aggregates their answers.
 //!
 //! The data path, top to bottom: [`service`] (backend edge) → [`dispatch`] (stages) →
-//! [`call`] (one app call) → [`instance`] (one app stream) ← [`connection`] (app edge), with
+//! [`call`] (one app call) → [`instance`] (one app stream, written as [`frame`]s) ← [`connection`] (app edge, served by
+//! [`runtime_server`]), with
 //! [`registry`] holding who is connected, [`verdict`] and [`extend`] aggregating answers, and
 //! [`post`] delivering notifications.
 
@@ -14,6 +15,7 @@ pub mod connection;
 pub mod deadline;
 pub mod dispatch;
 pub mod extend;
+pub mod frame;
 pub mod hook;
 pub mod ids;
 pub mod instance;
@@ -22,6 +24,7 @@ pub mod metrics;
 pub mod otel;
 pub mod post;
 pub mod registry;
+pub mod runtime_server;
 pub mod service;
 pub mod settings;
 pub mod sidecar;

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use roomhooks::v1::{
-    admin_server::AdminServer, app_runtime_server::AppRuntimeServer,
+    admin_server::AdminServer,
     room_hooks_server::RoomHooksServer,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -19,6 +19,7 @@ use crate::{
     auth::BackendAuth,
     config::{Config, ConfigError, MaybeAddr},
     connection::AppRuntimeService,
+    runtime_server::AppRuntimeServer,
     connection::Liveness,
     dispatch::Dispatcher,
     ids::AppId,
@@ -196,7 +197,7 @@ impl Sidecar {
             .set_serving::<RoomHooksServer<RoomHooksService>>()
             .await;
         health_reporter
-            .set_serving::<AppRuntimeServer<AppRuntimeService>>()
+            .set_serving::<AppRuntimeServer>()
             .await;
         health_reporter
             .set_serving::<AdminServer<AdminService>>()

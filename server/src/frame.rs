@@ -1,0 +1,157 @@
+//! What the sidecar writes down an app's stream, and the codec that writes it.
+//!
+//! A fan-out sends the same room to every app. Instead of cloning and encoding the room once per
+//! app, the parts of a `HookCall` that every app shares (payload, request id, dry-run flag, trace
+//! context) are encoded once into a [`SharedCall`]; each app's frame adds only its own call id,
+//! hook and time left. Protobuf defines concatenated encodings of one message as their merge, so
+//! `head ++ shared` is exactly the `HookCall` any protobuf decoder expects.
+
+use bytes::{BufMut, Bytes};
+use prost::Message;
+use roomhooks::v1::{AppMessage, HookCall, RuntimeMessage, hook_call};
+use tonic::{
+    Status,
+    codec::{Codec, EncodeBuf, Encoder},
+};
+use tonic_prost::ProstDecoder;
+
+/// The key of `RuntimeMessage.call` (field 2, length-delimited).
+const CALL_KEY: u8 = (2 << 3) | 2;
+
+/// The fields of a `HookCall` shared by every app of one fan-out, encoded once.
+#[derive(Clone, Debug)]
+pub struct SharedCall(Bytes);
+
+impl SharedCall {
+    /// Encodes the shared fields: payload, dry-run flag, request id and trace context.
+    pub fn encode(
+        payload: hook_call::Payload,
+        dry_run: bool,
+        request_id: &str,
+        traceparent: &str,
+    ) -> Self {
+        let shared = HookCall {
+            dry_run,
+            request_id: request_id.to_owned(),
+            payload: Some(payload),
+            traceparent: traceparent.to_owned(),
+            ..HookCall::default()
+        };
+        SharedCall(shared.encode_to_vec().into())
+    }
+}
+
+/// One message for an app instance's stream.
+#[derive(Debug)]
+pub enum Frame {
+    /// A message built for this instance alone (Registered, PostEvent, CancelCall, Heartbeat).
+    Message(RuntimeMessage),
+    /// A hook call: this instance's `call_id`, `hook` and `timeout`, then the shared fields.
+    Call {
+        /// `call_id`, `hook` and `timeout` only.
+        head: HookCall,
+        /// Everything else, encoded once per fan-out.
+        shared: SharedCall,
+    },
+}
+
+impl From<RuntimeMessage> for Frame {
+    fn from(message: RuntimeMessage) -> Self {
+        Frame::Message(message)
+    }
+}
+
+impl Frame {
+    /// Writes the frame as an encoded `RuntimeMessage`.
+    fn encode(&self, buf: &mut impl BufMut) -> Result<(), prost::EncodeError> {
+        match self {
+            Frame::Message(message) => message.encode(buf),
+            Frame::Call { head, shared } => {
+                let len = head.encoded_len() + shared.0.len();
+                buf.put_u8(CALL_KEY);
+                prost::encode_length_delimiter(len, buf)?;
+                head.encode(buf)?;
+                buf.put_slice(&shared.0);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The `AppRuntime.Connect` codec: writes [`Frame`]s, reads `AppMessage`s.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FrameCodec;
+
+impl Codec for FrameCodec {
+    type Encode = Frame;
+    type Decode = AppMessage;
+    type Encoder = FrameEncoder;
+    type Decoder = ProstDecoder<AppMessage>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        FrameEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
+    }
+}
+
+/// Encodes [`Frame`]s into gRPC messages.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FrameEncoder;
+
+impl Encoder for FrameEncoder {
+    type Item = Frame;
+    type Error = Status;
+
+    fn encode(&mut self, item: Frame, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding a message for the app: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomhooks::v1::{Room, runtime_message::Msg};
+
+    #[test]
+    fn a_shared_call_frame_decodes_as_the_whole_hook_call() {
+        let room = Room {
+            id: "r1".into(),
+            name: "general".into(),
+            ..Room::default()
+        };
+        let whole = HookCall {
+            call_id: 42,
+            hook: 3,
+            timeout: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 5,
+            }),
+            dry_run: true,
+            request_id: "req-1".into(),
+            payload: Some(hook_call::Payload::Room(room.clone())),
+            traceparent: "00-abc-def-01".into(),
+        };
+        let frame = Frame::Call {
+            head: HookCall {
+                call_id: 42,
+                hook: 3,
+                timeout: whole.timeout,
+                ..HookCall::default()
+            },
+            shared: SharedCall::encode(
+                hook_call::Payload::Room(room),
+                true,
+                "req-1",
+                "00-abc-def-01",
+            ),
+        };
+        let mut buf = Vec::new();
+        frame.encode(&mut buf).expect("a Vec has room");
+        let decoded = RuntimeMessage::decode(buf.as_slice()).expect("a valid RuntimeMessage");
+        assert_eq!(decoded.msg, Some(Msg::Call(whole)));
+    }
+}
