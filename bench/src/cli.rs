@@ -41,7 +41,8 @@ pub struct BenchArgs {
     pub runtime: Flavor,
 
     /// The runtime of the hop processes only (the sidecar and the floor's relay)
-    /// [default: --runtime].
+    /// [default: the sidecar's own default, `auto`: current-thread on hosts with 2 cores or
+    /// fewer, multi-thread on bigger ones; the relay gets the same].
     #[arg(long, value_enum)]
     pub hop_runtime: Option<Flavor>,
 

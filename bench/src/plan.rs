@@ -47,7 +47,7 @@ impl Plan {
             quick,
             sidecar_bin: args.sidecar_bin.clone(),
             runtime: args.runtime,
-            hop_runtime: args.hop_runtime.unwrap_or(args.runtime),
+            hop_runtime: args.hop_runtime.unwrap_or_else(Flavor::sidecar_default),
             sidecar_ephemeral: args.sidecar_ephemeral,
             runs: args.runs.unwrap_or(3),
             warmup_calls: pick(quick, 2_000, 10),

@@ -222,10 +222,14 @@ async fn read_loop(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_heard = tokio::time::Instant::now();
     let mut nonce = 0u64;
+    // Made once: a fresh cancellation future per message would re-register its waker each time.
+    let closed = instance.closed_token().clone().cancelled_owned();
+    let stopping = shutdown.cancelled_owned();
+    tokio::pin!(closed, stopping);
     loop {
         let next = tokio::select! {
-            _ = instance.closed_token().cancelled() => break,
-            _ = shutdown.cancelled() => break,
+            () = &mut closed => break,
+            () = &mut stopping => break,
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > liveness.timeout {
                     tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,

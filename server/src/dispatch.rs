@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::{StreamExt, future::join_all, stream::FuturesUnordered};
 use roomhooks::v1::{AppOutcome, OutcomeStatus, PostEventResponse, Room, RoomType, hook_call};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -84,11 +84,14 @@ impl Dispatcher {
         if apps.is_empty() {
             return;
         }
-        let answers = join_all(apps.iter().map(|app| {
-            call_app(&self.registry, &self.limits, app, hook, call, ctx)
-                .instrument(app_span(app, hook))
-        }))
-        .await;
+        let calls: Vec<_> = apps
+            .iter()
+            .map(|app| {
+                call_app(&self.registry, &self.limits, app, hook, call, ctx)
+                    .instrument(app_span(app, hook))
+            })
+            .collect();
+        let answers = fan_out(calls).await;
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
             match result {
                 Ok(Reply::Decision(d)) if d.prevent => {
@@ -114,11 +117,14 @@ impl Dispatcher {
         if apps.is_empty() {
             return;
         }
-        let answers = join_all(apps.iter().map(|app| {
-            call_app(&self.registry, &self.limits, app, hook, call, ctx)
-                .instrument(app_span(app, hook))
-        }))
-        .await;
+        let calls: Vec<_> = apps
+            .iter()
+            .map(|app| {
+                call_app(&self.registry, &self.limits, app, hook, call, ctx)
+                    .instrument(app_span(app, hook))
+            })
+            .collect();
+        let answers = fan_out(calls).await;
         let mut merge = ExtendMerge::new(room, self.limits.max_custom_field_bytes);
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
             match result {
@@ -301,6 +307,27 @@ fn matching(subscribers: &[Arc<AppView>], hook: Hook, room_type: i32) -> Vec<&Ar
         .filter(|app| app.spec.room_types.matches(room_type))
         .filter(|app| app.enabled || app.spec.essential.contains(hook))
         .collect()
+}
+
+/// Runs the calls of one stage at once and returns their answers in the calls' order. Unlike
+/// `join_all`, only the calls that were woken are polled again, so a wide fan-out costs O(apps)
+/// polls rather than O(apps²).
+async fn fan_out<F: Future>(mut calls: Vec<F>) -> Vec<F::Output> {
+    if calls.len() == 1
+        && let Some(only) = calls.pop()
+    {
+        return vec![only.await];
+    }
+    let mut running: FuturesUnordered<_> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| async move { (i, call.await) })
+        .collect();
+    let mut answers: Vec<Option<F::Output>> = (0..running.len()).map(|_| None).collect();
+    while let Some((i, answer)) = running.next().await {
+        answers[i] = Some(answer);
+    }
+    answers.into_iter().flatten().collect()
 }
 
 /// The parts of a hook call every app of one stage shares, encoded once.
