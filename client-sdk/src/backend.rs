@@ -176,6 +176,16 @@ impl RoomHooksClient {
             .await?
             .into_inner())
     }
+
+    /// Sends many post events in one call (the fast path for high event rates): one result per
+    /// event, in order. One invalid event refuses the whole batch with INVALID_ARGUMENT.
+    pub async fn post_events(
+        &self,
+        events: Vec<pb::PostEventsItem>,
+    ) -> Result<Vec<PostEventResponse>, Status> {
+        let req = self.request(pb::PostEventsRequest { events });
+        Ok(self.raw.clone().post_events(req).await?.into_inner().results)
+    }
 }
 
 /// The message to show the end user when an action was prevented.

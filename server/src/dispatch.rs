@@ -14,7 +14,7 @@ use crate::{
     frame::SharedCall,
     extend::{ExtendMerge, Merge},
     hook::Hook,
-    post::{Delivery, PostEventData},
+    post::{Delivery, DeliveryWaiter, PostEventData},
     registry::{AppView, Registry},
     store::StoreError,
     verdict::Verdict,
@@ -196,105 +196,157 @@ impl Dispatcher {
         wait: bool,
         ctx: &CallContext,
     ) -> Result<PostEventResponse, StoreError> {
-        let event = Arc::new(event);
+        let post = NewPost {
+            event,
+            room_type,
+            wait,
+        };
+        let mut responses = self.post_batch(vec![post], ctx).await?;
+        responses
+            .pop()
+            .ok_or_else(|| StoreError("internal: a batch of one gave no answer".into()))
+    }
+
+    /// Queues post events in the order given, commits them to the store in one group, and
+    /// answers for each once it is durable (and, for those that asked to wait, delivered or
+    /// timed out). Fails when the store could not take them: events before the failure may be
+    /// queued, so the backend retries with the same event ids (de-duplicated).
+    pub async fn post_batch(
+        &self,
+        events: Vec<NewPost>,
+        ctx: &CallContext,
+    ) -> Result<Vec<PostEventResponse>, StoreError> {
         let snapshot = self.registry.snapshot();
-        // Disabled apps still get their events queued: delivery resumes when they are enabled.
-        let apps: Vec<_> = snapshot
-            .subscribers(event.hook)
-            .iter()
-            .filter(|app| app.spec.room_types.matches(room_type))
-            .collect();
-        let mut waiters = Vec::new();
         let mut persisted = Vec::new();
-        for app in &apps {
-            let live = app.enabled && app.posts.has_live_instance();
-            let enqueued = app.posts.enqueue(&event, wait).await;
-            persisted.extend(enqueued.persisted);
-            if let Some(waiter) = enqueued.waiter {
-                waiters.push((*app, live, waiter));
+        let mut queued = Vec::with_capacity(events.len());
+        for NewPost {
+            event,
+            room_type,
+            wait,
+        } in events
+        {
+            let event = Arc::new(event);
+            // Disabled apps still get their events queued: delivery resumes when they are enabled.
+            let apps = snapshot
+                .subscribers(event.hook)
+                .iter()
+                .filter(|app| app.spec.room_types.matches(room_type));
+            let mut subscribed = 0u32;
+            let mut waiters = Vec::new();
+            for app in apps {
+                subscribed = subscribed.saturating_add(1);
+                let live = app.enabled && app.posts.has_live_instance();
+                let enqueued = app.posts.enqueue(&event, wait).await;
+                persisted.extend(enqueued.persisted);
+                if let Some(waiter) = enqueued.waiter {
+                    waiters.push((Arc::clone(app), live, waiter));
+                }
             }
+            queued.push((event, subscribed, waiters));
         }
         // Durable before the backend hears "accepted" (group commit shares one journal write).
         for commit in join_all(persisted).await {
             commit.unwrap_or_else(|_| Err(StoreError("the store writer stopped".into())))?;
         }
-        let mut response = PostEventResponse {
-            event_id: event.id.to_string(),
-            subscribed_apps: u32::try_from(apps.len()).unwrap_or(u32::MAX),
-            outcomes: Vec::new(),
-        };
-        if !wait {
-            return Ok(response);
-        }
         let started = Instant::now();
-        let outcomes = join_all(waiters.into_iter().map(|(app, live, waiter)| {
+        let responses = join_all(queued.into_iter().map(|(event, subscribed, waiters)| {
             let hook = event.hook;
             async move {
-                let deadline = ctx.deadline.min(started + app.spec.timeout);
-                let (status, instance, detail) = if !live {
-                    (
-                        OutcomeStatus::Unavailable,
-                        String::new(),
-                        "no live instance (or the app is disabled); the event stays queued until \
-                         one can take it"
-                            .to_owned(),
-                    )
-                } else {
-                    match tokio::time::timeout_at(deadline, waiter).await {
-                        Ok(Ok(Delivery::Acked {
-                            instance: Some(instance),
-                            attempt,
-                        })) => (
-                            OutcomeStatus::Delivered,
-                            instance.to_string(),
-                            format!("acknowledged on attempt {attempt}"),
-                        ),
-                        Ok(Ok(Delivery::Acked { instance: None, .. })) => (
-                            OutcomeStatus::Delivered,
-                            String::new(),
-                            "already acknowledged (a retried event_id within the de-duplication \
-                             window)"
-                                .to_owned(),
-                        ),
-                        Ok(Ok(Delivery::DeadLettered)) => (
-                            OutcomeStatus::Error,
-                            String::new(),
-                            "moved to the dead letters after too many deliveries".to_owned(),
-                        ),
-                        Ok(Ok(Delivery::Dropped)) => (
-                            OutcomeStatus::Error,
-                            String::new(),
-                            "dropped: the app's post-event queue overflowed".to_owned(),
-                        ),
-                        Ok(Err(_)) => (
-                            OutcomeStatus::Error,
-                            String::new(),
-                            "the app was removed before acknowledging".to_owned(),
-                        ),
-                        Err(_) => (
-                            OutcomeStatus::Timeout,
-                            String::new(),
-                            format!(
-                                "not acknowledged within {:?}; the event stays queued and will \
-                                 be redelivered",
-                                deadline - started
-                            ),
-                        ),
-                    }
-                };
-                AppOutcome {
-                    app_id: app.spec.app_id.to_string(),
-                    instance_id: instance,
-                    hook: hook.to_wire() as i32,
-                    status: status as i32,
-                    duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                    detail,
+                let outcomes = join_all(
+                    waiters
+                        .into_iter()
+                        .map(|(app, live, waiter)| outcome(app, live, waiter, hook, started, ctx)),
+                )
+                .await;
+                PostEventResponse {
+                    event_id: event.id.to_string(),
+                    subscribed_apps: subscribed,
+                    outcomes,
                 }
             }
         }))
         .await;
-        response.outcomes = outcomes;
-        Ok(response)
+        Ok(responses)
+    }
+}
+
+/// A post event the backend sent, before it is queued.
+#[derive(Debug)]
+pub struct NewPost {
+    /// The event.
+    pub event: PostEventData,
+    /// The room's type, for the apps' room-type filters.
+    pub room_type: i32,
+    /// Whether the backend waits for delivery.
+    pub wait: bool,
+}
+
+/// Waits for one app's ack of a post event, until the app's timeout capped by the deadline.
+async fn outcome(
+    app: Arc<AppView>,
+    live: bool,
+    waiter: DeliveryWaiter,
+    hook: Hook,
+    started: Instant,
+    ctx: &CallContext,
+) -> AppOutcome {
+    let deadline = ctx.deadline.min(started + app.spec.timeout);
+    let (status, instance, detail) = if !live {
+        (
+            OutcomeStatus::Unavailable,
+            String::new(),
+            "no live instance (or the app is disabled); the event stays queued until one can \
+             take it"
+                .to_owned(),
+        )
+    } else {
+        match tokio::time::timeout_at(deadline, waiter).await {
+            Ok(Ok(Delivery::Acked {
+                instance: Some(instance),
+                attempt,
+            })) => (
+                OutcomeStatus::Delivered,
+                instance.to_string(),
+                format!("acknowledged on attempt {attempt}"),
+            ),
+            Ok(Ok(Delivery::Acked { instance: None, .. })) => (
+                OutcomeStatus::Delivered,
+                String::new(),
+                "already acknowledged (a retried event_id within the de-duplication window)"
+                    .to_owned(),
+            ),
+            Ok(Ok(Delivery::DeadLettered)) => (
+                OutcomeStatus::Error,
+                String::new(),
+                "moved to the dead letters after too many deliveries".to_owned(),
+            ),
+            Ok(Ok(Delivery::Dropped)) => (
+                OutcomeStatus::Error,
+                String::new(),
+                "dropped: the app's post-event queue overflowed".to_owned(),
+            ),
+            Ok(Err(_)) => (
+                OutcomeStatus::Error,
+                String::new(),
+                "the app was removed before acknowledging".to_owned(),
+            ),
+            Err(_) => (
+                OutcomeStatus::Timeout,
+                String::new(),
+                format!(
+                    "not acknowledged within {:?}; the event stays queued and will be redelivered",
+                    deadline - started
+                ),
+            ),
+        }
+    };
+    AppOutcome {
+        app_id: app.spec.app_id.to_string(),
+        instance_id: instance,
+        hook: hook.to_wire() as i32,
+        status: status as i32,
+        duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        detail,
     }
 }
 

@@ -36,10 +36,12 @@ pub enum Method {
     PostRoomUserJoined,
     /// RoomHooks.PostRoomUserLeave.
     PostRoomUserLeave,
+    /// RoomHooks.PostEvents.
+    PostEvents,
 }
 
 impl Method {
-    const ALL: [Method; 8] = [
+    const ALL: [Method; 9] = [
         Method::PreRoomCreate,
         Method::PreRoomDelete,
         Method::PreRoomUserJoin,
@@ -48,6 +50,7 @@ impl Method {
         Method::PostRoomDeleted,
         Method::PostRoomUserJoined,
         Method::PostRoomUserLeave,
+        Method::PostEvents,
     ];
 
     fn name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Method {
             Method::PostRoomDeleted => "PostRoomDeleted",
             Method::PostRoomUserJoined => "PostRoomUserJoined",
             Method::PostRoomUserLeave => "PostRoomUserLeave",
+            Method::PostEvents => "PostEvents",
         }
     }
 }
@@ -67,7 +71,7 @@ impl Method {
 /// Backend requests by method and gRPC status code.
 #[derive(Default)]
 pub struct BackendCounters {
-    counts: [[AtomicU64; 17]; 8],
+    counts: [[AtomicU64; 17]; Method::ALL.len()],
 }
 
 impl BackendCounters {

@@ -7,6 +7,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use roomhooks::v1::{
     self as pb, PostEventResponse, PreRoomCreateResponse, PreventResponse, hook_call, post_event,
+    post_events_item,
     room_hooks_server::RoomHooks,
 };
 use tonic::{Request, Response, Status};
@@ -14,7 +15,7 @@ use tracing::Instrument;
 
 use crate::{
     deadline::CallContext,
-    dispatch::Dispatcher,
+    dispatch::{Dispatcher, NewPost},
     hook::Hook,
     ids::EventId,
     metrics::{BackendCounters, Method},
@@ -22,6 +23,9 @@ use crate::{
     validate,
     verdict::Verdict,
 };
+
+/// The most events one PostEvents call may carry.
+pub const MAX_BATCH_EVENTS: usize = 10_000;
 
 /// Serves `roomhooks.v1.RoomHooks`.
 pub struct RoomHooksService {
@@ -127,24 +131,68 @@ impl RoomHooksService {
         Ok(Response::new(prevent_response(verdict)))
     }
 
-    async fn post(
-        &self,
-        hook: Hook,
-        event_id: &str,
-        payload: post_event::Payload,
-        room_type: i32,
-        wait: bool,
-        ctx: CallContext,
-    ) -> Result<Response<PostEventResponse>, Status> {
-        let id = EventId::from_backend(event_id)
+    /// One post event of any kind, checked and turned into what the dispatcher queues.
+    fn new_post(&self, event: post_events_item::Event) -> Result<NewPost, Status> {
+        use post_events_item::Event as E;
+        let (hook, event_id, payload, room_type, wait) = match event {
+            E::RoomCreate(req) => {
+                self.check_fields(req.room.as_ref(), "room")?;
+                let room = validate::stored_room(req.room, "room")?;
+                let room_type = room.r#type;
+                let payload = post_event::Payload::Room(room);
+                let wait = req.wait_for_delivery;
+                (Hook::PostRoomCreate, req.event_id, payload, room_type, wait)
+            }
+            E::RoomDeleted(req) => {
+                self.check_fields(req.room.as_ref(), "room")?;
+                let room = validate::stored_room(req.room, "room")?;
+                let room_type = room.r#type;
+                let payload = post_event::Payload::Room(room);
+                let wait = req.wait_for_delivery;
+                (Hook::PostRoomDeleted, req.event_id, payload, room_type, wait)
+            }
+            E::UserJoined(req) => {
+                let context = validate::joined(req.context)?;
+                self.check_fields(context.room.as_ref(), "context.room")?;
+                let room_type = room_type(&context.room);
+                let payload = post_event::Payload::UserJoined(context);
+                let wait = req.wait_for_delivery;
+                (Hook::PostRoomUserJoined, req.event_id, payload, room_type, wait)
+            }
+            E::UserLeave(req) => {
+                let context = validate::leave(req.context)?;
+                self.check_fields(context.room.as_ref(), "context.room")?;
+                let room_type = room_type(&context.room);
+                let payload = post_event::Payload::UserLeave(context);
+                let wait = req.wait_for_delivery;
+                (Hook::PostRoomUserLeave, req.event_id, payload, room_type, wait)
+            }
+        };
+        let id = EventId::from_backend(&event_id)
             .map_err(|e| Status::invalid_argument(format!("event_id {e}")))?;
-        let span = tracing::info_span!("backend_call", hook = hook.name(), event_id = %id);
+        Ok(NewPost {
+            event: PostEventData { id, hook, payload },
+            room_type,
+            wait,
+        })
+    }
+
+    /// A single-event Post* call.
+    async fn post_one<T>(
+        &self,
+        request: Request<T>,
+        kind: fn(T) -> post_events_item::Event,
+    ) -> Result<Response<PostEventResponse>, Status> {
+        let _slot = self.admit()?;
+        let ctx = self.context(&request, false, "");
+        let post = self.new_post(kind(request.into_inner()))?;
+        let span = tracing::info_span!("backend_call", hook = post.event.hook.name(),
+            event_id = %post.event.id);
         #[cfg(feature = "otlp")]
         crate::otel::continue_trace(&span, &ctx.traceparent);
-        let event = PostEventData { id, hook, payload };
         let response = self
             .dispatcher
-            .post(event, room_type, wait, &ctx)
+            .post(post.event, post.room_type, post.wait, &ctx)
             .instrument(span)
             .await
             .map_err(|e| {
@@ -295,25 +343,7 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostRoomCreateRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = async {
-            let _slot = self.admit()?;
-            let ctx = self.context(&request, false, "");
-            let req = request.into_inner();
-            self.check_fields(req.room.as_ref(), "room")?;
-            let room = validate::stored_room(req.room, "room")?;
-            let room_type = room.r#type;
-            let payload = post_event::Payload::Room(room);
-            self.post(
-                Hook::PostRoomCreate,
-                &req.event_id,
-                payload,
-                room_type,
-                req.wait_for_delivery,
-                ctx,
-            )
-            .await
-        }
-        .await;
+        let result = self.post_one(request, post_events_item::Event::RoomCreate).await;
         self.observe(Method::PostRoomCreate, result)
     }
 
@@ -321,25 +351,7 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostRoomDeletedRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = async {
-            let _slot = self.admit()?;
-            let ctx = self.context(&request, false, "");
-            let req = request.into_inner();
-            self.check_fields(req.room.as_ref(), "room")?;
-            let room = validate::stored_room(req.room, "room")?;
-            let room_type = room.r#type;
-            let payload = post_event::Payload::Room(room);
-            self.post(
-                Hook::PostRoomDeleted,
-                &req.event_id,
-                payload,
-                room_type,
-                req.wait_for_delivery,
-                ctx,
-            )
-            .await
-        }
-        .await;
+        let result = self.post_one(request, post_events_item::Event::RoomDeleted).await;
         self.observe(Method::PostRoomDeleted, result)
     }
 
@@ -347,25 +359,7 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostRoomUserJoinedRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = async {
-            let _slot = self.admit()?;
-            let ctx = self.context(&request, false, "");
-            let req = request.into_inner();
-            let context = validate::joined(req.context)?;
-            self.check_fields(context.room.as_ref(), "context.room")?;
-            let room_type = room_type(&context.room);
-            let payload = post_event::Payload::UserJoined(context);
-            self.post(
-                Hook::PostRoomUserJoined,
-                &req.event_id,
-                payload,
-                room_type,
-                req.wait_for_delivery,
-                ctx,
-            )
-            .await
-        }
-        .await;
+        let result = self.post_one(request, post_events_item::Event::UserJoined).await;
         self.observe(Method::PostRoomUserJoined, result)
     }
 
@@ -373,25 +367,58 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostRoomUserLeaveRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
+        let result = self.post_one(request, post_events_item::Event::UserLeave).await;
+        self.observe(Method::PostRoomUserLeave, result)
+    }
+
+    async fn post_events(
+        &self,
+        request: Request<pb::PostEventsRequest>,
+    ) -> Result<Response<pb::PostEventsResponse>, Status> {
         let result = async {
             let _slot = self.admit()?;
             let ctx = self.context(&request, false, "");
-            let req = request.into_inner();
-            let context = validate::leave(req.context)?;
-            self.check_fields(context.room.as_ref(), "context.room")?;
-            let room_type = room_type(&context.room);
-            let payload = post_event::Payload::UserLeave(context);
-            self.post(
-                Hook::PostRoomUserLeave,
-                &req.event_id,
-                payload,
-                room_type,
-                req.wait_for_delivery,
-                ctx,
-            )
-            .await
+            let items = request.into_inner().events;
+            if items.len() > MAX_BATCH_EVENTS {
+                return Err(Status::invalid_argument(format!(
+                    "events has {} entries; at most {MAX_BATCH_EVENTS} per PostEvents call: \
+                     split the batch",
+                    items.len()
+                )));
+            }
+            let posts = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let event = item.event.ok_or_else(|| {
+                        Status::invalid_argument(format!(
+                            "events[{i}] has no event set (room_create, room_deleted, \
+                             user_joined or user_leave)"
+                        ))
+                    })?;
+                    self.new_post(event).map_err(|status| {
+                        Status::invalid_argument(format!("events[{i}].{}", status.message()))
+                    })
+                })
+                .collect::<Result<Vec<_>, Status>>()?;
+            let span = tracing::info_span!("backend_call", hook = "PostEvents",
+                events = posts.len());
+            #[cfg(feature = "otlp")]
+            crate::otel::continue_trace(&span, &ctx.traceparent);
+            let results = self
+                .dispatcher
+                .post_batch(posts, &ctx)
+                .instrument(span)
+                .await
+                .map_err(|e| {
+                    Status::unavailable(format!(
+                        "{e}; the batch was not accepted as a whole: retry it with the same \
+                         event_ids (events already queued are de-duplicated)"
+                    ))
+                })?;
+            Ok(Response::new(pb::PostEventsResponse { results }))
         }
         .await;
-        self.observe(Method::PostRoomUserLeave, result)
+        self.observe(Method::PostEvents, result)
     }
 }
