@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use roomhooks::v1::{
-    OutcomeStatus, PostRoomCreateRequest, PreRoomCreateRequest, PreRoomUserJoinRequest,
+    OutcomeStatus, PostEventsItem, PostRoomCreateRequest, PreRoomCreateRequest,
+    PreRoomUserJoinRequest, post_events_item,
 };
 use roomhooks_sdk::RoomHooksClient;
 use tonic::transport::{Channel, Endpoint};
@@ -183,38 +184,73 @@ impl Caller for CreateCaller {
     }
 }
 
-/// PostRoomCreate, not waiting for delivery.
+/// PostRoomCreate, not waiting for delivery: one event per call, or `batch` events per
+/// PostEvents call.
 #[derive(Clone)]
 pub struct PostCaller {
     client: RoomHooksClient,
     request: PostRoomCreateRequest,
     apps: u32,
+    batch: Option<usize>,
 }
 
 impl PostCaller {
-    /// A caller over `channel` to the sidecar, expecting `apps` subscribers.
-    pub fn new(channel: Channel, apps: u32) -> Self {
+    /// A caller over `channel` to the sidecar, expecting `apps` subscribers; with `batch`, each
+    /// call is one PostEvents of that many events.
+    pub fn new(channel: Channel, apps: u32, batch: Option<usize>) -> Self {
         Self {
             client: RoomHooksClient::from_channel(channel).with_deadline(DEADLINE),
             request: workload::post_request(),
             apps,
+            batch,
         }
+    }
+
+    /// Events each call sends.
+    pub fn events_per_call(&self) -> u64 {
+        self.batch.map_or(1, |n| n as u64)
     }
 }
 
 impl Caller for PostCaller {
     async fn call(&self) -> Result<(), Error> {
-        let accepted = self
-            .client
-            .post_room_create(self.request.clone())
-            .await
-            .map_err(|status| Error::Rpc {
-                what: "PostRoomCreate",
-                status,
-            })?;
-        if accepted.subscribed_apps != self.apps {
+        let (what, accepted) = match self.batch {
+            None => (
+                "PostRoomCreate",
+                vec![
+                    self.client
+                        .post_room_create(self.request.clone())
+                        .await
+                        .map_err(|status| Error::Rpc {
+                            what: "PostRoomCreate",
+                            status,
+                        })?,
+                ],
+            ),
+            Some(n) => {
+                let item = PostEventsItem {
+                    event: Some(post_events_item::Event::RoomCreate(self.request.clone())),
+                };
+                let results = self
+                    .client
+                    .post_events(vec![item; n])
+                    .await
+                    .map_err(|status| Error::Rpc {
+                        what: "PostEvents",
+                        status,
+                    })?;
+                if results.len() != n {
+                    return Err(Error::Answer(format!(
+                        "PostEvents of {n} events answered {} results",
+                        results.len()
+                    )));
+                }
+                ("PostEvents", results)
+            }
+        };
+        if let Some(wrong) = accepted.iter().find(|a| a.subscribed_apps != self.apps) {
             return Err(Error::Answer(format!(
-                "PostRoomCreate expected {} subscribed apps, got {accepted:?}",
+                "{what} expected {} subscribed apps, got {wrong:?}",
                 self.apps
             )));
         }

@@ -109,6 +109,8 @@ pub enum DriveCall {
     Create,
     /// PostRoomCreate (the apps must be `apps --kind post`).
     Post,
+    /// PostEvents with 100 PostRoomCreate events per call (the apps must be `apps --kind post`).
+    PostBatch,
 }
 
 /// Flags of `roomhooks-bench drive`.

@@ -6,6 +6,7 @@ use crate::{
     cli::{DriveArgs, DriveCall},
     error::Error,
     load::{Caller, Stop, Throughput, concurrent},
+    scenario::POST_BATCH,
 };
 
 /// Makes the calls and prints `N calls in S s: R calls/s`.
@@ -19,7 +20,11 @@ pub async fn run(args: DriveArgs) -> Result<(), Error> {
         DriveCall::Create => drive(&CreateCaller::new(channel, apps), &args).await?,
         DriveCall::Post => {
             let apps = u32::try_from(apps).unwrap_or(u32::MAX);
-            drive(&PostCaller::new(channel, apps), &args).await?
+            drive(&PostCaller::new(channel, apps, None), &args).await?
+        }
+        DriveCall::PostBatch => {
+            let apps = u32::try_from(apps).unwrap_or(u32::MAX);
+            drive(&PostCaller::new(channel, apps, Some(POST_BATCH)), &args).await?
         }
     };
     println!(

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// The scenarios, in table order.
-const SCENARIOS: [Key; 8] = [
+const SCENARIOS: [Key; 9] = [
     Key::Floor,
     Key::Unary,
     Key::Join(1),
@@ -23,6 +23,7 @@ const SCENARIOS: [Key; 8] = [
     Key::Join(16),
     Key::Create(3),
     Key::Post(3),
+    Key::PostBatch(3),
 ];
 
 /// Runs the benchmark; Ctrl-C stops it, and every child process with it.

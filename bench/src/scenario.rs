@@ -36,7 +36,15 @@ pub enum Key {
     Create(usize),
     /// PostRoomCreate to this many apps.
     Post(usize),
+    /// PostEvents batches of [`POST_BATCH`] PostRoomCreate events to this many apps, with
+    /// [`POST_BATCHES_IN_FLIGHT`] calls in flight.
+    PostBatch(usize),
 }
+
+/// Events per PostEvents call in the batch scenario.
+pub const POST_BATCH: usize = 100;
+/// PostEvents calls in flight in the batch scenario (800 events).
+pub const POST_BATCHES_IN_FLIGHT: usize = 8;
 
 impl Key {
     /// The row label.
@@ -54,6 +62,10 @@ impl Key {
             Key::Join(n) => format!("PreRoomUserJoin veto, {}", apps(n)),
             Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
             Key::Post(n) => format!("PostRoomCreate accepted, {}", apps(n)),
+            Key::PostBatch(n) => format!(
+                "PostEvents x{POST_BATCH} accepted, {} (events/s)",
+                apps(n)
+            ),
         }
     }
 }
@@ -144,8 +156,9 @@ impl Scenario {
             Key::Unary => return Self::start_relay(key, plan, exe, false).await,
             Key::Join(n) => (AppKind::Veto, n),
             Key::Create(n) => (AppKind::Create, n),
-            Key::Post(n) => (AppKind::Post, n),
+            Key::Post(n) | Key::PostBatch(n) => (AppKind::Post, n),
         };
+        let batch = matches!(key, Key::PostBatch(_)).then_some(POST_BATCH);
         let sidecar =
             SidecarProcess::start(sidecar_bin, plan.hop_runtime, plan.sidecar_ephemeral).await?;
         let endpoint = sidecar.endpoint();
@@ -155,7 +168,7 @@ impl Scenario {
             AppKind::Veto => Calls::Join(JoinCaller::new(backend, apps)),
             AppKind::Create => Calls::Create(CreateCaller::new(backend, apps)),
             AppKind::Post => Calls::Post {
-                caller: PostCaller::new(backend, u32::try_from(apps).unwrap_or(u32::MAX)),
+                caller: PostCaller::new(backend, u32::try_from(apps).unwrap_or(u32::MAX), batch),
                 admin: AdminClient::new(channel(&endpoint).await?),
                 sent: 0,
             },
@@ -236,9 +249,11 @@ impl Scenario {
 
     /// One measured run, recorded in [`Scenario::rounds`].
     pub async fn measure(&mut self, plan: &Plan) -> Result<Round, Error> {
-        let stop = match self.calls {
+        let stop = match &self.calls {
             // Post runs send a fixed number of events, so delivery of all of them can be timed.
-            Calls::Post { .. } => Stop::Calls(plan.post_events),
+            Calls::Post { caller, .. } => {
+                Stop::Calls(plan.post_events.div_ceil(caller.events_per_call()))
+            }
             _ => Stop::After(plan.load_time),
         };
         let round = self.exercise(plan.seq_calls, plan, stop).await?;
@@ -260,21 +275,27 @@ impl Scenario {
                 let Hop::Sidecar { apps, .. } = &mut self.hop else {
                     return Err(Error::Child("a post scenario without apps".into()));
                 };
+                let per_call = caller.events_per_call();
+                let in_flight = if per_call > 1 {
+                    POST_BATCHES_IN_FLIGHT
+                } else {
+                    in_flight
+                };
                 let latency = sequential(caller, seq_calls).await?;
-                *sent += seq_calls;
+                *sent += seq_calls * per_call;
                 // The backlog of the sequential calls is delivered before the timed part.
                 delivered(apps, admin, *sent).await?;
                 let started = Instant::now();
                 let load = concurrent(caller, in_flight, stop).await?;
-                *sent += load.calls;
+                *sent += load.calls * per_call;
                 delivered(apps, admin, *sent).await?;
                 let delivery = Throughput {
-                    calls: load.calls,
+                    calls: load.calls * per_call,
                     elapsed: started.elapsed(),
                 };
                 Ok(Round {
                     latency,
-                    per_sec: load.per_sec(),
+                    per_sec: load.per_sec() * per_call as f64,
                     delivered_per_sec: Some(delivery.per_sec()),
                 })
             }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::{
     memory::AtRest,
     report::{Summary, floor},
-    scenario::Key,
+    scenario::{Key, POST_BATCH},
 };
 
 /// Bytes per megabyte.
@@ -106,6 +106,19 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
     checks.push(at_least(
         "PostRoomCreate >= 50000 events/s delivered to 3 apps",
         post.and_then(|s| s.delivered_per_sec),
+        50_000.0,
+        "events/s",
+    ));
+    let batch = find(summaries, Key::PostBatch(3));
+    checks.push(at_least(
+        &format!("PostEvents (batches of {POST_BATCH}) >= 50000 events/s accepted"),
+        batch.map(|s| s.per_sec),
+        50_000.0,
+        "events/s",
+    ));
+    checks.push(at_least(
+        &format!("PostEvents (batches of {POST_BATCH}) >= 50000 events/s delivered to 3 apps"),
+        batch.and_then(|s| s.delivered_per_sec),
         50_000.0,
         "events/s",
     ));
