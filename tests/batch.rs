@@ -28,13 +28,18 @@ async fn a_batch_reaches_every_subscribed_app_in_the_order_given() {
     let (a, mut a_rx) = recorder("audit-a");
     let (b, mut b_rx) = recorder("audit-b");
     let (_a, _b) = (h.app(a).await, h.app(b).await);
-    let batch: Vec<_> = (0..200).map(|i| created(&format!("r{i:03}"), false)).collect();
+    let batch: Vec<_> = (0..200)
+        .map(|i| created(&format!("r{i:03}"), false))
+        .collect();
 
     let results = within(h.backend().await.post_events(batch)).await.unwrap();
 
     let ids: Vec<_> = results.iter().map(|r| r.event_id.clone()).collect();
     let expected: Vec<_> = (0..200).map(|i| format!("evt-r{i:03}")).collect();
-    assert_eq!(ids, expected, "one result per event, in the request's order");
+    assert_eq!(
+        ids, expected,
+        "one result per event, in the request's order"
+    );
     assert!(results.iter().all(|r| r.subscribed_apps == 2));
     for rx in [&mut a_rx, &mut b_rx] {
         let mut seen = Vec::new();
@@ -111,10 +116,11 @@ async fn one_invalid_event_refuses_the_whole_batch_and_queues_nothing() {
 async fn an_item_without_an_event_is_refused_by_index() {
     let h = Harness::start().await;
 
-    let refused = within(h.backend().await.post_events(vec![
-        created("r1", false),
-        PostEventsItem { event: None },
-    ]))
+    let refused = within(
+        h.backend()
+            .await
+            .post_events(vec![created("r1", false), PostEventsItem { event: None }]),
+    )
     .await
     .expect_err("an empty item is invalid");
 
@@ -141,7 +147,10 @@ async fn a_retried_batch_is_delivered_once() {
         assert_eq!(within(rx.recv()).await, Some((format!("evt-r{i}"), 1)));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(rx.try_recv().is_err(), "the retried events were de-duplicated");
+    assert!(
+        rx.try_recv().is_err(),
+        "the retried events were de-duplicated"
+    );
 }
 
 #[tokio::test]
@@ -161,7 +170,12 @@ async fn waiting_events_in_a_batch_report_each_apps_delivery() {
     let statuses: Vec<_> = results[0]
         .outcomes
         .iter()
-        .map(|o| (o.app_id.as_str(), OutcomeStatus::try_from(o.status).unwrap()))
+        .map(|o| {
+            (
+                o.app_id.as_str(),
+                OutcomeStatus::try_from(o.status).unwrap(),
+            )
+        })
         .collect();
     assert_eq!(statuses, [("audit", OutcomeStatus::Delivered)]);
     assert!(results[1].outcomes.is_empty(), "no wait asked, no outcomes");

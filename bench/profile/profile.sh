@@ -4,7 +4,7 @@
 # measured calls.
 #
 #   bench/profile/profile.sh SCENARIO APPS CALLS IN_FLIGHT TOOL
-#     SCENARIO   floor | unary | join | create | post
+#     SCENARIO   floor | unary | join | create | post | post-batch (PostEvents, 100 per call)
 #     APPS       apps connected to the sidecar (ignored for floor/unary)
 #     CALLS      measured calls (after CALLS/4 unmeasured warm-up calls)
 #     IN_FLIGHT  calls in flight (1 = sequential)
@@ -51,8 +51,8 @@ case $scenario in
       until grep -q ready "$out/$tag.peer.stdout" 2>/dev/null; do sleep 0.2; done
     fi
     ;;
-  join|create|post)
-    kind=$([ "$scenario" = join ] && echo veto || echo "$scenario")
+  join|create|post|post-batch)
+    kind=$(case $scenario in join) echo veto ;; post-batch) echo post ;; *) echo "$scenario" ;; esac)
     peer=
     "${hop_wrap[@]}" "${SIDECAR_BIN:-$bin/roomhooks}" --listen 127.0.0.1:0 --log-format json 2> "$out/$tag.hop.log" &
     hop=$!; pids+=($hop)

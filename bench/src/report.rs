@@ -100,7 +100,9 @@ pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
         });
         let delivered_label = match s.key {
             Key::Post(n) => Some(format!("PostRoomCreate delivered to all, {n} apps")),
-            Key::PostBatch(n) => Some(format!("PostEvents x{POST_BATCH} delivered to all, {n} apps")),
+            Key::PostBatch(n) => Some(format!(
+                "PostEvents x{POST_BATCH} delivered to all, {n} apps"
+            )),
             _ => None,
         };
         if let (Some(label), Some(delivered)) = (delivered_label, s.delivered_per_sec) {

@@ -62,10 +62,9 @@ impl Key {
             Key::Join(n) => format!("PreRoomUserJoin veto, {}", apps(n)),
             Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
             Key::Post(n) => format!("PostRoomCreate accepted, {}", apps(n)),
-            Key::PostBatch(n) => format!(
-                "PostEvents x{POST_BATCH} accepted, {} (events/s)",
-                apps(n)
-            ),
+            Key::PostBatch(n) => {
+                format!("PostEvents x{POST_BATCH} accepted, {} (events/s)", apps(n))
+            }
         }
     }
 }

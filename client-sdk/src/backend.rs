@@ -184,7 +184,13 @@ impl RoomHooksClient {
         events: Vec<pb::PostEventsItem>,
     ) -> Result<Vec<PostEventResponse>, Status> {
         let req = self.request(pb::PostEventsRequest { events });
-        Ok(self.raw.clone().post_events(req).await?.into_inner().results)
+        Ok(self
+            .raw
+            .clone()
+            .post_events(req)
+            .await?
+            .into_inner()
+            .results)
     }
 }
 

@@ -11,8 +11,8 @@ use tracing::Instrument;
 use crate::{
     call::{Answer, CallLimits, Failure, Reply, call_app},
     deadline::CallContext,
-    frame::SharedCall,
     extend::{ExtendMerge, Merge},
+    frame::SharedCall,
     hook::Hook,
     post::{Delivery, DeliveryWaiter, PostEventData},
     registry::{AppView, Registry},

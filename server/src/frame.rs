@@ -8,7 +8,7 @@
 
 use bytes::{BufMut, Bytes};
 use prost::Message;
-use roomhooks::v1::{AppMessage, HookCall, RuntimeMessage, hook_call};
+use roomhooks::v1::{AppMessage, HookCall, PostEvent, RuntimeMessage, hook_call};
 use tonic::{
     Status,
     codec::{Codec, EncodeBuf, Encoder},
@@ -17,6 +17,8 @@ use tonic_prost::ProstDecoder;
 
 /// The key of `RuntimeMessage.call` (field 2, length-delimited).
 const CALL_KEY: u8 = (2 << 3) | 2;
+/// The key of `RuntimeMessage.post_event` (field 3, length-delimited).
+const POST_EVENT_KEY: u8 = (3 << 3) | 2;
 
 /// The fields of a `HookCall` shared by every app of one fan-out, encoded once.
 #[derive(Clone, Debug)]
@@ -53,6 +55,13 @@ pub enum Frame {
         /// Everything else, encoded once per fan-out.
         shared: SharedCall,
     },
+    /// A post event: this delivery's `attempt`, then the event encoded once when accepted.
+    Post {
+        /// `PostEvent.attempt`.
+        attempt: u32,
+        /// The `PostEvent` without its attempt.
+        event: Bytes,
+    },
 }
 
 impl From<RuntimeMessage> for Frame {
@@ -63,19 +72,36 @@ impl From<RuntimeMessage> for Frame {
 
 impl Frame {
     /// Writes the frame as an encoded `RuntimeMessage`.
-    fn encode(&self, buf: &mut impl BufMut) -> Result<(), prost::EncodeError> {
+    pub fn encode(&self, buf: &mut impl BufMut) -> Result<(), prost::EncodeError> {
         match self {
             Frame::Message(message) => message.encode(buf),
-            Frame::Call { head, shared } => {
-                let len = head.encoded_len() + shared.0.len();
-                buf.put_u8(CALL_KEY);
-                prost::encode_length_delimiter(len, buf)?;
-                head.encode(buf)?;
-                buf.put_slice(&shared.0);
-                Ok(())
+            Frame::Call { head, shared } => write_merged(CALL_KEY, head, &shared.0, buf),
+            Frame::Post { attempt, event } => {
+                let head = PostEvent {
+                    attempt: *attempt,
+                    ..PostEvent::default()
+                };
+                write_merged(POST_EVENT_KEY, &head, event, buf)
             }
         }
     }
+}
+
+/// Writes a length-delimited field `key` holding the message `head` merged with the encoded
+/// fields `rest` (protobuf reads concatenated encodings of one message as their merge). `buf`
+/// must grow as needed (a `Vec` or tonic's `EncodeBuf`).
+pub fn write_merged(
+    key: u8,
+    head: &impl Message,
+    rest: &[u8],
+    buf: &mut impl BufMut,
+) -> Result<(), prost::EncodeError> {
+    let len = head.encoded_len() + rest.len();
+    buf.put_u8(key);
+    prost::encode_length_delimiter(len, buf)?;
+    head.encode(buf)?;
+    buf.put_slice(rest);
+    Ok(())
 }
 
 /// The `AppRuntime.Connect` codec: writes [`Frame`]s, reads `AppMessage`s.
@@ -120,7 +146,7 @@ mod tests {
     fn a_shared_call_frame_decodes_as_the_whole_hook_call() {
         let room = Room {
             id: "r1".into(),
-            name: "general".into(),
+            display_name: "general".into(),
             ..Room::default()
         };
         let whole = HookCall {

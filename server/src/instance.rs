@@ -227,12 +227,12 @@ impl Instance {
         }
     }
 
-    /// Queues a message that must not be dropped (post events), waiting for room.
-    pub async fn send(&self, message: RuntimeMessage) -> Result<(), SendError> {
+    /// Queues a frame that must not be dropped (post events), waiting for room.
+    pub async fn send(&self, frame: Frame) -> Result<(), SendError> {
         tokio::select! {
             biased;
             _ = self.closed.cancelled() => Err(SendError::Closed),
-            sent = self.outbound.send(Ok(message.into())) => sent.map_err(|_| SendError::Closed),
+            sent = self.outbound.send(Ok(frame)) => sent.map_err(|_| SendError::Closed),
         }
     }
 

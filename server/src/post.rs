@@ -9,8 +9,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use bytes::Bytes;
 use prost::Message;
-use roomhooks::v1::{PostEvent, RuntimeMessage, post_event, runtime_message::Msg};
+use roomhooks::v1::{PostEvent, post_event};
 use tokio::{
     sync::{Notify, oneshot},
     time::Instant,
@@ -18,6 +19,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    frame::{self, Frame},
     hook::Hook,
     ids::{AppId, EventId, InstanceId},
     instance::Instance,
@@ -48,32 +50,66 @@ pub struct PostEventData {
     pub id: EventId,
     /// Its hook.
     pub hook: Hook,
-    /// Its payload.
-    pub payload: post_event::Payload,
+    /// The `PostEvent` without its attempt (id, hook, payload), encoded once when accepted: every
+    /// app's delivery and store write reuses these bytes.
+    encoded: Bytes,
 }
 
 impl PostEventData {
-    fn wire(&self, attempt: u32) -> PostEvent {
-        PostEvent {
-            event_id: self.id.to_string(),
-            hook: self.hook.to_wire() as i32,
-            attempt,
-            payload: Some(self.payload.clone()),
+    /// An accepted event; its payload is encoded here, once for every app and delivery.
+    pub fn new(id: EventId, hook: Hook, payload: post_event::Payload) -> Self {
+        let encoded = PostEvent {
+            event_id: id.to_string(),
+            hook: hook.to_wire() as i32,
+            attempt: 0,
+            payload: Some(payload),
         }
+        .encode_to_vec()
+        .into();
+        Self { id, hook, encoded }
+    }
+
+    /// The frame that makes delivery `attempt`.
+    fn frame(&self, attempt: u32) -> Frame {
+        Frame::Post {
+            attempt,
+            event: self.encoded.clone(),
+        }
+    }
+
+    /// The encoded `StoredEvent` of this event at `attempt`.
+    fn stored(&self, attempt: u32, accepted_unix_ms: i64, dead: Option<(&str, i64)>) -> Vec<u8> {
+        let (reason, dead_unix_ms) = dead.unwrap_or(("", 0));
+        let rest = StoredEvent {
+            event: None,
+            accepted_unix_ms,
+            reason: reason.to_owned(),
+            dead_unix_ms,
+        };
+        let head = PostEvent {
+            attempt,
+            ..PostEvent::default()
+        };
+        let mut bytes = Vec::with_capacity(self.encoded.len() + 16 + rest.encoded_len());
+        // A Vec grows as needed, so neither write can fail.
+        let _ = frame::write_merged(STORED_EVENT_KEY, &head, &self.encoded, &mut bytes);
+        let _ = rest.encode(&mut bytes);
+        bytes
     }
 
     fn from_stored(stored: &StoredEvent) -> Option<(Self, u32)> {
         let event = stored.event.as_ref()?;
-        Some((
-            PostEventData {
-                id: EventId::from_ack(&event.event_id),
-                hook: Hook::from_wire(event.hook)?,
-                payload: event.payload.clone()?,
-            },
-            event.attempt,
-        ))
+        let data = PostEventData::new(
+            EventId::from_ack(&event.event_id),
+            Hook::from_wire(event.hook)?,
+            event.payload.clone()?,
+        );
+        Some((data, event.attempt))
     }
 }
+
+/// The key of `StoredEvent.event` (field 1, length-delimited).
+const STORED_EVENT_KEY: u8 = (1 << 3) | 2;
 
 /// How a waited-for event ended for one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,12 +170,8 @@ struct Queued {
 }
 
 impl Queued {
-    fn stored(&self, attempt: u32) -> StoredEvent {
-        StoredEvent {
-            event: Some(self.event.wire(attempt)),
-            accepted_unix_ms: self.accepted_unix_ms,
-            ..Default::default()
-        }
+    fn stored(&self, attempt: u32) -> Vec<u8> {
+        self.event.stored(attempt, self.accepted_unix_ms, None)
     }
 
     fn finish(self, how: Delivery) {
@@ -151,10 +183,10 @@ impl Queued {
 
 /// Store writes decided under the lock and sent after it is released.
 enum Write {
-    Put(u64, StoredEvent),
-    Update(u64, StoredEvent),
+    Put(u64, Vec<u8>),
+    Update(u64, Vec<u8>),
     Delete(u64),
-    Dead(u64, StoredEvent),
+    Dead(u64, Vec<u8>),
     DeleteDead(u64),
 }
 
@@ -306,7 +338,7 @@ impl PostQueue {
                 waiters: tx.into_iter().collect(),
             };
             let stored = queued.stored(0);
-            queued.size = stored.encoded_len();
+            queued.size = stored.len();
             while !state.events.is_empty()
                 && (state.events.len() >= self.config.max_queued
                     || state.bytes + queued.size > self.config.max_bytes)
@@ -450,7 +482,7 @@ impl PostQueue {
                     waiters: Vec::new(),
                 };
                 let stored = queued.stored(0);
-                queued.size = stored.encoded_len();
+                queued.size = stored.len();
                 writes.push(Write::DeleteDead(letter.seq));
                 writes.push(Write::Put(seq, stored));
                 state.ids.insert(queued.event.id.clone());
@@ -484,12 +516,12 @@ impl PostQueue {
         for write in writes {
             match write {
                 Write::Put(seq, event) => {
-                    persisted = Some(store.put_event(&self.app_id, seq, &event).await)
+                    persisted = Some(store.put_event(&self.app_id, seq, event).await)
                 }
-                Write::Update(seq, event) => store.update_event(&self.app_id, seq, &event).await,
+                Write::Update(seq, event) => store.update_event(&self.app_id, seq, event).await,
                 Write::Delete(seq) => store.delete_event(&self.app_id, seq).await,
                 Write::Dead(seq, event) => {
-                    store.put_dead(&self.app_id, seq, &event).await;
+                    store.put_dead(&self.app_id, seq, event).await;
                     store.delete_event(&self.app_id, seq).await;
                 }
                 Write::DeleteDead(seq) => store.delete_dead(&self.app_id, seq).await,
@@ -535,7 +567,7 @@ impl PostQueue {
         &self,
     ) -> (
         Option<Arc<Instance>>,
-        Vec<RuntimeMessage>,
+        Vec<Frame>,
         Vec<Write>,
         Option<Instant>,
     ) {
@@ -583,9 +615,11 @@ impl PostQueue {
                 );
                 tracing::warn!(app_id = %self.app_id, event_id = %dead.event.id, attempts = dead.attempt,
                     "post event moved to the dead letters; Admin.RetryDeadLetters queues it again");
-                let mut stored = dead.stored(dead.attempt);
-                stored.reason = reason.clone();
-                stored.dead_unix_ms = unix_ms(SystemTime::now());
+                let stored = dead.event.stored(
+                    dead.attempt,
+                    dead.accepted_unix_ms,
+                    Some((&reason, unix_ms(SystemTime::now()))),
+                );
                 writes.push(Write::Dead(dead.seq, stored));
                 if state.dead.len() >= MAX_DEAD_IN_MEMORY {
                     state.dead.pop_front();
@@ -611,9 +645,7 @@ impl PostQueue {
                     to: Arc::clone(&target),
                     at: now,
                 });
-                batch.push(RuntimeMessage {
-                    msg: Some(Msg::PostEvent(queued.event.wire(queued.attempt))),
-                });
+                batch.push(queued.event.frame(queued.attempt));
             }
             let due =
                 queued.sent.as_ref().map_or(now, |s| s.at) + self.ack_deadline(queued.attempt);
@@ -627,5 +659,55 @@ impl PostQueue {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomhooks::v1::{Room, RuntimeMessage, runtime_message::Msg};
+
+    fn event() -> (PostEventData, PostEvent) {
+        let room = Room {
+            id: "r1".into(),
+            ..Room::default()
+        };
+        let data = PostEventData::new(
+            EventId::from_ack("evt-1"),
+            Hook::PostRoomCreate,
+            post_event::Payload::Room(room.clone()),
+        );
+        let whole = PostEvent {
+            event_id: "evt-1".into(),
+            hook: Hook::PostRoomCreate.to_wire() as i32,
+            attempt: 3,
+            payload: Some(post_event::Payload::Room(room)),
+        };
+        (data, whole)
+    }
+
+    #[test]
+    fn a_delivery_frame_decodes_as_the_post_event_with_its_attempt() {
+        let (data, whole) = event();
+        let mut buf = Vec::new();
+        data.frame(3).encode(&mut buf).expect("a Vec grows");
+        let decoded = RuntimeMessage::decode(buf.as_slice()).expect("a valid RuntimeMessage");
+        assert_eq!(decoded.msg, Some(Msg::PostEvent(whole)));
+    }
+
+    #[test]
+    fn the_stored_bytes_decode_as_the_stored_event() {
+        let (data, whole) = event();
+        let bytes = data.stored(3, 1234, Some(("gave up", 5678)));
+        let decoded = StoredEvent::decode(bytes.as_slice()).expect("a valid StoredEvent");
+        assert_eq!(
+            decoded,
+            StoredEvent {
+                event: Some(whole),
+                accepted_unix_ms: 1234,
+                reason: "gave up".into(),
+                dead_unix_ms: 5678,
+            }
+        );
     }
 }

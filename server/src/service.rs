@@ -7,8 +7,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use roomhooks::v1::{
     self as pb, PostEventResponse, PreRoomCreateResponse, PreventResponse, hook_call, post_event,
-    post_events_item,
-    room_hooks_server::RoomHooks,
+    post_events_item, room_hooks_server::RoomHooks,
 };
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -149,7 +148,13 @@ impl RoomHooksService {
                 let room_type = room.r#type;
                 let payload = post_event::Payload::Room(room);
                 let wait = req.wait_for_delivery;
-                (Hook::PostRoomDeleted, req.event_id, payload, room_type, wait)
+                (
+                    Hook::PostRoomDeleted,
+                    req.event_id,
+                    payload,
+                    room_type,
+                    wait,
+                )
             }
             E::UserJoined(req) => {
                 let context = validate::joined(req.context)?;
@@ -157,7 +162,13 @@ impl RoomHooksService {
                 let room_type = room_type(&context.room);
                 let payload = post_event::Payload::UserJoined(context);
                 let wait = req.wait_for_delivery;
-                (Hook::PostRoomUserJoined, req.event_id, payload, room_type, wait)
+                (
+                    Hook::PostRoomUserJoined,
+                    req.event_id,
+                    payload,
+                    room_type,
+                    wait,
+                )
             }
             E::UserLeave(req) => {
                 let context = validate::leave(req.context)?;
@@ -165,13 +176,19 @@ impl RoomHooksService {
                 let room_type = room_type(&context.room);
                 let payload = post_event::Payload::UserLeave(context);
                 let wait = req.wait_for_delivery;
-                (Hook::PostRoomUserLeave, req.event_id, payload, room_type, wait)
+                (
+                    Hook::PostRoomUserLeave,
+                    req.event_id,
+                    payload,
+                    room_type,
+                    wait,
+                )
             }
         };
         let id = EventId::from_backend(&event_id)
             .map_err(|e| Status::invalid_argument(format!("event_id {e}")))?;
         Ok(NewPost {
-            event: PostEventData { id, hook, payload },
+            event: PostEventData::new(id, hook, payload),
             room_type,
             wait,
         })
@@ -343,7 +360,9 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostRoomCreateRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = self.post_one(request, post_events_item::Event::RoomCreate).await;
+        let result = self
+            .post_one(request, post_events_item::Event::RoomCreate)
+            .await;
         self.observe(Method::PostRoomCreate, result)
     }
 
@@ -351,7 +370,9 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostRoomDeletedRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = self.post_one(request, post_events_item::Event::RoomDeleted).await;
+        let result = self
+            .post_one(request, post_events_item::Event::RoomDeleted)
+            .await;
         self.observe(Method::PostRoomDeleted, result)
     }
 
@@ -359,7 +380,9 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostRoomUserJoinedRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = self.post_one(request, post_events_item::Event::UserJoined).await;
+        let result = self
+            .post_one(request, post_events_item::Event::UserJoined)
+            .await;
         self.observe(Method::PostRoomUserJoined, result)
     }
 
@@ -367,7 +390,9 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostRoomUserLeaveRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = self.post_one(request, post_events_item::Event::UserLeave).await;
+        let result = self
+            .post_one(request, post_events_item::Event::UserLeave)
+            .await;
         self.observe(Method::PostRoomUserLeave, result)
     }
 
@@ -401,8 +426,8 @@ impl RoomHooks for RoomHooksService {
                     })
                 })
                 .collect::<Result<Vec<_>, Status>>()?;
-            let span = tracing::info_span!("backend_call", hook = "PostEvents",
-                events = posts.len());
+            let span =
+                tracing::info_span!("backend_call", hook = "PostEvents", events = posts.len());
             #[cfg(feature = "otlp")]
             crate::otel::continue_trace(&span, &ctx.traceparent);
             let results = self

@@ -2,10 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use roomhooks::v1::{
-    admin_server::AdminServer,
-    room_hooks_server::RoomHooksServer,
-};
+use roomhooks::v1::{admin_server::AdminServer, room_hooks_server::RoomHooksServer};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::{
@@ -19,12 +16,12 @@ use crate::{
     auth::BackendAuth,
     config::{Config, ConfigError, MaybeAddr},
     connection::AppRuntimeService,
-    runtime_server::AppRuntimeServer,
     connection::Liveness,
     dispatch::Dispatcher,
     ids::AppId,
     metrics::{self, BackendCounters, Sources},
     registry::{Capacity, Registry},
+    runtime_server::AppRuntimeServer,
     service::{Limits, RoomHooksService},
     store::{Recovered, Store, StoreError, StoreWriter},
 };
@@ -196,9 +193,7 @@ impl Sidecar {
         health_reporter
             .set_serving::<RoomHooksServer<RoomHooksService>>()
             .await;
-        health_reporter
-            .set_serving::<AppRuntimeServer>()
-            .await;
+        health_reporter.set_serving::<AppRuntimeServer>().await;
         health_reporter
             .set_serving::<AdminServer<AdminService>>()
             .await;

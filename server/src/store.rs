@@ -199,13 +199,13 @@ impl Store {
         &self,
         app: &AppId,
         seq: u64,
-        event: &StoredEvent,
+        event: Vec<u8>,
     ) -> oneshot::Receiver<Result<(), StoreError>> {
         let (done, rx) = oneshot::channel();
         self.send(Op::PutEvent {
             app: app.clone(),
             seq,
-            bytes: event.encode_to_vec(),
+            bytes: event,
             done: Some(done),
         })
         .await;
@@ -213,11 +213,11 @@ impl Store {
     }
 
     /// Rewrites a pending event (e.g. its attempt count) without waiting for the commit.
-    pub async fn update_event(&self, app: &AppId, seq: u64, event: &StoredEvent) {
+    pub async fn update_event(&self, app: &AppId, seq: u64, event: Vec<u8>) {
         self.send(Op::PutEvent {
             app: app.clone(),
             seq,
-            bytes: event.encode_to_vec(),
+            bytes: event,
             done: None,
         })
         .await;
@@ -233,11 +233,11 @@ impl Store {
     }
 
     /// Moves an event to the dead letters (the caller deletes the pending copy).
-    pub async fn put_dead(&self, app: &AppId, seq: u64, event: &StoredEvent) {
+    pub async fn put_dead(&self, app: &AppId, seq: u64, event: Vec<u8>) {
         self.send(Op::PutDead {
             app: app.clone(),
             seq,
-            bytes: event.encode_to_vec(),
+            bytes: event,
         })
         .await;
     }
@@ -431,7 +431,7 @@ mod tests {
                     ..Default::default()
                 };
                 store
-                    .put_event(&app, seq, &event)
+                    .put_event(&app, seq, event.encode_to_vec())
                     .await
                     .await
                     .unwrap()
