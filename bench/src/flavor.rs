@@ -20,6 +20,14 @@ impl Flavor {
         }
     }
 
+    /// The other flavour.
+    pub fn other(self) -> Flavor {
+        match self {
+            Flavor::MultiThread => Flavor::CurrentThread,
+            Flavor::CurrentThread => Flavor::MultiThread,
+        }
+    }
+
     /// The flag value, as passed to child processes.
     pub fn as_arg(self) -> &'static str {
         match self {

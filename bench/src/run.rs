@@ -14,8 +14,9 @@ use crate::{
 };
 
 /// The scenarios, in table order.
-const SCENARIOS: [Key; 9] = [
+const SCENARIOS: [Key; 10] = [
     Key::Floor,
+    Key::FloorOtherRuntime,
     Key::Unary,
     Key::Join(1),
     Key::Join(3),

@@ -26,8 +26,10 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Which scenario this is (the targets refer to these).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
-    /// The bare tonic relay.
+    /// The bare tonic relay, on the hop runtime (the sidecar's).
     Floor,
+    /// The same relay on the other runtime flavour: the floor a differently-built relay gets.
+    FloorOtherRuntime,
     /// A bare unary call the relay answers itself (no peer hop): tonic's unary ceiling.
     Unary,
     /// PreRoomUserJoin with this many veto apps.
@@ -58,6 +60,7 @@ impl Key {
         };
         match self {
             Key::Floor => "floor: bare tonic relay".to_owned(),
+            Key::FloorOtherRuntime => "floor, relay on the other runtime flavour".to_owned(),
             Key::Unary => "reference: bare tonic unary, no hop".to_owned(),
             Key::Join(n) => format!("PreRoomUserJoin veto, {}", apps(n)),
             Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
@@ -151,7 +154,9 @@ impl Scenario {
         sidecar_bin: &Path,
     ) -> Result<Self, Error> {
         let (kind, apps) = match key {
-            Key::Floor => return Self::start_relay(key, plan, exe, true).await,
+            Key::Floor | Key::FloorOtherRuntime => {
+                return Self::start_relay(key, plan, exe, true).await;
+            }
             Key::Unary => return Self::start_relay(key, plan, exe, false).await,
             Key::Join(n) => (AppKind::Veto, n),
             Key::Create(n) => (AppKind::Create, n),
@@ -188,7 +193,14 @@ impl Scenario {
         let mut relay = Child::spawn(
             "the floor's relay",
             exe,
-            ["relay", "--runtime", plan.hop_runtime.as_arg()],
+            [
+                "relay",
+                "--runtime",
+                match key {
+                    Key::FloorOtherRuntime => plan.hop_runtime.other().as_arg(),
+                    _ => plan.hop_runtime.as_arg(),
+                },
+            ],
             Stderr::Inherit,
         )?;
         let addr = relay.expect_line("listening ", READY_TIMEOUT).await?;

@@ -23,10 +23,19 @@ fn find(summaries: &[Summary], key: Key) -> Option<&Summary> {
     summaries.iter().find(|s| s.key == key)
 }
 
-/// Lists every target with this run's figure and whether it is met.
+/// Lists every target with this run's figure and whether it is met. Ratios to "the floor" use
+/// the faster of the two floor rows for each figure.
 pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> String {
     let mut checks = Vec::new();
-    let floor = floor(summaries);
+    // The floor is the better of the two relays (same runtime as the sidecar, and the other
+    // flavour): the strictest reading of "the physical limit of one hop".
+    let floors = [floor(summaries), find(summaries, Key::FloorOtherRuntime)];
+    let best = |of: fn(&Summary) -> f64, better: fn(f64, f64) -> f64| {
+        floors.iter().flatten().map(|s| of(s)).reduce(better)
+    };
+    let floor_p50 = best(|s| s.latency.p50, f64::min);
+    let floor_p99 = best(|s| s.latency.p99, f64::min);
+    let floor_rate = best(|s| s.per_sec, f64::max);
     let join1 = find(summaries, Key::Join(1));
     let ratio_check = |what: &str, value: Option<f64>, base: Option<f64>, max: f64| {
         let ratio = value
@@ -42,13 +51,13 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
     checks.push(ratio_check(
         "PreRoomUserJoin 1 app sequential p50 <= 1.2x floor p50",
         join1.map(|s| s.latency.p50),
-        floor.map(|f| f.latency.p50),
+        floor_p50,
         1.2,
     ));
     checks.push(ratio_check(
         "PreRoomUserJoin 1 app sequential p99 <= 1.5x floor p99",
         join1.map(|s| s.latency.p99),
-        floor.map(|f| f.latency.p99),
+        floor_p99,
         1.5,
     ));
     checks.push(ratio_check(
@@ -59,7 +68,7 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
     ));
     let join3 = find(summaries, Key::Join(3)).map(|s| s.per_sec);
     let tput = join3
-        .zip(floor.map(|f| f.per_sec))
+        .zip(floor_rate)
         .filter(|(_, f)| *f > 0.0)
         .map(|(v, f)| v / f);
     checks.push(Check {
