@@ -27,7 +27,12 @@ tag=$scenario-$apps-$which
 rm -f "$out/$tag".* "$out/hold-$tag"
 vg=(valgrind --tool=callgrind --callgrind-out-file="$out/$tag.%p.out")
 pids=()
-cleanup() { exec 3>&- || true; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+data=
+cleanup() {
+  exec 3>&- || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$data" ]; then sleep 0.5; rm -rf "$data"; fi
+}
 trap cleanup EXIT
 mkfifo "$out/hold-$tag"
 hop_wrap=() peer_wrap=()
@@ -54,7 +59,11 @@ case $scenario in
   join|create|post|post-batch)
     kind=$(case $scenario in join) echo veto ;; post-batch) echo post ;; *) echo "$scenario" ;; esac)
     peer=
-    "${hop_wrap[@]}" "${SIDECAR_BIN:-$bin/roomhooks}" --listen 127.0.0.1:0 --log-format json 2> "$out/$tag.hop.log" &
+    # A fresh data dir per run: the sidecar remembers apps across restarts, and apps left over
+    # from an earlier run would take part in every call as unavailable apps.
+    data=$(mktemp -d)
+    "${hop_wrap[@]}" "${SIDECAR_BIN:-$bin/roomhooks}" --listen 127.0.0.1:0 --log-format json \
+      --metrics-listen off --data-dir "$data" 2> "$out/$tag.hop.log" &
     hop=$!; pids+=($hop)
     until grep -q local_addr "$out/$tag.hop.log" 2>/dev/null; do sleep 0.2; done
     endpoint=http://$(sed -n 's/.*"local_addr":"\([^"]*\)".*/\1/p' "$out/$tag.hop.log" | head -1)

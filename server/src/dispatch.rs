@@ -259,7 +259,7 @@ impl Dispatcher {
                 )
                 .await;
                 PostEventResponse {
-                    event_id: event.id.to_string(),
+                    event_id: event.id.as_str().to_owned(),
                     subscribed_apps: subscribed,
                     outcomes,
                 }
@@ -306,7 +306,7 @@ async fn outcome(
                 attempt,
             })) => (
                 OutcomeStatus::Delivered,
-                instance.to_string(),
+                instance.as_str().to_owned(),
                 format!("acknowledged on attempt {attempt}"),
             ),
             Ok(Ok(Delivery::Acked { instance: None, .. })) => (
@@ -341,7 +341,7 @@ async fn outcome(
         }
     };
     AppOutcome {
-        app_id: app.spec.app_id.to_string(),
+        app_id: app.spec.app_id.as_str().to_owned(),
         instance_id: instance,
         hook: hook.to_wire() as i32,
         status: status as i32,

@@ -59,7 +59,7 @@ impl PostEventData {
     /// An accepted event; its payload is encoded here, once for every app and delivery.
     pub fn new(id: EventId, hook: Hook, payload: post_event::Payload) -> Self {
         let encoded = PostEvent {
-            event_id: id.to_string(),
+            event_id: id.as_str().to_owned(),
             hook: hook.to_wire() as i32,
             attempt: 0,
             payload: Some(payload),

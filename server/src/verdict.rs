@@ -50,11 +50,11 @@ impl Verdict {
         app.stats.hook(hook).record(status, meta.elapsed, effect);
         let spec = &app.spec;
         self.outcomes.push(AppOutcome {
-            app_id: spec.app_id.to_string(),
+            app_id: spec.app_id.as_str().to_owned(),
             instance_id: meta
                 .instance
                 .as_ref()
-                .map(ToString::to_string)
+                .map(|id| id.as_str().to_owned())
                 .unwrap_or_default(),
             hook: hook.to_wire() as i32,
             status: status as i32,
@@ -73,7 +73,7 @@ impl Verdict {
         };
         self.record(app, hook, meta, OutcomeStatus::Prevented, message.clone());
         self.preventions.push(Prevention {
-            app_id: spec.app_id.to_string(),
+            app_id: spec.app_id.as_str().to_owned(),
             hook: hook.to_wire() as i32,
             message,
             reason: PreventionReason::AppPrevented as i32,
@@ -107,7 +107,7 @@ impl Verdict {
                 let detail = format!("{failure}; {why}: {} prevented", action(hook));
                 self.record_with(app, hook, meta, status, detail, PolicyEffect::FailClosed);
                 self.preventions.push(Prevention {
-                    app_id: spec.app_id.to_string(),
+                    app_id: spec.app_id.as_str().to_owned(),
                     hook: hook.to_wire() as i32,
                     message: format!(
                         "The app {} is required for {} but is unavailable ({failure}).",
