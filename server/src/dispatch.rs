@@ -217,33 +217,46 @@ impl Dispatcher {
         ctx: &CallContext,
     ) -> Result<Vec<PostEventResponse>, StoreError> {
         let snapshot = self.registry.snapshot();
-        let mut persisted = Vec::new();
-        let mut queued = Vec::with_capacity(events.len());
-        for NewPost {
-            event,
-            room_type,
-            wait,
-        } in events
-        {
-            let event = Arc::new(event);
+        let events: Vec<_> = events
+            .into_iter()
+            .map(|post| (Arc::new(post.event), post.room_type, post.wait))
+            .collect();
+        // Which events each subscribed app gets, in batch order; apps in dispatch order.
+        let mut per_app: Vec<(&Arc<AppView>, Vec<usize>)> = Vec::new();
+        let mut subscribed = vec![0u32; events.len()];
+        for (i, (event, room_type, _)) in events.iter().enumerate() {
             // Disabled apps still get their events queued: delivery resumes when they are enabled.
             let apps = snapshot
                 .subscribers(event.hook)
                 .iter()
-                .filter(|app| app.spec.room_types.matches(room_type));
-            let mut subscribed = 0u32;
-            let mut waiters = Vec::new();
+                .filter(|app| app.spec.room_types.matches(*room_type));
             for app in apps {
-                subscribed = subscribed.saturating_add(1);
-                let live = app.enabled && app.posts.has_live_instance();
-                let enqueued = app.posts.enqueue(&event, wait).await;
-                persisted.extend(enqueued.persisted);
-                if let Some(waiter) = enqueued.waiter {
-                    waiters.push((Arc::clone(app), live, waiter));
+                subscribed[i] = subscribed[i].saturating_add(1);
+                match per_app.iter_mut().find(|(a, _)| Arc::ptr_eq(a, app)) {
+                    Some((_, mine)) => mine.push(i),
+                    None => per_app.push((app, vec![i])),
                 }
             }
-            queued.push((event, subscribed, waiters));
         }
+        let mut persisted = Vec::new();
+        let mut waiters: Vec<Vec<_>> = events.iter().map(|_| Vec::new()).collect();
+        for (app, mine) in per_app {
+            let live = app.enabled && app.posts.has_live_instance();
+            let batch = mine.iter().map(|&i| (&events[i].0, events[i].2));
+            let (app_waiters, committed) = app.posts.enqueue_many(batch).await;
+            persisted.extend(committed);
+            for (&i, waiter) in mine.iter().zip(app_waiters) {
+                if let Some(waiter) = waiter {
+                    waiters[i].push((Arc::clone(app), live, waiter));
+                }
+            }
+        }
+        let queued: Vec<_> = events
+            .into_iter()
+            .zip(subscribed)
+            .zip(waiters)
+            .map(|(((event, _, _), subscribed), waiters)| (event, subscribed, waiters))
+            .collect();
         // Durable before the backend hears "accepted" (group commit shares one journal write).
         for commit in join_all(persisted).await {
             commit.unwrap_or_else(|_| Err(StoreError("the store writer stopped".into())))?;

@@ -57,7 +57,7 @@ pub struct Instance {
     /// When it registered.
     pub connected_at: SystemTime,
     outbound: Outbound,
-    pending: Mutex<HashMap<CallId, Pending>>,
+    pending: Mutex<HashMap<CallId, Pending, foldhash::fast::RandomState>>,
     in_flight: AtomicU32,
     consecutive_timeouts: AtomicU32,
     ejections: AtomicU32,
@@ -102,7 +102,7 @@ impl Instance {
             peer,
             connected_at: SystemTime::now(),
             outbound,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             in_flight: AtomicU32::new(0),
             consecutive_timeouts: AtomicU32::new(0),
             ejections: AtomicU32::new(0),
@@ -260,7 +260,9 @@ impl Instance {
         pending
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Pending>> {
+    fn lock_pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CallId, Pending, foldhash::fast::RandomState>> {
         // A panic while holding this lock cannot leave the map inconsistent: keep serving.
         self.pending
             .lock()

@@ -23,7 +23,7 @@ use crate::{
     hook::Hook,
     ids::{AppId, EventId, InstanceId},
     instance::Instance,
-    store::{Store, StoreError, StoredEvent},
+    store::{EventWrite, Store, StoreError, StoredEvent},
 };
 
 /// Limits of post-event delivery.
@@ -130,14 +130,6 @@ pub enum Delivery {
 /// A waiter's receiving end; an error means the app was removed.
 pub type DeliveryWaiter = oneshot::Receiver<Delivery>;
 
-/// What [`PostQueue::enqueue`] did.
-pub struct Enqueued {
-    /// Resolves when the app acknowledged (only when asked to wait).
-    pub waiter: Option<DeliveryWaiter>,
-    /// Resolves when the event is on disk (only with a store, for a new event).
-    pub persisted: Option<oneshot::Receiver<Result<(), StoreError>>>,
-}
-
 /// An event that reached the attempt cap.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
@@ -193,9 +185,9 @@ enum Write {
 #[derive(Default)]
 struct QueueState {
     events: VecDeque<Queued>,
-    ids: HashSet<EventId>,
+    ids: HashSet<EventId, foldhash::fast::RandomState>,
     bytes: usize,
-    recent: HashMap<EventId, Instant>,
+    recent: HashMap<EventId, Instant, foldhash::fast::RandomState>,
     recent_order: VecDeque<(EventId, Instant)>,
     instances: Vec<Arc<Instance>>,
     target: Option<Arc<Instance>>,
@@ -286,87 +278,104 @@ impl PostQueue {
         queue
     }
 
-    /// Accepts an event: queued (and written to the store) unless its id is already queued or
-    /// was acknowledged within the de-duplication window.
-    pub async fn enqueue(&self, event: &Arc<PostEventData>, wait: bool) -> Enqueued {
+    /// Accepts events in the order given, under one lock and with one store write: each is
+    /// queued (and written to the store) unless its id is already queued or was acknowledged
+    /// within the de-duplication window. Returns each event's waiter (when asked to wait) and
+    /// the commit receiver of the group (when it holds a new event).
+    pub async fn enqueue_many<'a>(
+        &self,
+        events: impl IntoIterator<Item = (&'a Arc<PostEventData>, bool)>,
+    ) -> (
+        Vec<Option<DeliveryWaiter>>,
+        Option<oneshot::Receiver<Result<(), StoreError>>>,
+    ) {
+        let mut writes = Vec::new();
+        let waiters = {
+            let mut state = self.lock();
+            events
+                .into_iter()
+                .map(|(event, wait)| self.admit(&mut state, event, wait, &mut writes))
+                .collect()
+        };
+        let persisted = self.write(writes).await;
+        self.wake.notify_one();
+        (waiters, persisted)
+    }
+
+    /// Queues one event under the lock (unless it is a duplicate), dropping the oldest events
+    /// beyond the limits, and notes the store writes to make.
+    fn admit(
+        &self,
+        state: &mut QueueState,
+        event: &Arc<PostEventData>,
+        wait: bool,
+        writes: &mut Vec<Write>,
+    ) -> Option<DeliveryWaiter> {
         let (tx, waiter) = if wait {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        let mut writes = Vec::new();
-        {
-            let mut state = self.lock();
-            let state = &mut *state;
-            if state.ids.contains(&event.id) {
-                if let Some(tx) = tx
-                    && let Some(q) = state.events.iter_mut().find(|q| q.event.id == event.id)
-                {
-                    q.waiters.push(tx);
-                }
-                return Enqueued {
-                    waiter,
-                    persisted: None,
-                };
-            }
-            if let Some(at) = state.recent.get(&event.id)
-                && at.elapsed() < self.config.dedupe_window
+        if state.ids.contains(&event.id) {
+            if let Some(tx) = tx
+                && let Some(q) = state.events.iter_mut().find(|q| q.event.id == event.id)
             {
-                if let Some(tx) = tx {
-                    let _ = tx.send(Delivery::Acked {
-                        instance: None,
-                        attempt: 0,
-                    });
-                }
-                return Enqueued {
-                    waiter,
-                    persisted: None,
-                };
+                q.waiters.push(tx);
             }
-            let now = SystemTime::now();
-            let seq = state.next_seq;
-            state.next_seq += 1;
-            let mut queued = Queued {
-                seq,
-                event: Arc::clone(event),
-                size: 0,
-                accepted_at: Instant::now(),
-                accepted_unix_ms: unix_ms(now),
-                attempt: 0,
-                sent: None,
-                waiters: tx.into_iter().collect(),
-            };
-            let stored = queued.stored(0);
-            queued.size = stored.len();
-            while !state.events.is_empty()
-                && (state.events.len() >= self.config.max_queued
-                    || state.bytes + queued.size > self.config.max_bytes)
-            {
-                if let Some(oldest) = state.events.pop_front() {
-                    state.ids.remove(&oldest.event.id);
-                    state.bytes -= oldest.size;
-                    state.dropped += 1;
-                    tracing::warn!(
-                        app_id = %self.app_id,
-                        event_id = %oldest.event.id,
-                        dropped_total = state.dropped,
-                        "post-event queue full (--post-queue-max-events / --post-queue-max-bytes): \
-                         dropped the oldest unacknowledged event; connect or enable this app, or \
-                         raise the limits"
-                    );
-                    writes.push(Write::Delete(oldest.seq));
-                    oldest.finish(Delivery::Dropped);
-                }
-            }
-            state.ids.insert(event.id.clone());
-            state.bytes += queued.size;
-            writes.push(Write::Put(seq, stored));
-            state.events.push_back(queued);
+            return waiter;
         }
-        let persisted = self.write(writes).await;
-        self.wake.notify_one();
-        Enqueued { waiter, persisted }
+        if let Some(at) = state.recent.get(&event.id)
+            && at.elapsed() < self.config.dedupe_window
+        {
+            if let Some(tx) = tx {
+                let _ = tx.send(Delivery::Acked {
+                    instance: None,
+                    attempt: 0,
+                });
+            }
+            return waiter;
+        }
+        let now = SystemTime::now();
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let mut queued = Queued {
+            seq,
+            event: Arc::clone(event),
+            size: 0,
+            accepted_at: Instant::now(),
+            accepted_unix_ms: unix_ms(now),
+            attempt: 0,
+            sent: None,
+            waiters: tx.into_iter().collect(),
+        };
+        let stored = queued.stored(0);
+        queued.size = stored.len();
+        while !state.events.is_empty()
+            && (state.events.len() >= self.config.max_queued
+                || state.bytes + queued.size > self.config.max_bytes)
+        {
+            if let Some(oldest) = state.events.pop_front() {
+                state.ids.remove(&oldest.event.id);
+                state.bytes -= oldest.size;
+                state.dropped += 1;
+                tracing::warn!(
+                    app_id = %self.app_id,
+                    event_id = %oldest.event.id,
+                    dropped_total = state.dropped,
+                    "post-event queue full (--post-queue-max-events / --post-queue-max-bytes): \
+                     dropped the oldest unacknowledged event; connect or enable this app, or \
+                     raise the limits"
+                );
+                writes.push(Write::Delete(oldest.seq));
+                oldest.finish(Delivery::Dropped);
+            }
+        }
+        state.ids.insert(event.id.clone());
+        state.bytes += queued.size;
+        writes.push(Write::Put(seq, stored));
+        state.events.push_back(queued);
+        waiter
     }
 
     /// Records an app's acknowledgement. Returns false for an event id not awaiting one.
@@ -509,25 +518,31 @@ impl PostQueue {
         dropped
     }
 
-    /// Sends store writes; returns the commit receiver of the last `Put`, if any.
+    /// Sends store writes as one group; returns its commit receiver when it holds a new event
+    /// (the caller waits for it before answering the backend).
     async fn write(&self, writes: Vec<Write>) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
         let store = self.store.as_ref()?;
-        let mut persisted = None;
+        if writes.is_empty() {
+            return None;
+        }
+        let mut has_new = false;
+        let mut ops = Vec::with_capacity(writes.len());
         for write in writes {
             match write {
                 Write::Put(seq, event) => {
-                    persisted = Some(store.put_event(&self.app_id, seq, event).await)
+                    has_new = true;
+                    ops.push(EventWrite::Put(seq, event));
                 }
-                Write::Update(seq, event) => store.update_event(&self.app_id, seq, event).await,
-                Write::Delete(seq) => store.delete_event(&self.app_id, seq).await,
+                Write::Update(seq, event) => ops.push(EventWrite::Put(seq, event)),
+                Write::Delete(seq) => ops.push(EventWrite::Delete(seq)),
                 Write::Dead(seq, event) => {
-                    store.put_dead(&self.app_id, seq, event).await;
-                    store.delete_event(&self.app_id, seq).await;
+                    ops.push(EventWrite::PutDead(seq, event));
+                    ops.push(EventWrite::Delete(seq));
                 }
-                Write::DeleteDead(seq) => store.delete_dead(&self.app_id, seq).await,
+                Write::DeleteDead(seq) => ops.push(EventWrite::DeleteDead(seq)),
             }
         }
-        persisted
+        store.write_events(&self.app_id, ops, has_new).await
     }
 
     async fn deliver(self: Arc<Self>) {

@@ -78,24 +78,10 @@ pub struct Recovered {
 }
 
 enum Op {
-    PutEvent {
+    Events {
         app: AppId,
-        seq: u64,
-        bytes: Vec<u8>,
+        writes: Vec<EventWrite>,
         done: Option<oneshot::Sender<Result<(), StoreError>>>,
-    },
-    DeleteEvent {
-        app: AppId,
-        seq: u64,
-    },
-    PutDead {
-        app: AppId,
-        seq: u64,
-        bytes: Vec<u8>,
-    },
-    DeleteDead {
-        app: AppId,
-        seq: u64,
     },
     PutApp {
         app: AppId,
@@ -107,6 +93,19 @@ enum Op {
     Flush {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
+}
+
+/// One change to an app's post events.
+#[derive(Debug)]
+pub enum EventWrite {
+    /// Writes (or rewrites) a pending event: its encoded `StoredEvent`.
+    Put(u64, Vec<u8>),
+    /// Deletes an acknowledged or dropped event.
+    Delete(u64),
+    /// Writes a dead letter.
+    PutDead(u64, Vec<u8>),
+    /// Deletes a dead letter (retried or removed).
+    DeleteDead(u64),
 }
 
 /// Most operations one commit takes.
@@ -194,61 +193,27 @@ impl Store {
         }
     }
 
-    /// Writes an accepted event; the receiver resolves once it is committed.
-    pub async fn put_event(
+    /// Applies `writes` to `app`'s post events in order, in one commit group. With `confirm`,
+    /// the receiver resolves once they are committed.
+    pub async fn write_events(
         &self,
         app: &AppId,
-        seq: u64,
-        event: Vec<u8>,
-    ) -> oneshot::Receiver<Result<(), StoreError>> {
-        let (done, rx) = oneshot::channel();
-        self.send(Op::PutEvent {
+        writes: Vec<EventWrite>,
+        confirm: bool,
+    ) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
+        let (done, rx) = if confirm {
+            let (done, rx) = oneshot::channel();
+            (Some(done), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.send(Op::Events {
             app: app.clone(),
-            seq,
-            bytes: event,
-            done: Some(done),
+            writes,
+            done,
         })
         .await;
         rx
-    }
-
-    /// Rewrites a pending event (e.g. its attempt count) without waiting for the commit.
-    pub async fn update_event(&self, app: &AppId, seq: u64, event: Vec<u8>) {
-        self.send(Op::PutEvent {
-            app: app.clone(),
-            seq,
-            bytes: event,
-            done: None,
-        })
-        .await;
-    }
-
-    /// Deletes an acknowledged or dropped event.
-    pub async fn delete_event(&self, app: &AppId, seq: u64) {
-        self.send(Op::DeleteEvent {
-            app: app.clone(),
-            seq,
-        })
-        .await;
-    }
-
-    /// Moves an event to the dead letters (the caller deletes the pending copy).
-    pub async fn put_dead(&self, app: &AppId, seq: u64, event: Vec<u8>) {
-        self.send(Op::PutDead {
-            app: app.clone(),
-            seq,
-            bytes: event,
-        })
-        .await;
-    }
-
-    /// Deletes a dead letter (retried or removed).
-    pub async fn delete_dead(&self, app: &AppId, seq: u64) {
-        self.send(Op::DeleteDead {
-            app: app.clone(),
-            seq,
-        })
-        .await;
     }
 
     /// Remembers an app's registration.
@@ -348,18 +313,21 @@ fn write_loop(
         while let Some(op) = next.take() {
             taken += 1;
             match op {
-                Op::PutEvent {
-                    app,
-                    seq,
-                    bytes,
-                    done,
-                } => {
-                    batch.insert(&events, key(&app, seq), bytes);
+                Op::Events { app, writes, done } => {
+                    for write in writes {
+                        match write {
+                            EventWrite::Put(seq, bytes) => {
+                                batch.insert(&events, key(&app, seq), bytes)
+                            }
+                            EventWrite::Delete(seq) => batch.remove(&events, key(&app, seq)),
+                            EventWrite::PutDead(seq, bytes) => {
+                                batch.insert(&dead, key(&app, seq), bytes)
+                            }
+                            EventWrite::DeleteDead(seq) => batch.remove(&dead, key(&app, seq)),
+                        }
+                    }
                     waiters.extend(done);
                 }
-                Op::DeleteEvent { app, seq } => batch.remove(&events, key(&app, seq)),
-                Op::PutDead { app, seq, bytes } => batch.insert(&dead, key(&app, seq), bytes),
-                Op::DeleteDead { app, seq } => batch.remove(&dead, key(&app, seq)),
                 Op::PutApp { app, bytes } => {
                     batch.insert(&apps, app.as_str().as_bytes().to_vec(), bytes)
                 }
@@ -431,13 +399,20 @@ mod tests {
                     ..Default::default()
                 };
                 store
-                    .put_event(&app, seq, event.encode_to_vec())
+                    .write_events(
+                        &app,
+                        vec![EventWrite::Put(seq, event.encode_to_vec())],
+                        true,
+                    )
                     .await
+                    .expect("confirmed")
                     .await
                     .unwrap()
                     .unwrap();
             }
-            store.delete_event(&app, 2).await;
+            store
+                .write_events(&app, vec![EventWrite::Delete(2)], false)
+                .await;
             store.flush().await.unwrap();
             drop(store);
             tokio::task::spawn_blocking(move || writer.join())
