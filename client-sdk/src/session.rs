@@ -32,8 +32,9 @@ use crate::{
 
 /// Messages waiting to go up to the sidecar, at most.
 const UPLINK_CAPACITY: usize = 1024;
-/// Post events waiting for the in-order worker, at most (the sidecar's window is smaller).
-const POST_BACKLOG: usize = 1024;
+/// Post events waiting for the in-order worker, at most (above the sidecar's default window of
+/// 1024 in flight, so a full window never overflows it).
+const POST_BACKLOG: usize = 4096;
 
 /// How a session ended.
 pub(crate) enum SessionEnd {

@@ -115,7 +115,7 @@ pub struct Cli {
     /// Post events kept per app before the oldest is dropped (logged, counted) [default: 100000].
     #[arg(long, env = "ROOMHOOKS_POST_QUEUE_MAX_EVENTS")]
     pub post_queue_max_events: Option<usize>,
-    /// Post events sent to an app and not yet acknowledged, at most [default: 256].
+    /// Post events sent to an app and not yet acknowledged, at most [default: 1024].
     #[arg(long, env = "ROOMHOOKS_POST_WINDOW")]
     pub post_window: Option<usize>,
     /// Redeliver a post event not acknowledged within this time [default: 30s].
@@ -373,7 +373,7 @@ impl Default for Config {
             default_timeout: Duration::from_secs(1),
             max_timeout: Duration::from_secs(10),
             post_queue_max_events: 100_000,
-            post_window: 256,
+            post_window: 1024,
             post_ack_timeout: Duration::from_secs(30),
             post_queue_max_bytes: 256 * 1024 * 1024,
             post_max_attempts: 10,
