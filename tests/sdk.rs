@@ -1,5 +1,5 @@
-//! The SDK's lifecycle: reconnecting after a sidecar restart, draining on shutdown, and what
-//! Admin.ListApps reports about a registered app.
+//! The SDK's lifecycle: reconnecting after a sidecar restart, draining on shutdown, surviving a
+//! panicking handler, and what Admin.ListApps reports about a registered app.
 
 mod common;
 
@@ -127,4 +127,45 @@ async fn list_apps_reports_what_an_app_registered_and_its_instances() {
     assert_eq!(instance.instance_id, "listed-1");
     assert!(instance.peer_address.starts_with("127.0.0.1:"));
     assert!(instance.connected_since.is_some());
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_answers_an_error_and_the_app_keeps_serving() {
+    let h = Harness::start().await;
+    let _app = h
+        .app(
+            App::builder("fragile")
+                .pre_room_user_joined(|_, ctx| async move {
+                    let user = ctx.joining_user.map(|u| u.username).unwrap_or_default();
+                    if user == "boom" {
+                        panic!("a bug in the handler");
+                    }
+                    Ok(())
+                })
+                .build(),
+        )
+        .await;
+    let backend = h.backend().await;
+    let join = |user: &str| PreRoomUserJoinRequest {
+        context: Some(joining("r1", user)),
+        ..Default::default()
+    };
+
+    let broken = within(backend.pre_room_user_join(join("boom")))
+        .await
+        .unwrap();
+    let fine = within(backend.pre_room_user_join(join("kim")))
+        .await
+        .unwrap();
+
+    assert!(
+        broken.outcomes[0].detail.contains("the handler panicked"),
+        "the panic became an error answer: {:?}",
+        broken.outcomes[0]
+    );
+    assert_eq!(
+        fine.outcomes[0].status,
+        roomhooks_sdk::proto::OutcomeStatus::Allowed as i32,
+        "the same connection serves the next call"
+    );
 }

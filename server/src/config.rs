@@ -673,6 +673,23 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_auto_runtime_is_current_thread_on_two_cores_or_fewer() {
+        assert_eq!(RuntimeFlavor::Auto.resolve(1), RuntimeFlavor::CurrentThread);
+        assert_eq!(RuntimeFlavor::Auto.resolve(2), RuntimeFlavor::CurrentThread);
+        assert_eq!(RuntimeFlavor::Auto.resolve(4), RuntimeFlavor::MultiThread);
+        assert_eq!(
+            RuntimeFlavor::MultiThread.resolve(2),
+            RuntimeFlavor::MultiThread,
+            "an explicit choice stands"
+        );
+        assert_eq!(cli(&[]).runtime, None, "unset means the default, auto");
+        assert_eq!(
+            cli(&["--runtime", "auto"]).runtime,
+            Some(RuntimeFlavor::Auto)
+        );
+    }
+
     fn cli(args: &[&str]) -> Cli {
         Cli::parse_from(std::iter::once("roomhooks").chain(args.iter().copied()))
     }

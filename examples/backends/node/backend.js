@@ -132,6 +132,16 @@ async function runScenarios(hooks) {
   expect('post: event id', posted.eventId, eventId);
   expect('post: subscribed apps', posted.subscribedApps, 1);
   expect('post: outcomes', statuses(posted), [['audit-logger', 'OUTCOME_STATUS_DELIVERED']]);
+
+  // (e) Several post events in one PostEvents call; one result per event, in order.
+  const batchIds = [1, 2, 3].map(() => `js-${crypto.randomUUID()}`);
+  const batch = await call(hooks, 'PostEvents', {
+    events: batchIds.map((id) => ({ roomCreate: { room: stored, eventId: id, waitForDelivery: true } })),
+  });
+  for (const result of batch.results) show(`PostEvents item ${result.eventId}`, result);
+  expect('batch: event ids', batch.results.map((r) => r.eventId), batchIds);
+  expect('batch: outcomes', batch.results.map((r) => statuses(r)),
+    batchIds.map(() => [['audit-logger', 'OUTCOME_STATUS_DELIVERED']]));
 }
 
 async function main() {

@@ -156,6 +156,28 @@ def run_scenarios(pb, hooks, checks):
     checks.expect("post: subscribed apps", posted.subscribed_apps, 1)
     checks.expect("post: outcomes", statuses(pb, posted), [("audit-logger", "OUTCOME_STATUS_DELIVERED")])
 
+    # (e) Several post events in one PostEvents call; one result per event, in order.
+    batch_ids = [f"py-{uuid.uuid4()}" for _ in range(3)]
+    items = [pb.hooks_pb2.PostEventsItem(room_create=pb.hooks_pb2.PostRoomCreateRequest(
+        room=stored, event_id=i, wait_for_delivery=True)) for i in batch_ids]
+    batch = hooks.PostEvents(pb.hooks_pb2.PostEventsRequest(events=items), timeout=DEADLINE_SECONDS)
+    for result in batch.results:
+        show(pb, f"PostEvents item {result.event_id}", result)
+    checks.expect("batch: event ids", [r.event_id for r in batch.results], batch_ids)
+    checks.expect("batch: outcomes", [statuses(pb, r) for r in batch.results],
+                  [[("audit-logger", "OUTCOME_STATUS_DELIVERED")]] * 3)
+
+    # (f) One invalid event refuses the whole batch, naming it.
+    invalid = [items[0], pb.hooks_pb2.PostEventsItem(room_create=pb.hooks_pb2.PostRoomCreateRequest(
+        room=Room(display_name="no id")))]
+    try:
+        hooks.PostEvents(pb.hooks_pb2.PostEventsRequest(events=invalid), timeout=DEADLINE_SECONDS)
+        checks.expect("invalid batch: refused", "accepted", "INVALID_ARGUMENT")
+    except grpc.RpcError as err:
+        print(f"\n=== PostEvents with an invalid event\n{err.code().name}: {err.details()}")
+        checks.expect("invalid batch: code", err.code().name, "INVALID_ARGUMENT")
+        checks.expect("invalid batch: names the event", err.details().startswith("events[1].room.id"), True)
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
