@@ -68,7 +68,11 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != CONNECT {
-            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
+            let unknown = format!(
+                "roomhooks.v1.AppRuntime has no method {:?}; apps call {CONNECT}",
+                req.uri().path()
+            );
+            return Box::pin(async move { Ok(Status::unimplemented(unknown).into_http()) });
         }
         let method = Connect(Arc::clone(&self.inner));
         let limit = self.max_decoding_message_size;
