@@ -5,20 +5,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, joining, recorder, stored_room, within};
+use common::{Harness, joining, recorder, statuses, stored_room, within};
 use roomhooks_sdk::proto::{
-    OutcomeStatus, PostEventsItem, PostRoomCreateRequest, PostRoomUserJoinedRequest, Room,
-    RoomType, post_events_item::Event,
+    OutcomeStatus, PostEventsItem, PostRoomUserJoinedRequest, Room, RoomType,
+    post_events_item::Event,
 };
 use tonic::Code;
 
+/// A batch item: PostRoomCreate for stored channel `id`, event id `evt-{id}`.
 fn created(id: &str, wait: bool) -> PostEventsItem {
     PostEventsItem {
-        event: Some(Event::RoomCreate(PostRoomCreateRequest {
-            room: Some(stored_room(id, RoomType::Channel)),
-            event_id: format!("evt-{id}"),
-            wait_for_delivery: wait,
-        })),
+        event: Some(Event::RoomCreate(common::created(id, wait))),
     }
 }
 
@@ -167,16 +164,7 @@ async fn waiting_events_in_a_batch_report_each_apps_delivery() {
     .await
     .unwrap();
 
-    let statuses: Vec<_> = results[0]
-        .outcomes
-        .iter()
-        .map(|o| {
-            (
-                o.app_id.as_str(),
-                OutcomeStatus::try_from(o.status).unwrap(),
-            )
-        })
-        .collect();
+    let statuses = statuses(&results[0].outcomes);
     assert_eq!(statuses, [("audit", OutcomeStatus::Delivered)]);
     assert!(results[1].outcomes.is_empty(), "no wait asked, no outcomes");
 }

@@ -9,23 +9,14 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, recorder, stored_room, within};
+use common::{Harness, created, recorder, within};
 use roomhooks_sdk::{
     App, HookError,
     proto::{
-        FailurePolicy, ListDeadLettersRequest, OutcomeStatus, PostRoomCreateRequest,
-        PreRoomUserJoinRequest, PreventionReason, RetryDeadLettersRequest, RoomType,
-        admin_client::AdminClient,
+        FailurePolicy, ListDeadLettersRequest, OutcomeStatus, PreRoomUserJoinRequest,
+        PreventionReason, RetryDeadLettersRequest, admin_client::AdminClient,
     },
 };
-
-fn created(id: &str, wait: bool) -> PostRoomCreateRequest {
-    PostRoomCreateRequest {
-        room: Some(stored_room(id, RoomType::Channel)),
-        event_id: format!("evt-{id}"),
-        wait_for_delivery: wait,
-    }
-}
 
 #[tokio::test]
 async fn accepted_events_survive_a_restart_and_reach_an_app_that_connects_later() {

@@ -8,23 +8,15 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, joining, recorder, stored_room, within};
+use common::{Harness, created, joining, recorder, statuses, stored_room, within};
 use roomhooks_sdk::{
     App,
     proto::{
-        OutcomeStatus, PostRoomCreateRequest, PostRoomDeletedRequest, PostRoomUserJoinedRequest,
-        PostRoomUserLeaveRequest, RoomType, RoomUserLeave,
+        OutcomeStatus, PostRoomDeletedRequest, PostRoomUserJoinedRequest, PostRoomUserLeaveRequest,
+        RoomType, RoomUserLeave,
     },
 };
 use tokio::sync::mpsc;
-
-fn created(id: &str, wait: bool) -> PostRoomCreateRequest {
-    PostRoomCreateRequest {
-        room: Some(stored_room(id, RoomType::Channel)),
-        event_id: format!("evt-{id}"),
-        wait_for_delivery: wait,
-    }
-}
 
 #[tokio::test]
 async fn every_subscribed_app_gets_the_event_once_and_waiting_reports_delivery() {
@@ -39,16 +31,7 @@ async fn every_subscribed_app_gets_the_event_once_and_waiting_reports_delivery()
 
     assert_eq!(response.event_id, "evt-r1");
     assert_eq!(response.subscribed_apps, 2);
-    let delivered: Vec<_> = response
-        .outcomes
-        .iter()
-        .map(|o| {
-            (
-                o.app_id.as_str(),
-                OutcomeStatus::try_from(o.status).unwrap(),
-            )
-        })
-        .collect();
+    let delivered = statuses(&response.outcomes);
     assert_eq!(
         delivered,
         [

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, joining, new_room, stored_room, within};
+use common::{Harness, joining, new_room, statuses, stored_room, within};
 use roomhooks_sdk::{
     App, HookError, UserMessage, Veto,
     proto::{
@@ -80,16 +80,7 @@ async fn every_veto_is_reported_in_app_order_and_the_first_is_shown() {
             && p.hook == HookInterface::PreRoomUserJoined as i32
     }));
     assert_eq!(response.user_message(), Some("beta says no"));
-    let outcomes: Vec<_> = response
-        .outcomes
-        .iter()
-        .map(|o| {
-            (
-                o.app_id.as_str(),
-                OutcomeStatus::try_from(o.status).unwrap(),
-            )
-        })
-        .collect();
+    let outcomes = statuses(&response.outcomes);
     assert_eq!(
         outcomes,
         [

@@ -84,14 +84,7 @@ impl Dispatcher {
         if apps.is_empty() {
             return;
         }
-        let calls: Vec<_> = apps
-            .iter()
-            .map(|app| {
-                call_app(&self.registry, &self.limits, app, hook, call, ctx)
-                    .instrument(app_span(app, hook))
-            })
-            .collect();
-        let answers = fan_out(calls).await;
+        let answers = self.call_all(&apps, hook, call, ctx).await;
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
             match result {
                 Ok(Reply::Decision(d)) if d.prevent => {
@@ -101,6 +94,24 @@ impl Dispatcher {
                 Err(failure) => verdict.fail(app, hook, &meta, &failure),
             }
         }
+    }
+
+    /// Calls every app of one stage at once; the answers come back in `apps`' order.
+    async fn call_all(
+        &self,
+        apps: &[&Arc<AppView>],
+        hook: Hook,
+        call: &SharedCall,
+        ctx: &CallContext,
+    ) -> Vec<Answer> {
+        let calls: Vec<_> = apps
+            .iter()
+            .map(|app| {
+                call_app(&self.registry, &self.limits, app, hook, call, ctx)
+                    .instrument(app_span(app, hook))
+            })
+            .collect();
+        fan_out(calls).await
     }
 
     /// Every Extend app sees the same room (`call` carries it); additions merge in app order.
@@ -117,14 +128,7 @@ impl Dispatcher {
         if apps.is_empty() {
             return;
         }
-        let calls: Vec<_> = apps
-            .iter()
-            .map(|app| {
-                call_app(&self.registry, &self.limits, app, hook, call, ctx)
-                    .instrument(app_span(app, hook))
-            })
-            .collect();
-        let answers = fan_out(calls).await;
+        let answers = self.call_all(&apps, hook, call, ctx).await;
         let mut merge = ExtendMerge::new(room, self.limits.max_custom_field_bytes);
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
             match result {

@@ -133,57 +133,46 @@ impl RoomHooksService {
     /// One post event of any kind, checked and turned into what the dispatcher queues.
     fn new_post(&self, event: post_events_item::Event) -> Result<NewPost, Status> {
         use post_events_item::Event as E;
-        let (hook, event_id, payload, room_type, wait) = match event {
-            E::RoomCreate(req) => {
-                self.check_fields(req.room.as_ref(), "room")?;
-                let room = validate::stored_room(req.room, "room")?;
-                let room_type = room.r#type;
-                let payload = post_event::Payload::Room(room);
-                let wait = req.wait_for_delivery;
-                (Hook::PostRoomCreate, req.event_id, payload, room_type, wait)
-            }
-            E::RoomDeleted(req) => {
-                self.check_fields(req.room.as_ref(), "room")?;
-                let room = validate::stored_room(req.room, "room")?;
-                let room_type = room.r#type;
-                let payload = post_event::Payload::Room(room);
-                let wait = req.wait_for_delivery;
-                (
-                    Hook::PostRoomDeleted,
-                    req.event_id,
-                    payload,
-                    room_type,
-                    wait,
-                )
-            }
-            E::UserJoined(req) => {
-                let context = validate::joined(req.context)?;
+        let (hook, event_id, wait, payload) = match event {
+            E::RoomCreate(r) => (
+                Hook::PostRoomCreate,
+                r.event_id,
+                r.wait_for_delivery,
+                post_event::Payload::Room(self.stored_room(r.room)?),
+            ),
+            E::RoomDeleted(r) => (
+                Hook::PostRoomDeleted,
+                r.event_id,
+                r.wait_for_delivery,
+                post_event::Payload::Room(self.stored_room(r.room)?),
+            ),
+            E::UserJoined(r) => {
+                let context = validate::joined(r.context)?;
                 self.check_fields(context.room.as_ref(), "context.room")?;
-                let room_type = room_type(&context.room);
                 let payload = post_event::Payload::UserJoined(context);
-                let wait = req.wait_for_delivery;
                 (
                     Hook::PostRoomUserJoined,
-                    req.event_id,
+                    r.event_id,
+                    r.wait_for_delivery,
                     payload,
-                    room_type,
-                    wait,
                 )
             }
-            E::UserLeave(req) => {
-                let context = validate::leave(req.context)?;
+            E::UserLeave(r) => {
+                let context = validate::leave(r.context)?;
                 self.check_fields(context.room.as_ref(), "context.room")?;
-                let room_type = room_type(&context.room);
                 let payload = post_event::Payload::UserLeave(context);
-                let wait = req.wait_for_delivery;
                 (
                     Hook::PostRoomUserLeave,
-                    req.event_id,
+                    r.event_id,
+                    r.wait_for_delivery,
                     payload,
-                    room_type,
-                    wait,
                 )
             }
+        };
+        let room_type = match &payload {
+            post_event::Payload::Room(room) => room.r#type,
+            post_event::Payload::UserJoined(c) => room_type(&c.room),
+            post_event::Payload::UserLeave(c) => room_type(&c.room),
         };
         let id = EventId::from_backend(&event_id)
             .map_err(|e| Status::invalid_argument(format!("event_id {e}")))?;
@@ -192,6 +181,12 @@ impl RoomHooksService {
             room_type,
             wait,
         })
+    }
+
+    /// The stored room of a room post event, checked.
+    fn stored_room(&self, room: Option<pb::Room>) -> Result<pb::Room, Status> {
+        self.check_fields(room.as_ref(), "room")?;
+        Ok(validate::stored_room(room, "room")?)
     }
 
     /// A single-event Post* call.

@@ -7,8 +7,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use roomhooks_sdk::{
     App, AppHandle, RoomHooksClient,
     proto::{
-        ListAppsRequest, ListAppsResponse, Room, RoomType, RoomUserJoined, User,
-        admin_client::AdminClient,
+        AppOutcome, ListAppsRequest, ListAppsResponse, OutcomeStatus, PostRoomCreateRequest, Room,
+        RoomType, RoomUserJoined, User, admin_client::AdminClient,
     },
 };
 use roomhooks_server::{Config, Sidecar, config::MaybeAddr};
@@ -136,6 +136,26 @@ pub fn stored_room(id: &str, room_type: RoomType) -> Room {
 }
 
 /// A user.
+/// PostRoomCreate for stored channel `id`, with event id `evt-{id}`.
+pub fn created(id: &str, wait: bool) -> PostRoomCreateRequest {
+    PostRoomCreateRequest {
+        room: Some(stored_room(id, RoomType::Channel)),
+        event_id: format!("evt-{id}"),
+        wait_for_delivery: wait,
+    }
+}
+
+/// Each outcome as (app id, status), in the answer's order.
+pub fn statuses(outcomes: &[AppOutcome]) -> Vec<(&str, OutcomeStatus)> {
+    outcomes
+        .iter()
+        .map(|o| {
+            let status = OutcomeStatus::try_from(o.status).expect("a known OutcomeStatus");
+            (o.app_id.as_str(), status)
+        })
+        .collect()
+}
+
 pub fn user(username: &str) -> User {
     User {
         id: format!("u-{username}"),
