@@ -160,3 +160,52 @@ async fn a_backend_retrying_an_acknowledged_event_id_is_answered_without_a_secon
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(*seen.lock().unwrap(), ["evt-x"]);
 }
+
+#[tokio::test]
+async fn after_a_restart_an_event_goes_only_to_the_apps_that_had_not_acknowledged_it() {
+    let h = Harness::start().await;
+    let (early, mut early_rx) = recorder("early");
+    let early = h.app(early).await;
+    let (late, _) = recorder("late");
+    h.app(late).await.shutdown().await.unwrap();
+    let backend = h.backend().await;
+    for id in ["a", "b"] {
+        backend.post_room_create(created(id, false)).await.unwrap();
+    }
+    for expected in ["evt-a", "evt-b"] {
+        assert_eq!(within(early_rx.recv()).await.unwrap().0, expected);
+    }
+    let queued = |l: &roomhooks_sdk::proto::ListAppsResponse, app: &str| {
+        l.apps
+            .iter()
+            .find(|a| a.app_id == app)
+            .map(|a| a.queued_post_events)
+    };
+    h.wait_for_apps("early acknowledged both; late holds both", |l| {
+        queued(l, "early") == Some(0) && queued(l, "late") == Some(2)
+    })
+    .await;
+    early.shutdown().await.unwrap();
+
+    let h = h.restart(|_| {}).await;
+
+    h.wait_for_apps("only late still holds the events", |l| {
+        queued(l, "early") == Some(0) && queued(l, "late") == Some(2)
+    })
+    .await;
+    let (early, mut early_rx) = recorder("early");
+    let _early = h.app(early).await;
+    let (late, mut late_rx) = recorder("late");
+    let _late = h.app(late).await;
+    for expected in ["evt-a", "evt-b"] {
+        assert_eq!(within(late_rx.recv()).await.unwrap().0, expected);
+    }
+    // Delivery is in order: had a or b come back to early, they would arrive before c.
+    h.backend()
+        .await
+        .post_room_create(created("c", false))
+        .await
+        .unwrap();
+    assert_eq!(within(early_rx.recv()).await.unwrap().0, "evt-c");
+    assert_eq!(within(late_rx.recv()).await.unwrap().0, "evt-c");
+}

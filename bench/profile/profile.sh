@@ -15,6 +15,7 @@
 #                        fell (the binary, libc, the kernel); no hardware counters needed
 #
 # callgrind counts are deterministic, so they hold on a busy or virtualised machine. Needs
+# Set SETTLE=N to keep profiling N seconds after the last call (post event delivery).
 # `cargo build --release --bin roomhooks --bin roomhooks-bench`, valgrind and linux-perf. Leaves
 # the profiles in $OUT (default /tmp/roomhooks-profile) for callgrind_annotate / perf report.
 set -euo pipefail
@@ -77,8 +78,8 @@ esac
 drive=("$bin/roomhooks-bench" drive --endpoint "$endpoint" --call "$scenario" --apps "$apps" --in-flight "$in_flight")
 "${drive[@]}" --calls $((calls / 4)) > /dev/null
 if [ "$which" = perf ]; then
-  perf record -e cpu-clock -F 1000 -p "$hop${peer:+,$peer}" -o "$out/$tag.perf.data" \
-    -- "${drive[@]}" --calls "$calls" > "$out/$tag.drive" 2>/dev/null
+  perf record -e cpu-clock -F 1000 ${PERF_CALLGRAPH:+--call-graph dwarf,32768} -p "$hop${peer:+,$peer}" -o "$out/$tag.perf.data" \
+    -- bash -c '"$@" > "$0" 2>/dev/null; sleep "${SETTLE:-0}"' "$out/$tag.drive" "${drive[@]}" --calls "$calls"
   echo "$tag in_flight=$in_flight: $(cat "$out/$tag.drive") (hop pid $hop, peer pid ${peer:-none})"
   echo "CPU samples (1 ms each) by process and where they fell:"
   perf report -i "$out/$tag.perf.data" --stdio -n --sort pid,dso 2>/dev/null | grep -v '^#' | grep -v '^$' | head -12
@@ -87,6 +88,9 @@ fi
 profiled=$([ "$which" = hop ] && echo "$hop" || echo "$peer")
 callgrind_control -z "$profiled" > /dev/null 2>&1
 "${drive[@]}" --calls "$calls" > /dev/null
+# Post events are delivered after the calls return: SETTLE seconds let the delivery finish
+# inside the profile.
+sleep "${SETTLE:-0}"
 callgrind_control -d "$profiled" > /dev/null 2>&1
 sleep 1
 file=$(ls -t "$out/$tag.$profiled.out".* | head -1)

@@ -1,7 +1,7 @@
 //! The dispatch engine: veto hooks fan out in parallel, Extend fans out and merges in app order,
 //! Modify runs as a chain, and post events are queued for every subscribed app.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::SystemTime};
 
 use futures_util::{StreamExt, future::join_all, stream::FuturesUnordered};
 use roomhooks::v1::{AppOutcome, OutcomeStatus, PostEventResponse, Room, RoomType, hook_call};
@@ -14,9 +14,9 @@ use crate::{
     extend::{ExtendMerge, Merge},
     frame::SharedCall,
     hook::Hook,
-    post::{Delivery, DeliveryWaiter, PostEventData},
+    post::{Delivery, DeliveryWaiter, Offer, PostEventData, unix_ms},
     registry::{AppView, Registry},
-    store::StoreError,
+    store::{PostWrite, StoreError},
     verdict::Verdict,
 };
 
@@ -242,18 +242,76 @@ impl Dispatcher {
                 }
             }
         }
-        let mut persisted = Vec::new();
+        let live: Vec<bool> = per_app
+            .iter()
+            .map(|(app, _)| app.enabled && app.posts.has_live_instance())
+            .collect();
+        // Number the events and queue them for every app under the sequence lock, so each
+        // queue holds its events in sequence order; the acceptance holds every shared record
+        // until it has been sent to the store, so no queue deletes one before it is written.
+        let accepted_unix_ms = unix_ms(SystemTime::now());
+        let mut records: Vec<(u64, Vec<String>)> = Vec::with_capacity(events.len());
+        let mut admitted = Vec::with_capacity(per_app.len());
+        {
+            let mut sequence = self.registry.sequence().lock();
+            for (event, _, _) in &events {
+                event.hold();
+                records.push((sequence.take(), Vec::new()));
+            }
+            for (app, mine) in &per_app {
+                let offers = mine.iter().map(|&i| Offer {
+                    event: &events[i].0,
+                    seq: records[i].0,
+                    accepted_unix_ms,
+                    wait: events[i].2,
+                });
+                let result = app.posts.admit_many(offers);
+                for (&i, &queued) in mine.iter().zip(&result.queued) {
+                    if queued {
+                        records[i].1.push(app.spec.app_id.as_str().to_owned());
+                    }
+                }
+                admitted.push(result);
+            }
+        }
+        let store = self.registry.store();
+        let written: Vec<bool> = records.iter().map(|(_, apps)| !apps.is_empty()).collect();
+        let puts: Vec<PostWrite> = events
+            .iter()
+            .zip(&mut records)
+            .filter(|(_, (_, apps))| !apps.is_empty())
+            .map(|((event, _, _), (seq, apps))| {
+                PostWrite::Put(
+                    *seq,
+                    event.shared_record(accepted_unix_ms, std::mem::take(apps)),
+                )
+            })
+            .collect();
+        let persisted = match store {
+            Some(store) if !puts.is_empty() => store.write_posts(puts, true).await,
+            _ => None,
+        };
         let mut waiters: Vec<Vec<_>> = events.iter().map(|_| Vec::new()).collect();
-        for (app, mine) in per_app {
-            let live = app.enabled && app.posts.has_live_instance();
-            let batch = mine.iter().map(|&i| (&events[i].0, events[i].2));
-            let (app_waiters, committed) = app.posts.enqueue_many(batch).await;
-            persisted.extend(committed);
-            for (&i, waiter) in mine.iter().zip(app_waiters) {
+        for (((app, mine), mut result), live) in per_app.iter().zip(admitted).zip(live) {
+            app.posts.commit(&mut result).await;
+            for (&i, waiter) in mine.iter().zip(result.waiters) {
                 if let Some(waiter) = waiter {
                     waiters[i].push((Arc::clone(app), live, waiter));
                 }
             }
+        }
+        // Every queue that took an event holds its record now; the last one to finish deletes it.
+        let released: Vec<PostWrite> = events
+            .iter()
+            .zip(&records)
+            .zip(written)
+            .filter(|(((event, _, _), _), written)| event.release() && *written)
+            .map(|((_, (seq, _)), _)| PostWrite::Delete(*seq))
+            .collect();
+        if let Some(store) = store
+            && !released.is_empty()
+        {
+            store.write_posts(released, false).await;
         }
         let queued: Vec<_> = events
             .into_iter()
@@ -262,8 +320,10 @@ impl Dispatcher {
             .map(|(((event, _, _), subscribed), waiters)| (event, subscribed, waiters))
             .collect();
         // Durable before the backend hears "accepted" (group commit shares one journal write).
-        for commit in join_all(persisted).await {
-            commit.unwrap_or_else(|_| Err(StoreError("the store writer stopped".into())))?;
+        if let Some(commit) = persisted {
+            commit
+                .await
+                .unwrap_or_else(|_| Err(StoreError("the store writer stopped".into())))?;
         }
         let started = Instant::now();
         let responses = join_all(queued.into_iter().map(|(event, subscribed, waiters)| {

@@ -25,6 +25,7 @@ pub mod otel;
 pub mod post;
 pub mod registry;
 pub mod runtime_server;
+pub mod sequence;
 pub mod service;
 pub mod settings;
 pub mod sidecar;

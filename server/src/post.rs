@@ -2,10 +2,16 @@
 //! least once and in accepted order to one instance at a time, acknowledged by event id, and
 //! redelivered with `attempt + 1` (immediately when the instance vanished, after an ack timeout
 //! that doubles per attempt otherwise) until the attempt cap moves the event to the dead letters.
+//!
+//! An event queued for several apps is stored once (see [`crate::store`]): each queue holds it
+//! and the last one to finish with it deletes the record; each queue keeps its cursor current.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    sync::{Arc, Mutex},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -23,7 +29,8 @@ use crate::{
     hook::Hook,
     ids::{AppId, EventId, InstanceId},
     instance::Instance,
-    store::{EventWrite, Store, StoreError, StoredEvent},
+    sequence::Sequence,
+    store::{Committed, EventWrite, RecoveredPost, Store, StoredEvent},
 };
 
 /// Limits of post-event delivery.
@@ -53,6 +60,8 @@ pub struct PostEventData {
     /// The `PostEvent` without its attempt (id, hook, payload), encoded once when accepted: every
     /// app's delivery and store write reuses these bytes.
     encoded: Bytes,
+    /// Holders of its shared store record: the queues it is in, and an acceptance in progress.
+    holders: AtomicU32,
 }
 
 impl PostEventData {
@@ -66,7 +75,34 @@ impl PostEventData {
         }
         .encode_to_vec()
         .into();
-        Self { id, hook, encoded }
+        Self {
+            id,
+            hook,
+            encoded,
+            holders: AtomicU32::new(0),
+        }
+    }
+
+    /// Takes a hold on the shared store record (a queue took the event, or an acceptance is
+    /// writing it).
+    pub fn hold(&self) {
+        self.holders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lets go of the shared store record; true for the last holder, who deletes it.
+    pub fn release(&self) -> bool {
+        self.holders.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// The encoded `StoredEvent` of the shared record: the event once, with the apps it was
+    /// queued for.
+    pub fn shared_record(&self, accepted_unix_ms: i64, apps: Vec<String>) -> Vec<u8> {
+        self.stored_with(0, accepted_unix_ms, None, apps)
+    }
+
+    /// Bytes the event counts for in a queue's `--post-queue-max-bytes`.
+    fn size(&self) -> usize {
+        self.encoded.len() + 16
     }
 
     /// The frame that makes delivery `attempt`.
@@ -79,12 +115,23 @@ impl PostEventData {
 
     /// The encoded `StoredEvent` of this event at `attempt`.
     fn stored(&self, attempt: u32, accepted_unix_ms: i64, dead: Option<(&str, i64)>) -> Vec<u8> {
+        self.stored_with(attempt, accepted_unix_ms, dead, Vec::new())
+    }
+
+    fn stored_with(
+        &self,
+        attempt: u32,
+        accepted_unix_ms: i64,
+        dead: Option<(&str, i64)>,
+        apps: Vec<String>,
+    ) -> Vec<u8> {
         let (reason, dead_unix_ms) = dead.unwrap_or(("", 0));
         let rest = StoredEvent {
             event: None,
             accepted_unix_ms,
             reason: reason.to_owned(),
             dead_unix_ms,
+            apps,
         };
         let head = PostEvent {
             attempt,
@@ -153,6 +200,8 @@ struct Sent {
 struct Queued {
     seq: u64,
     event: Arc<PostEventData>,
+    /// Its store record is the shared one (`posts`), not one of the app's own (`events`).
+    shared: bool,
     size: usize,
     accepted_at: Instant,
     accepted_unix_ms: i64,
@@ -166,6 +215,20 @@ impl Queued {
         self.event.stored(attempt, self.accepted_unix_ms, None)
     }
 
+    /// The store writes that end this app's hold on the event (acknowledged, dropped or dead).
+    fn forget(&self, writes: &mut Vec<EventWrite>) {
+        if !self.shared {
+            writes.push(EventWrite::Delete(self.seq));
+            return;
+        }
+        if self.attempt > 1 {
+            writes.push(EventWrite::ForgetAttempt(self.seq));
+        }
+        if self.event.release() {
+            writes.push(EventWrite::DeletePost(self.seq));
+        }
+    }
+
     fn finish(self, how: Delivery) {
         for waiter in self.waiters {
             let _ = waiter.send(how.clone());
@@ -173,13 +236,81 @@ impl Queued {
     }
 }
 
-/// Store writes decided under the lock and sent after it is released.
-enum Write {
-    Put(u64, Vec<u8>),
-    Update(u64, Vec<u8>),
-    Delete(u64),
-    Dead(u64, Vec<u8>),
-    DeleteDead(u64),
+/// An event read back from the store, ready to queue again.
+pub struct Recovering {
+    seq: u64,
+    event: Arc<PostEventData>,
+    shared: bool,
+    attempt: u32,
+    accepted_unix_ms: i64,
+}
+
+/// What the store held for the apps' queues, handed out app by app as the registry builds them.
+#[derive(Default)]
+pub struct Recovery {
+    events: HashMap<AppId, Vec<Recovering>>,
+    dead: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
+}
+
+impl Recovery {
+    /// Sorts what the store recovered by app: events of the app's own, and shared events (one
+    /// [`PostEventData`] for all the apps that still hold one).
+    pub fn new(
+        events: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
+        dead: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
+        posts: Vec<RecoveredPost>,
+    ) -> Self {
+        let mut by_app: HashMap<AppId, Vec<Recovering>> = HashMap::new();
+        for (app, own) in events {
+            let queue = by_app.entry(app).or_default();
+            for (seq, stored) in own {
+                if let Some((event, attempt)) = PostEventData::from_stored(&stored) {
+                    queue.push(Recovering {
+                        seq,
+                        event: Arc::new(event),
+                        shared: false,
+                        attempt,
+                        accepted_unix_ms: stored.accepted_unix_ms,
+                    });
+                }
+            }
+        }
+        for post in posts {
+            let Some((event, _)) = PostEventData::from_stored(&post.stored) else {
+                continue;
+            };
+            let event = Arc::new(event);
+            for (app, attempt) in post.apps {
+                by_app.entry(app).or_default().push(Recovering {
+                    seq: post.seq,
+                    event: Arc::clone(&event),
+                    shared: true,
+                    attempt,
+                    accepted_unix_ms: post.stored.accepted_unix_ms,
+                });
+            }
+        }
+        Self {
+            events: by_app,
+            dead,
+        }
+    }
+
+    /// Takes an app's pending events (in sequence order, holding the shared ones) and dead
+    /// letters.
+    fn take(&mut self, app: &AppId) -> (Vec<Recovering>, Vec<(u64, StoredEvent)>) {
+        let mut events = self.events.remove(app).unwrap_or_default();
+        events.sort_by_key(|e| e.seq);
+        for event in events.iter().filter(|e| e.shared) {
+            event.event.hold();
+        }
+        (events, self.dead.remove(app).unwrap_or_default())
+    }
+
+    /// Shared events no known app took (they stay in the store).
+    pub fn unclaimed(&self) -> usize {
+        self.events.values().map(Vec::len).sum()
+    }
 }
 
 #[derive(Default)]
@@ -191,19 +322,62 @@ struct QueueState {
     recent_order: VecDeque<(EventId, Instant)>,
     instances: Vec<Arc<Instance>>,
     target: Option<Arc<Instance>>,
-    next_seq: u64,
+    /// The highest sequence number ever queued here.
+    last_seq: u64,
+    /// The cursor last written: every event below it is done for this app.
+    cursor: u64,
     dropped: u64,
+    /// When a drop was last logged.
+    drop_logged_at: Option<Instant>,
     dead: VecDeque<DeadLetter>,
 }
 
+impl QueueState {
+    /// Moves the cursor to the oldest event still queued (or past the newest one) and notes the
+    /// write when it moved.
+    fn advance_cursor(&mut self, writes: &mut Vec<EventWrite>) {
+        let cursor = self.events.front().map_or(self.last_seq + 1, |q| q.seq);
+        if cursor > self.cursor {
+            self.cursor = cursor;
+            writes.push(EventWrite::Cursor(cursor));
+        }
+    }
+}
+
+/// How often a queue that keeps overflowing says so in the log, at most.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Dead letters kept in memory per app (the store keeps them all).
 const MAX_DEAD_IN_MEMORY: usize = 10_000;
 /// Acknowledged ids remembered per app for de-duplication, at most.
 const MAX_RECENT: usize = 100_000;
 
-fn unix_ms(at: SystemTime) -> i64 {
+/// `at` in milliseconds since the Unix epoch.
+pub fn unix_ms(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// An event offered to a queue: numbered, with the time it was accepted.
+pub struct Offer<'a> {
+    /// The event.
+    pub event: &'a Arc<PostEventData>,
+    /// Its sequence number (taken under the [`Sequence`] lock still held).
+    pub seq: u64,
+    /// When it was accepted (Unix ms).
+    pub accepted_unix_ms: i64,
+    /// Whether the backend waits for its delivery.
+    pub wait: bool,
+}
+
+/// What a queue did with a batch of offers.
+pub struct Admitted {
+    /// Each offer's delivery waiter, when it asked to wait.
+    pub waiters: Vec<Option<DeliveryWaiter>>,
+    /// Whether each offer was queued as a new event (false for a duplicate): the queue now holds
+    /// its shared store record.
+    pub queued: Vec<bool>,
+    /// Store writes the offers caused (the oldest events dropped beyond the limits).
+    writes: Vec<EventWrite>,
 }
 
 /// The post-event queue of one app, with the task that delivers it.
@@ -211,6 +385,7 @@ pub struct PostQueue {
     app_id: AppId,
     config: PostConfig,
     store: Option<Store>,
+    sequence: Arc<Sequence>,
     state: Mutex<QueueState>,
     wake: Notify,
     stop: CancellationToken,
@@ -223,36 +398,31 @@ impl PostQueue {
         app_id: AppId,
         config: PostConfig,
         store: Option<Store>,
-        recovered: Vec<(u64, StoredEvent)>,
-        recovered_dead: Vec<(u64, StoredEvent)>,
+        sequence: Arc<Sequence>,
+        recovery: &mut Recovery,
         parent: &CancellationToken,
     ) -> Arc<Self> {
-        let mut state = QueueState {
-            next_seq: 1,
-            ..QueueState::default()
-        };
-        for (seq, stored) in recovered {
-            let Some((event, attempt)) = PostEventData::from_stored(&stored) else {
-                continue;
-            };
-            let size = stored.encoded_len();
-            state.ids.insert(event.id.clone());
+        let (recovered, recovered_dead) = recovery.take(&app_id);
+        let mut state = QueueState::default();
+        for r in recovered {
+            let size = r.event.size();
+            state.ids.insert(r.event.id.clone());
             state.bytes += size;
-            state.next_seq = state.next_seq.max(seq + 1);
+            state.last_seq = state.last_seq.max(r.seq);
             state.events.push_back(Queued {
-                seq,
-                event: Arc::new(event),
+                seq: r.seq,
+                event: r.event,
+                shared: r.shared,
                 size,
                 accepted_at: Instant::now(),
-                accepted_unix_ms: stored.accepted_unix_ms,
-                attempt,
+                accepted_unix_ms: r.accepted_unix_ms,
+                attempt: r.attempt,
                 sent: None,
                 waiters: Vec::new(),
             });
         }
         for (seq, stored) in recovered_dead {
             if let Some((event, attempts)) = PostEventData::from_stored(&stored) {
-                state.next_seq = state.next_seq.max(seq + 1);
                 state.dead.push_back(DeadLetter {
                     seq,
                     event: Arc::new(event),
@@ -263,6 +433,7 @@ impl PostQueue {
                 });
             }
         }
+        state.cursor = state.events.front().map_or(0, |q| q.seq);
         if !state.events.is_empty() {
             tracing::info!(%app_id, pending = state.events.len(), "recovered post events from the store");
         }
@@ -270,6 +441,7 @@ impl PostQueue {
             app_id,
             config,
             store,
+            sequence,
             state: Mutex::new(state),
             wake: Notify::new(),
             stop: parent.child_token(),
@@ -278,28 +450,31 @@ impl PostQueue {
         queue
     }
 
-    /// Accepts events in the order given, under one lock and with one store write: each is
-    /// queued (and written to the store) unless its id is already queued or was acknowledged
-    /// within the de-duplication window. Returns each event's waiter (when asked to wait) and
-    /// the commit receiver of the group (when it holds a new event).
-    pub async fn enqueue_many<'a>(
-        &self,
-        events: impl IntoIterator<Item = (&'a Arc<PostEventData>, bool)>,
-    ) -> (
-        Vec<Option<DeliveryWaiter>>,
-        Option<oneshot::Receiver<Result<(), StoreError>>>,
-    ) {
+    /// Queues offered events in the order given, under one lock, unless an event's id is
+    /// already queued or was acknowledged within the de-duplication window. Call with the
+    /// [`Sequence`] lock held; then [`PostQueue::commit`] the result once the lock is released.
+    pub fn admit_many<'a>(&self, offers: impl IntoIterator<Item = Offer<'a>>) -> Admitted {
         let mut writes = Vec::new();
-        let waiters = {
-            let mut state = self.lock();
-            events
-                .into_iter()
-                .map(|(event, wait)| self.admit(&mut state, event, wait, &mut writes))
-                .collect()
-        };
-        let persisted = self.write(writes).await;
+        let mut state = self.lock();
+        let (waiters, queued) = offers
+            .into_iter()
+            .map(|offer| self.admit(&mut state, offer, &mut writes))
+            .unzip();
+        if !writes.is_empty() {
+            state.advance_cursor(&mut writes);
+        }
+        Admitted {
+            waiters,
+            queued,
+            writes,
+        }
+    }
+
+    /// Writes what admission dropped and starts delivering what it queued.
+    pub async fn commit(&self, admitted: &mut Admitted) {
+        self.write(std::mem::take(&mut admitted.writes), false)
+            .await;
         self.wake.notify_one();
-        (waiters, persisted)
     }
 
     /// Queues one event under the lock (unless it is a duplicate), dropping the oldest events
@@ -307,11 +482,11 @@ impl PostQueue {
     fn admit(
         &self,
         state: &mut QueueState,
-        event: &Arc<PostEventData>,
-        wait: bool,
-        writes: &mut Vec<Write>,
-    ) -> Option<DeliveryWaiter> {
-        let (tx, waiter) = if wait {
+        offer: Offer<'_>,
+        writes: &mut Vec<EventWrite>,
+    ) -> (Option<DeliveryWaiter>, bool) {
+        let event = offer.event;
+        let (tx, waiter) = if offer.wait {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
@@ -323,7 +498,7 @@ impl PostQueue {
             {
                 q.waiters.push(tx);
             }
-            return waiter;
+            return (waiter, false);
         }
         if let Some(at) = state.recent.get(&event.id)
             && at.elapsed() < self.config.dedupe_window
@@ -334,52 +509,58 @@ impl PostQueue {
                     attempt: 0,
                 });
             }
-            return waiter;
+            return (waiter, false);
         }
-        let now = SystemTime::now();
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let mut queued = Queued {
-            seq,
-            event: Arc::clone(event),
-            size: 0,
-            accepted_at: Instant::now(),
-            accepted_unix_ms: unix_ms(now),
-            attempt: 0,
-            sent: None,
-            waiters: tx.into_iter().collect(),
-        };
-        let stored = queued.stored(0);
-        queued.size = stored.len();
+        let size = event.size();
         while !state.events.is_empty()
             && (state.events.len() >= self.config.max_queued
-                || state.bytes + queued.size > self.config.max_bytes)
+                || state.bytes + size > self.config.max_bytes)
         {
             if let Some(oldest) = state.events.pop_front() {
                 state.ids.remove(&oldest.event.id);
                 state.bytes -= oldest.size;
                 state.dropped += 1;
-                tracing::warn!(
-                    app_id = %self.app_id,
-                    event_id = %oldest.event.id,
-                    dropped_total = state.dropped,
-                    "post-event queue full (--post-queue-max-events / --post-queue-max-bytes): \
-                     dropped the oldest unacknowledged event; connect or enable this app, or \
-                     raise the limits"
-                );
-                writes.push(Write::Delete(oldest.seq));
+                let now = Instant::now();
+                if state
+                    .drop_logged_at
+                    .is_none_or(|at| now.duration_since(at) >= DROP_LOG_INTERVAL)
+                {
+                    state.drop_logged_at = Some(now);
+                    tracing::warn!(
+                        app_id = %self.app_id,
+                        event_id = %oldest.event.id,
+                        dropped_total = state.dropped,
+                        "post-event queue full (--post-queue-max-events / --post-queue-max-bytes): \
+                         dropped the oldest unacknowledged event (logged at most once a second; \
+                         dropped_total counts every one); connect or enable this app, or raise \
+                         the limits"
+                    );
+                }
+                oldest.forget(writes);
                 oldest.finish(Delivery::Dropped);
             }
         }
+        event.hold();
         state.ids.insert(event.id.clone());
-        state.bytes += queued.size;
-        writes.push(Write::Put(seq, stored));
-        state.events.push_back(queued);
-        waiter
+        state.bytes += size;
+        state.last_seq = state.last_seq.max(offer.seq);
+        state.events.push_back(Queued {
+            seq: offer.seq,
+            event: Arc::clone(event),
+            shared: true,
+            size,
+            accepted_at: Instant::now(),
+            accepted_unix_ms: offer.accepted_unix_ms,
+            attempt: 0,
+            sent: None,
+            waiters: tx.into_iter().collect(),
+        });
+        (waiter, true)
     }
 
     /// Records an app's acknowledgement. Returns false for an event id not awaiting one.
     pub async fn ack(&self, event_id: &EventId, from: &InstanceId) -> bool {
+        let mut writes = Vec::new();
         let done = {
             let mut state = self.lock();
             let window = self.config.window;
@@ -410,14 +591,16 @@ impl PostQueue {
                     state.recent.remove(&old);
                 }
             }
+            done.forget(&mut writes);
+            state.advance_cursor(&mut writes);
             done
         };
-        let (seq, attempt) = (done.seq, done.attempt);
+        let attempt = done.attempt;
         done.finish(Delivery::Acked {
             instance: Some(from.clone()),
             attempt,
         });
-        self.write(vec![Write::Delete(seq)]).await;
+        self.write(writes, false).await;
         self.wake.notify_one();
         true
     }
@@ -467,9 +650,12 @@ impl PostQueue {
     }
 
     /// Queues dead letters again (all when `ids` is empty), attempts reset; returns how many.
+    /// A retried event is this app's own again (a new record, not the shared one).
     pub async fn retry_dead(&self, ids: &[EventId]) -> usize {
         let mut writes = Vec::new();
+        let mut retried = 0;
         {
+            let mut sequence = self.sequence.lock();
             let mut state = self.lock();
             let state = &mut *state;
             let (retry, keep): (Vec<_>, Vec<_>) = state
@@ -478,77 +664,64 @@ impl PostQueue {
                 .partition(|d| ids.is_empty() || ids.contains(&d.event.id));
             state.dead = keep.into();
             for letter in retry {
-                let seq = state.next_seq;
-                state.next_seq += 1;
-                let mut queued = Queued {
+                let seq = sequence.take();
+                let queued = Queued {
                     seq,
+                    size: letter.event.size(),
                     event: letter.event,
-                    size: 0,
+                    shared: false,
                     accepted_at: Instant::now(),
                     accepted_unix_ms: unix_ms(SystemTime::now()),
                     attempt: 0,
                     sent: None,
                     waiters: Vec::new(),
                 };
-                let stored = queued.stored(0);
-                queued.size = stored.len();
-                writes.push(Write::DeleteDead(letter.seq));
-                writes.push(Write::Put(seq, stored));
+                writes.push(EventWrite::DeleteDead(letter.seq));
+                writes.push(EventWrite::Put(seq, queued.stored(0)));
                 state.ids.insert(queued.event.id.clone());
                 state.bytes += queued.size;
+                state.last_seq = state.last_seq.max(seq);
                 state.events.push_back(queued);
+                retried += 1;
             }
         }
-        let retried = writes.len() / 2;
-        if let Some(persisted) = self.write(writes).await {
+        if let Some(persisted) = self.write(writes, true).await {
             let _ = persisted.await;
         }
         self.wake.notify_one();
         retried
     }
 
-    /// Stops delivery and drops what is queued; returns how many events were dropped.
-    pub fn stop(&self) -> usize {
+    /// Stops delivery and drops what is queued. Returns how many events were dropped, and the
+    /// shared events this queue was the last to hold (the caller deletes them with the app).
+    pub fn stop(&self) -> (usize, Vec<u64>) {
         self.stop.cancel();
         let mut state = self.lock();
         state.ids.clear();
         state.bytes = 0;
         let dropped = state.events.len();
-        state.events.clear();
-        dropped
+        let released = state
+            .events
+            .drain(..)
+            .filter(|q| q.shared && q.event.release())
+            .map(|q| q.seq)
+            .collect();
+        (dropped, released)
     }
 
-    /// Sends store writes as one group; returns its commit receiver when it holds a new event
-    /// (the caller waits for it before answering the backend).
-    async fn write(&self, writes: Vec<Write>) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
+    /// Sends store writes as one group; with `confirm`, returns its commit receiver.
+    async fn write(&self, writes: Vec<EventWrite>, confirm: bool) -> Option<Committed> {
         let store = self.store.as_ref()?;
         if writes.is_empty() {
             return None;
         }
-        let mut has_new = false;
-        let mut ops = Vec::with_capacity(writes.len());
-        for write in writes {
-            match write {
-                Write::Put(seq, event) => {
-                    has_new = true;
-                    ops.push(EventWrite::Put(seq, event));
-                }
-                Write::Update(seq, event) => ops.push(EventWrite::Put(seq, event)),
-                Write::Delete(seq) => ops.push(EventWrite::Delete(seq)),
-                Write::Dead(seq, event) => {
-                    ops.push(EventWrite::PutDead(seq, event));
-                    ops.push(EventWrite::Delete(seq));
-                }
-                Write::DeleteDead(seq) => ops.push(EventWrite::DeleteDead(seq)),
-            }
-        }
-        store.write_events(&self.app_id, ops, has_new).await
+        store.write_events(&self.app_id, writes, confirm).await
     }
 
     async fn deliver(self: Arc<Self>) {
         loop {
             let (target, batch, writes, next_due) = self.plan();
-            self.write(writes).await;
+            self.write(writes, false).await;
             if let Some(target) = target {
                 for message in batch {
                     if target.send(message).await.is_err() {
@@ -583,7 +756,7 @@ impl PostQueue {
     ) -> (
         Option<Arc<Instance>>,
         Vec<Frame>,
-        Vec<Write>,
+        Vec<EventWrite>,
         Option<Instant>,
     ) {
         let mut state = self.lock();
@@ -635,7 +808,8 @@ impl PostQueue {
                     dead.accepted_unix_ms,
                     Some((&reason, unix_ms(SystemTime::now()))),
                 );
-                writes.push(Write::Dead(dead.seq, stored));
+                writes.push(EventWrite::PutDead(dead.seq, stored));
+                dead.forget(&mut writes);
                 if state.dead.len() >= MAX_DEAD_IN_MEMORY {
                     state.dead.pop_front();
                 }
@@ -654,7 +828,11 @@ impl PostQueue {
                 if queued.attempt > 1 {
                     tracing::debug!(app_id = %self.app_id, event_id = %queued.event.id,
                         attempt = queued.attempt, "redelivering post event");
-                    writes.push(Write::Update(queued.seq, queued.stored(queued.attempt)));
+                    writes.push(if queued.shared {
+                        EventWrite::Attempt(queued.seq, queued.attempt)
+                    } else {
+                        EventWrite::Put(queued.seq, queued.stored(queued.attempt))
+                    });
                 }
                 queued.sent = Some(Sent {
                     to: Arc::clone(&target),
@@ -666,6 +844,9 @@ impl PostQueue {
                 queued.sent.as_ref().map_or(now, |s| s.at) + self.ack_deadline(queued.attempt);
             next_due = Some(next_due.map_or(due, |d| d.min(due)));
             i += 1;
+        }
+        if !writes.is_empty() {
+            state.advance_cursor(&mut writes);
         }
         (Some(target), batch, writes, next_due)
     }
@@ -722,7 +903,35 @@ mod tests {
                 accepted_unix_ms: 1234,
                 reason: "gave up".into(),
                 dead_unix_ms: 5678,
+                apps: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn a_shared_event_recovered_for_two_apps_is_one_event_both_hold() {
+        let (data, whole) = event();
+        let stored = StoredEvent::decode(data.stored(0, 1, None).as_slice()).expect("valid");
+        assert_eq!(
+            stored.event,
+            Some(PostEvent {
+                attempt: 0,
+                ..whole
+            })
+        );
+        let (a, b) = (AppId::parse("a").unwrap(), AppId::parse("b").unwrap());
+        let post = RecoveredPost {
+            seq: 9,
+            stored,
+            apps: vec![(a.clone(), 0), (b.clone(), 2)],
+        };
+        let mut recovery = Recovery::new(BTreeMap::new(), BTreeMap::new(), vec![post]);
+        let (for_a, _) = recovery.take(&a);
+        let (for_b, _) = recovery.take(&b);
+        assert!(Arc::ptr_eq(&for_a[0].event, &for_b[0].event));
+        assert_eq!((for_a[0].attempt, for_b[0].attempt), (0, 2));
+        assert_eq!(recovery.unclaimed(), 0);
+        assert!(!for_a[0].event.release(), "b still holds it");
+        assert!(for_b[0].event.release(), "the last holder deletes it");
     }
 }

@@ -17,7 +17,8 @@ use crate::{
     hook::RoomTypeSet,
     ids::{AppId, InstanceId},
     instance::{Instance, Outbound},
-    post::{PostConfig, PostQueue},
+    post::{PostConfig, PostQueue, Recovery},
+    sequence::Sequence,
     settings::AppSettings,
     spec::{AppSpec, FailurePolicy, TimeoutLimits},
     stats::AppStats,
@@ -147,6 +148,8 @@ pub struct Removed {
     pub instances: usize,
     /// Queued post events dropped.
     pub post_events: usize,
+    /// Shared post events the app was the last to hold (to delete from the store).
+    pub released: Vec<u64>,
 }
 
 struct AppEntry {
@@ -174,6 +177,7 @@ pub struct Registry {
     capacity: Capacity,
     post_config: PostConfig,
     store: Option<Store>,
+    sequence: Arc<Sequence>,
     settings: BTreeMap<AppId, AppSettings>,
     entries: Mutex<BTreeMap<AppId, AppEntry>>,
     snapshot: ArcSwap<Snapshot>,
@@ -200,15 +204,18 @@ impl Registry {
         capacity: Capacity,
         post_config: PostConfig,
         store: Option<Store>,
-        mut recovered: Recovered,
+        recovered: Recovered,
         settings: BTreeMap<AppId, AppSettings>,
         limits: TimeoutLimits,
         shutdown: CancellationToken,
     ) -> Self {
+        let sequence = Arc::new(Sequence::new(recovered.next_seq));
+        let mut recovery = Recovery::new(recovered.events, recovered.dead, recovered.posts);
         let registry = Self {
             capacity,
             post_config,
             store,
+            sequence,
             settings,
             entries: Mutex::new(BTreeMap::new()),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
@@ -216,12 +223,12 @@ impl Registry {
         };
         {
             let mut entries = registry.lock();
-            for (mut spec, version) in std::mem::take(&mut recovered.apps) {
+            for (mut spec, version) in recovered.apps {
                 if let Some(settings) = registry.settings.get(&spec.app_id) {
                     spec.essential = settings.essential();
                 }
                 let app_id = spec.app_id.clone();
-                let entry = registry.new_entry(spec, Vec::new(), version, &mut recovered);
+                let entry = registry.new_entry(spec, Vec::new(), version, &mut recovery);
                 entries.insert(app_id, entry);
             }
             for (app_id, settings) in &registry.settings {
@@ -242,10 +249,18 @@ impl Registry {
                     room_types: RoomTypeSet::default(),
                     essential: settings.essential(),
                 };
-                let entry = registry.new_entry(spec, Vec::new(), String::new(), &mut recovered);
+                let entry = registry.new_entry(spec, Vec::new(), String::new(), &mut recovery);
                 entries.insert(app_id.clone(), entry);
             }
             registry.publish(&entries);
+        }
+        let unclaimed = recovery.unclaimed();
+        if unclaimed > 0 {
+            tracing::warn!(
+                unclaimed,
+                "the store holds post events for apps it does not \
+                remember; they stay stored and are not delivered"
+            );
         }
         registry
     }
@@ -253,6 +268,11 @@ impl Registry {
     /// The operator's settings for an app, if any.
     pub fn settings(&self, app_id: &AppId) -> Option<&AppSettings> {
         self.settings.get(app_id)
+    }
+
+    /// The sequence post events are numbered from.
+    pub fn sequence(&self) -> &Sequence {
+        &self.sequence
     }
 
     /// The post-event store, when events are durable.
@@ -265,7 +285,7 @@ impl Registry {
         spec: AppSpec,
         instances: Vec<Arc<Instance>>,
         version: String,
-        recovered: &mut Recovered,
+        recovery: &mut Recovery,
     ) -> AppEntry {
         let enabled = self
             .settings
@@ -276,8 +296,8 @@ impl Registry {
             spec.app_id.clone(),
             self.post_config,
             self.store.clone(),
-            recovered.events.remove(&spec.app_id).unwrap_or_default(),
-            recovered.dead.remove(&spec.app_id).unwrap_or_default(),
+            Arc::clone(&self.sequence),
+            recovery,
             &self.shutdown,
         );
         let entry = AppEntry {
@@ -363,7 +383,7 @@ impl Registry {
                     spec,
                     vec![Arc::clone(&instance)],
                     instance.version.clone(),
-                    &mut Recovered::default(),
+                    &mut Recovery::default(),
                 );
                 let posts = Arc::clone(&entry.posts);
                 entries.insert(app_id, entry);
@@ -404,7 +424,7 @@ impl Registry {
                  register it again"
             ))));
         }
-        removed.post_events = entry.posts.stop();
+        (removed.post_events, removed.released) = entry.posts.stop();
         Some(removed)
     }
 

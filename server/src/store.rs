@@ -2,6 +2,15 @@
 //! the backend's call returns, acknowledged events are deleted, dead letters are kept, and apps
 //! with pending events are remembered across restarts.
 //!
+//! An accepted event is written **once**, however many apps it is queued for: the `posts`
+//! keyspace holds it under its sequence number with the apps it was queued for, and is deleted
+//! when every one of them is done with it. What each app has finished is kept as a cursor (every
+//! event below it is done for that app), written at most once per commit group, so a restart
+//! redelivers an event only to the apps that had not acknowledged it — or had, out of order,
+//! past their cursor (delivery is at least once). Events an app holds on its own (a retried
+//! dead letter, or an event from a store written before the `posts` keyspace) stay in the
+//! per-app `events` keyspace; redelivery attempts of shared events go to `attempts`.
+//!
 //! One writer thread owns all writes and commits them in groups: whatever arrived while the last
 //! commit ran goes into the next one, so many concurrent Post calls share one journal write.
 //! `PersistMode::Buffer` (the default) hands each commit to the OS before the caller is answered,
@@ -20,6 +29,10 @@ use crate::{
     ids::AppId,
     spec::{AppSpec, FailurePolicy},
 };
+
+/// Resolves once a confirmed write group is committed (or failed to be).
+pub type Committed = oneshot::Receiver<Result<(), StoreError>>;
+type CommitSender = oneshot::Sender<Result<(), StoreError>>;
 
 /// A storage failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,6 +60,9 @@ pub struct StoredEvent {
     /// When it became a dead letter (Unix ms; dead letters only).
     #[prost(int64, tag = "4")]
     pub dead_unix_ms: i64,
+    /// The apps a shared event (the `posts` keyspace) was queued for.
+    #[prost(string, repeated, tag = "5")]
+    pub apps: Vec<String>,
 }
 
 /// An app's registration as stored, so it stays known after a restart.
@@ -75,13 +91,31 @@ pub struct Recovered {
     pub events: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
     /// Dead letters per app, in sequence order.
     pub dead: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
+    /// Shared events some app has not finished, in sequence order.
+    pub posts: Vec<RecoveredPost>,
+    /// The first sequence number not used by anything stored.
+    pub next_seq: u64,
+}
+
+/// A shared event read back at start.
+pub struct RecoveredPost {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The event as stored (its attempt is 0; `apps` is cleared).
+    pub stored: StoredEvent,
+    /// The apps that have not finished it, with the last delivery attempt made to each.
+    pub apps: Vec<(AppId, u32)>,
 }
 
 enum Op {
+    Posts {
+        writes: Vec<PostWrite>,
+        done: Option<CommitSender>,
+    },
     Events {
         app: AppId,
         writes: Vec<EventWrite>,
-        done: Option<oneshot::Sender<Result<(), StoreError>>>,
+        done: Option<CommitSender>,
     },
     PutApp {
         app: AppId,
@@ -89,23 +123,42 @@ enum Op {
     },
     DeleteApp {
         app: AppId,
+        released: Vec<u64>,
     },
     Flush {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
 }
 
+/// One change to the shared events (the `posts` keyspace).
+#[derive(Debug)]
+pub enum PostWrite {
+    /// Writes an accepted event once for every app it was queued for: its encoded `StoredEvent`
+    /// with `apps` filled in.
+    Put(u64, Vec<u8>),
+    /// Deletes a shared event every app is done with.
+    Delete(u64),
+}
+
 /// One change to an app's post events.
 #[derive(Debug)]
 pub enum EventWrite {
-    /// Writes (or rewrites) a pending event: its encoded `StoredEvent`.
+    /// Writes (or rewrites) an event the app holds on its own: its encoded `StoredEvent`.
     Put(u64, Vec<u8>),
-    /// Deletes an acknowledged or dropped event.
+    /// Deletes an event the app held on its own.
     Delete(u64),
     /// Writes a dead letter.
     PutDead(u64, Vec<u8>),
     /// Deletes a dead letter (retried or removed).
     DeleteDead(u64),
+    /// Records the last delivery attempt of a shared event to this app.
+    Attempt(u64, u32),
+    /// Forgets the attempt recorded for a shared event.
+    ForgetAttempt(u64),
+    /// Every event below this sequence number is done for this app.
+    Cursor(u64),
+    /// Deletes a shared event: this app was the last one holding it.
+    DeletePost(u64),
 }
 
 /// Most operations one commit takes.
@@ -141,6 +194,11 @@ fn key(app: &AppId, seq: u64) -> Vec<u8> {
     key
 }
 
+/// A shared event's key: its sequence number, big-endian so keys sort in sequence order.
+fn post_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
 fn split_key(key: &[u8]) -> Option<(AppId, u64)> {
     let zero = key.iter().position(|&b| b == 0)?;
     let (app, rest) = key.split_at(zero);
@@ -148,10 +206,26 @@ fn split_key(key: &[u8]) -> Option<(AppId, u64)> {
     Some((AppId::parse(std::str::from_utf8(app).ok()?).ok()?, seq))
 }
 
-/// The events keyspace's memtable size; fjall flushes it to a segment when full. The 64 MiB
-/// default let a 50,000-event burst hold 253 MB of RSS; 32 MiB measured no faster than 8 MiB and
-/// used 30 % more memory at peak (docs/performance.md).
+/// The memtable size of the short-lived keyspaces (events, posts); fjall flushes it to a segment
+/// when full. The 64 MiB default let a 50,000-event burst hold 253 MB of RSS; 32 MiB measured no
+/// faster than 8 MiB and used 30 % more memory at peak (docs/performance.md).
 const EVENTS_MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The store's keyspaces.
+struct Keyspaces {
+    /// Events an app holds on its own, by app and sequence number.
+    events: Keyspace,
+    /// Shared events, by sequence number.
+    posts: Keyspace,
+    /// Each app's cursor, by app.
+    cursors: Keyspace,
+    /// Redelivery attempts of shared events, by app and sequence number.
+    attempts: Keyspace,
+    /// Dead letters, by app and sequence number.
+    dead: Keyspace,
+    /// Registrations, by app.
+    apps: Keyspace,
+}
 
 impl Store {
     /// Opens (or creates) the store in `dir` and reads back what it holds.
@@ -164,12 +238,17 @@ impl Store {
             .open()?;
         // Events live briefly (deleted on ack): a bounded memtable keeps bursts from holding
         // hundreds of MB.
-        let events = db.keyspace("events", || {
-            KeyspaceCreateOptions::default().max_memtable_size(EVENTS_MEMTABLE_BYTES)
-        })?;
-        let dead = db.keyspace("dead", KeyspaceCreateOptions::default)?;
-        let apps = db.keyspace("apps", KeyspaceCreateOptions::default)?;
-        let recovered = recover(&events, &dead, &apps)?;
+        let short_lived =
+            || KeyspaceCreateOptions::default().max_memtable_size(EVENTS_MEMTABLE_BYTES);
+        let keyspaces = Keyspaces {
+            events: db.keyspace("events", short_lived)?,
+            posts: db.keyspace("posts", short_lived)?,
+            cursors: db.keyspace("cursors", KeyspaceCreateOptions::default)?,
+            attempts: db.keyspace("attempts", KeyspaceCreateOptions::default)?,
+            dead: db.keyspace("dead", KeyspaceCreateOptions::default)?,
+            apps: db.keyspace("apps", KeyspaceCreateOptions::default)?,
+        };
+        let recovered = recover(&keyspaces)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let mode = if fsync {
             PersistMode::SyncData
@@ -178,7 +257,7 @@ impl Store {
         };
         let thread = std::thread::Builder::new()
             .name("roomhooks-store".into())
-            .spawn(move || write_loop(db, events, dead, apps, rx, mode))
+            .spawn(move || write_loop(db, keyspaces, rx, mode))
             .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
         Ok((
             Store { ops: tx },
@@ -195,6 +274,14 @@ impl Store {
         }
     }
 
+    /// Applies `writes` to the shared events in order, in one commit group. With `confirm`, the
+    /// receiver resolves once they are committed.
+    pub async fn write_posts(&self, writes: Vec<PostWrite>, confirm: bool) -> Option<Committed> {
+        let (done, rx) = confirmation(confirm);
+        self.send(Op::Posts { writes, done }).await;
+        rx
+    }
+
     /// Applies `writes` to `app`'s post events in order, in one commit group. With `confirm`,
     /// the receiver resolves once they are committed.
     pub async fn write_events(
@@ -202,13 +289,8 @@ impl Store {
         app: &AppId,
         writes: Vec<EventWrite>,
         confirm: bool,
-    ) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
-        let (done, rx) = if confirm {
-            let (done, rx) = oneshot::channel();
-            (Some(done), Some(rx))
-        } else {
-            (None, None)
-        };
+    ) -> Option<Committed> {
+        let (done, rx) = confirmation(confirm);
         self.send(Op::Events {
             app: app.clone(),
             writes,
@@ -235,9 +317,14 @@ impl Store {
         .await;
     }
 
-    /// Forgets an app with its pending events and dead letters.
-    pub async fn delete_app(&self, app: &AppId) {
-        self.send(Op::DeleteApp { app: app.clone() }).await;
+    /// Forgets an app with its pending events and dead letters; `released` are the shared
+    /// events it was the last app holding.
+    pub async fn delete_app(&self, app: &AppId, released: Vec<u64>) {
+        self.send(Op::DeleteApp {
+            app: app.clone(),
+            released,
+        })
+        .await;
     }
 
     /// Waits until everything sent so far is committed.
@@ -249,8 +336,88 @@ impl Store {
     }
 }
 
-fn recover(events: &Keyspace, dead: &Keyspace, apps: &Keyspace) -> Result<Recovered, StoreError> {
-    let mut recovered = Recovered::default();
+fn confirmation(confirm: bool) -> (Option<CommitSender>, Option<Committed>) {
+    if confirm {
+        let (done, rx) = oneshot::channel();
+        (Some(done), Some(rx))
+    } else {
+        (None, None)
+    }
+}
+
+fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
+    let mut recovered = Recovered {
+        apps: recover_apps(&ks.apps)?,
+        ..Recovered::default()
+    };
+    let mut max_seq = 0;
+    for (keyspace, into) in [
+        (&ks.events, &mut recovered.events),
+        (&ks.dead, &mut recovered.dead),
+    ] {
+        for item in keyspace.iter() {
+            let (k, v) = item.into_inner()?;
+            match (split_key(&k), StoredEvent::decode(&*v)) {
+                (Some((app, seq)), Ok(event)) => {
+                    max_seq = max_seq.max(seq);
+                    into.entry(app).or_default().push((seq, event));
+                }
+                _ => tracing::warn!("skipping an unreadable event record in the store"),
+            }
+        }
+    }
+    let mut cursors = BTreeMap::new();
+    for item in ks.cursors.iter() {
+        let (k, v) = item.into_inner()?;
+        let app = std::str::from_utf8(&k)
+            .ok()
+            .and_then(|s| AppId::parse(s).ok());
+        let seq = <[u8; 8]>::try_from(&*v).ok().map(u64::from_be_bytes);
+        match (app, seq) {
+            (Some(app), Some(seq)) => {
+                cursors.insert(app, seq);
+            }
+            _ => tracing::warn!("skipping an unreadable cursor record in the store"),
+        }
+    }
+    let mut attempts = BTreeMap::new();
+    for item in ks.attempts.iter() {
+        let (k, v) = item.into_inner()?;
+        let attempt = <[u8; 4]>::try_from(&*v).ok().map(u32::from_be_bytes);
+        match (split_key(&k), attempt) {
+            (Some(key), Some(attempt)) => {
+                attempts.insert(key, attempt);
+            }
+            _ => tracing::warn!("skipping an unreadable attempt record in the store"),
+        }
+    }
+    for item in ks.posts.iter() {
+        let (k, v) = item.into_inner()?;
+        let seq = <[u8; 8]>::try_from(&*k).ok().map(u64::from_be_bytes);
+        let (Some(seq), Ok(mut stored)) = (seq, StoredEvent::decode(&*v)) else {
+            tracing::warn!("skipping an unreadable shared event in the store");
+            continue;
+        };
+        max_seq = max_seq.max(seq);
+        let apps = std::mem::take(&mut stored.apps)
+            .iter()
+            .filter_map(|app| AppId::parse(app).ok())
+            // An app past this event acknowledged it before the restart.
+            .filter(|app| cursors.get(app).is_none_or(|&cursor| seq >= cursor))
+            .map(|app| {
+                let attempt = attempts.get(&(app.clone(), seq)).copied().unwrap_or(0);
+                (app, attempt)
+            })
+            .collect();
+        recovered.posts.push(RecoveredPost { seq, stored, apps });
+    }
+    max_seq = max_seq.max(cursors.values().copied().max().unwrap_or(0));
+    recovered.next_seq = max_seq + 1;
+    Ok(recovered)
+}
+
+fn recover_apps(apps: &Keyspace) -> Result<Vec<(AppSpec, String)>, StoreError> {
+    let mut recovered = Vec::new();
     for item in apps.iter() {
         let (k, v) = item.into_inner()?;
         let (Ok(id), Ok(stored)) = (
@@ -285,59 +452,74 @@ fn recover(events: &Keyspace, dead: &Keyspace, apps: &Keyspace) -> Result<Recove
             },
             essential: HookSet::default(),
         };
-        recovered.apps.push((spec, stored.version));
-    }
-    for (keyspace, into) in [(events, &mut recovered.events), (dead, &mut recovered.dead)] {
-        for item in keyspace.iter() {
-            let (k, v) = item.into_inner()?;
-            match (split_key(&k), StoredEvent::decode(&*v)) {
-                (Some((app, seq)), Ok(event)) => into.entry(app).or_default().push((seq, event)),
-                _ => tracing::warn!("skipping an unreadable event record in the store"),
-            }
-        }
+        recovered.push((spec, stored.version));
     }
     Ok(recovered)
 }
 
-fn write_loop(
-    db: Database,
-    events: Keyspace,
-    dead: Keyspace,
-    apps: Keyspace,
-    mut rx: mpsc::Receiver<Op>,
-    mode: PersistMode,
-) {
+fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: PersistMode) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = db.batch().durability(Some(mode));
         let mut waiters = Vec::new();
+        // Only an app's last cursor in a group is written.
+        let mut cursors: Vec<(AppId, u64)> = Vec::new();
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(op) = next.take() {
             taken += 1;
             match op {
+                Op::Posts { writes, done } => {
+                    for write in writes {
+                        match write {
+                            PostWrite::Put(seq, bytes) => {
+                                batch.insert(&ks.posts, post_key(seq), bytes)
+                            }
+                            PostWrite::Delete(seq) => batch.remove(&ks.posts, post_key(seq)),
+                        }
+                    }
+                    waiters.extend(done);
+                }
                 Op::Events { app, writes, done } => {
                     for write in writes {
                         match write {
                             EventWrite::Put(seq, bytes) => {
-                                batch.insert(&events, key(&app, seq), bytes)
+                                batch.insert(&ks.events, key(&app, seq), bytes)
                             }
-                            EventWrite::Delete(seq) => batch.remove(&events, key(&app, seq)),
+                            EventWrite::Delete(seq) => batch.remove(&ks.events, key(&app, seq)),
                             EventWrite::PutDead(seq, bytes) => {
-                                batch.insert(&dead, key(&app, seq), bytes)
+                                batch.insert(&ks.dead, key(&app, seq), bytes)
                             }
-                            EventWrite::DeleteDead(seq) => batch.remove(&dead, key(&app, seq)),
+                            EventWrite::DeleteDead(seq) => batch.remove(&ks.dead, key(&app, seq)),
+                            EventWrite::Attempt(seq, attempt) => {
+                                batch.insert(&ks.attempts, key(&app, seq), attempt.to_be_bytes())
+                            }
+                            EventWrite::ForgetAttempt(seq) => {
+                                batch.remove(&ks.attempts, key(&app, seq))
+                            }
+                            EventWrite::Cursor(seq) => {
+                                match cursors.iter_mut().find(|(a, _)| *a == app) {
+                                    Some((_, cursor)) => *cursor = seq,
+                                    None => cursors.push((app.clone(), seq)),
+                                }
+                            }
+                            EventWrite::DeletePost(seq) => batch.remove(&ks.posts, post_key(seq)),
                         }
                     }
                     waiters.extend(done);
                 }
                 Op::PutApp { app, bytes } => {
-                    batch.insert(&apps, app.as_str().as_bytes().to_vec(), bytes)
+                    batch.insert(&ks.apps, app.as_str().as_bytes().to_vec(), bytes)
                 }
-                Op::DeleteApp { app } => {
-                    batch.remove(&apps, app.as_str().as_bytes().to_vec());
+                Op::DeleteApp { app, released } => {
+                    batch.remove(&ks.apps, app.as_str().as_bytes().to_vec());
+                    batch.remove(&ks.cursors, app.as_str().as_bytes().to_vec());
+                    cursors.retain(|(a, _)| *a != app);
+                    for seq in released {
+                        batch.remove(&ks.posts, post_key(seq));
+                    }
                     let mut prefix = app.as_str().as_bytes().to_vec();
                     prefix.push(0);
-                    for keyspace in [&events, &dead] {
+                    for keyspace in [&ks.events, &ks.dead, &ks.attempts] {
                         for item in keyspace.prefix(&prefix) {
                             if let Ok(k) = item.key() {
                                 batch.remove(keyspace, k);
@@ -350,6 +532,13 @@ fn write_loop(
             if taken < MAX_GROUP {
                 next = rx.try_recv().ok();
             }
+        }
+        for (app, seq) in cursors {
+            batch.insert(
+                &ks.cursors,
+                app.as_str().as_bytes().to_vec(),
+                seq.to_be_bytes(),
+            );
         }
         let result = batch.commit().map_err(StoreError::from);
         if let Err(err) = &result {
@@ -425,6 +614,50 @@ mod tests {
         assert_eq!(recovered.apps, vec![(spec, "1.0".to_owned())]);
         let seqs: Vec<u64> = recovered.events[&app].iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, [1, 3]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_event_comes_back_only_for_the_apps_below_their_cursor() {
+        let dir = std::env::temp_dir().join(format!("roomhooks-store-{:x}", rand::random::<u64>()));
+        let (done, pending) = (
+            AppId::parse("done").unwrap(),
+            AppId::parse("pending").unwrap(),
+        );
+        {
+            let (store, writer, _) = Store::open(&dir, false).unwrap();
+            let shared = StoredEvent {
+                event: Some(PostEvent {
+                    event_id: "e5".into(),
+                    ..Default::default()
+                }),
+                apps: vec!["done".into(), "pending".into()],
+                ..Default::default()
+            };
+            store
+                .write_posts(vec![PostWrite::Put(5, shared.encode_to_vec())], true)
+                .await
+                .expect("confirmed")
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .write_events(&done, vec![EventWrite::Cursor(6)], false)
+                .await;
+            let writes = vec![EventWrite::Attempt(5, 3), EventWrite::Cursor(5)];
+            store.write_events(&pending, writes, false).await;
+            store.flush().await.unwrap();
+            drop(store);
+            tokio::task::spawn_blocking(move || writer.join())
+                .await
+                .unwrap();
+        }
+        let (_store, _writer, recovered) = Store::open(&dir, false).unwrap();
+        assert_eq!(recovered.posts.len(), 1);
+        assert_eq!(recovered.posts[0].seq, 5);
+        assert_eq!(recovered.posts[0].apps, vec![(pending, 3)]);
+        assert!(recovered.posts[0].stored.apps.is_empty());
+        assert_eq!(recovered.next_seq, 7, "past every stored number and cursor");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
