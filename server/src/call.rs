@@ -4,12 +4,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use roomhooks::v1::{HookCall, PreventDecision, RoomExtension, RoomModification, hook_result};
+use roomhooks::v1::{PreventDecision, RoomExtension, RoomModification, hook_result};
 use tokio::time::Instant;
 
 use crate::{
     deadline::CallContext,
-    frame::SharedCall,
+    frame::{CallHead, SharedCall},
     hook::{Hook, Stage},
     ids::InstanceId,
     instance::SendError,
@@ -135,10 +135,10 @@ pub async fn call_app(
             };
             return end(tried.pop(), Err(Failure::Unavailable(why)));
         };
-        let head = HookCall {
+        let head = CallHead {
+            call_id: 0,
             hook: hook.to_wire() as i32,
             timeout: prost_types::Duration::try_from(left).ok(),
-            ..HookCall::default()
         };
         let mut pending = match instance.start_call(head, call) {
             Ok(pending) => pending,

@@ -290,9 +290,7 @@ async fn read_loop(
                 }
             }
             In::PostAck(ack) => {
-                if !posts
-                    .ack(&EventId::from_ack(&ack.event_id), &instance.id)
-                    .await
+                if !posts.ack(&EventId::from_ack(&ack.event_id), &instance.id)
                     && let Some(n) = bad_acks.hit()
                 {
                     tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,

@@ -10,9 +10,9 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use roomhooks::v1::{CancelCall, HookCall, RuntimeMessage, hook_result, runtime_message::Msg};
+use roomhooks::v1::{CancelCall, RuntimeMessage, hook_result, runtime_message::Msg};
 
-use crate::frame::{Frame, SharedCall};
+use crate::frame::{CallHead, Frame, SharedCall};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -186,7 +186,7 @@ impl Instance {
     /// the hook and time left (its call id is set here), `shared` the rest of the call.
     pub fn start_call(
         self: &Arc<Self>,
-        mut head: HookCall,
+        mut head: CallHead,
         shared: &SharedCall,
     ) -> Result<PendingCall, SendError> {
         if !self.is_live() {

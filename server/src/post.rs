@@ -326,6 +326,12 @@ struct QueueState {
     last_seq: u64,
     /// The cursor last written: every event below it is done for this app.
     cursor: u64,
+    /// How many events at the front have been sent to the current target.
+    sent_upto: usize,
+    /// When the earliest of those is due for redelivery (`None`: none is in flight).
+    next_due: Option<Instant>,
+    /// Store writes decided by acks, sent by the delivery task with its next group.
+    unwritten: Vec<EventWrite>,
     dropped: u64,
     /// When a drop was last logged.
     drop_logged_at: Option<Instant>,
@@ -333,6 +339,13 @@ struct QueueState {
 }
 
 impl QueueState {
+    /// [`QueueState::advance_cursor`] into the writes the delivery task sends next.
+    fn advance_cursor_into_unwritten(&mut self) {
+        let mut writes = std::mem::take(&mut self.unwritten);
+        self.advance_cursor(&mut writes);
+        self.unwritten = writes;
+    }
+
     /// Moves the cursor to the oldest event still queued (or past the newest one) and notes the
     /// write when it moved.
     fn advance_cursor(&mut self, writes: &mut Vec<EventWrite>) {
@@ -517,6 +530,7 @@ impl PostQueue {
                 || state.bytes + size > self.config.max_bytes)
         {
             if let Some(oldest) = state.events.pop_front() {
+                state.sent_upto = state.sent_upto.saturating_sub(1);
                 state.ids.remove(&oldest.event.id);
                 state.bytes -= oldest.size;
                 state.dropped += 1;
@@ -558,9 +572,10 @@ impl PostQueue {
         (waiter, true)
     }
 
-    /// Records an app's acknowledgement. Returns false for an event id not awaiting one.
-    pub async fn ack(&self, event_id: &EventId, from: &InstanceId) -> bool {
-        let mut writes = Vec::new();
+    /// Records an app's acknowledgement; its store writes go with the delivery task's next
+    /// group, so a burst of acks costs one store write. Returns false for an event id not
+    /// awaiting one.
+    pub fn ack(&self, event_id: &EventId, from: &InstanceId) -> bool {
         let done = {
             let mut state = self.lock();
             let window = self.config.window;
@@ -575,6 +590,9 @@ impl PostQueue {
             let Some(done) = state.events.remove(pos) else {
                 return false;
             };
+            if pos < state.sent_upto {
+                state.sent_upto -= 1;
+            }
             state.ids.remove(event_id);
             state.bytes -= done.size;
             let now = Instant::now();
@@ -591,8 +609,9 @@ impl PostQueue {
                     state.recent.remove(&old);
                 }
             }
-            done.forget(&mut writes);
-            state.advance_cursor(&mut writes);
+            let state = &mut *state;
+            done.forget(&mut state.unwritten);
+            state.advance_cursor_into_unwritten();
             done
         };
         let attempt = done.attempt;
@@ -600,7 +619,6 @@ impl PostQueue {
             instance: Some(from.clone()),
             attempt,
         });
-        self.write(writes, false).await;
         self.wake.notify_one();
         true
     }
@@ -699,6 +717,7 @@ impl PostQueue {
         let mut state = self.lock();
         state.ids.clear();
         state.bytes = 0;
+        state.sent_upto = 0;
         let dropped = state.events.len();
         let released = state
             .events
@@ -736,7 +755,11 @@ impl PostQueue {
                 }
             };
             tokio::select! {
-                _ = self.stop.cancelled() => return,
+                _ = self.stop.cancelled() => {
+                    let unwritten = std::mem::take(&mut self.lock().unwritten);
+                    self.write(unwritten, false).await;
+                    return;
+                }
                 _ = self.wake.notified() => {}
                 _ = due => {}
             }
@@ -774,13 +797,22 @@ impl PostQueue {
                 .min_by_key(|i| i.in_flight())
                 .cloned();
         }
+        let mut writes = std::mem::take(&mut state.unwritten);
         let Some(target) = state.target.clone() else {
-            return (None, Vec::new(), Vec::new(), None);
+            state.sent_upto = 0;
+            return (None, Vec::new(), writes, None);
         };
-        let mut batch = Vec::new();
-        let mut writes = Vec::new();
-        let mut next_due: Option<Instant> = None;
-        let mut i = 0;
+        // The events before `sent_upto` went to this target and none is due yet, unless the
+        // target changed or the earliest due time passed: then everything in the window is
+        // looked at again. Otherwise only the events not sent yet are.
+        let rescan = !keep || state.next_due.is_some_and(|due| now >= due);
+        let (mut i, mut next_due) = if rescan {
+            (0, None)
+        } else {
+            (state.sent_upto, state.next_due)
+        };
+        let end = state.events.len().min(self.config.window);
+        let mut batch = Vec::with_capacity(end.saturating_sub(i));
         // Only the first `window` events can be in flight, so nothing beyond them is looked at.
         while i < state.events.len().min(self.config.window) {
             let queued = &mut state.events[i];
@@ -845,6 +877,8 @@ impl PostQueue {
             next_due = Some(next_due.map_or(due, |d| d.min(due)));
             i += 1;
         }
+        state.sent_upto = i;
+        state.next_due = next_due;
         if !writes.is_empty() {
             state.advance_cursor(&mut writes);
         }
