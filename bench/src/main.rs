@@ -6,6 +6,11 @@
 //! itself as; they exit when their standard input closes. `drive` makes a fixed number of calls
 //! to a running sidecar or relay, for profiling.
 
+/// The sidecar's allocator for every process the bench starts (the relay and echo peer of the
+/// floor, the synthetic apps, the load generator), so the floor is measured on the same footing.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod apps;
 mod calls;
 mod child;
