@@ -95,6 +95,8 @@ pub struct Recovered {
     pub posts: Vec<RecoveredPost>,
     /// The first sequence number not used by anything stored.
     pub next_seq: u64,
+    /// Shared events every app had finished (deleted when the store opens).
+    finished: Vec<u64>,
 }
 
 /// A shared event read back at start.
@@ -249,6 +251,13 @@ impl Store {
             apps: db.keyspace("apps", KeyspaceCreateOptions::default)?,
         };
         let recovered = recover(&keyspaces)?;
+        if !recovered.finished.is_empty() {
+            let mut batch = db.batch();
+            for &seq in &recovered.finished {
+                batch.remove(&keyspaces.posts, post_key(seq));
+            }
+            batch.commit()?;
+        }
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let mode = if fsync {
             PersistMode::SyncData
@@ -408,7 +417,12 @@ fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
                 let attempt = attempts.get(&(app.clone(), seq)).copied().unwrap_or(0);
                 (app, attempt)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if apps.is_empty() {
+            // Every app it went to had finished it; only its delete was not written.
+            recovered.finished.push(seq);
+            continue;
+        }
         recovered.posts.push(RecoveredPost { seq, stored, apps });
     }
     max_seq = max_seq.max(cursors.values().copied().max().unwrap_or(0));
@@ -618,7 +632,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_shared_event_comes_back_only_for_the_apps_below_their_cursor() {
+    async fn a_shared_event_comes_back_only_for_unfinished_apps_and_a_finished_one_is_deleted() {
         let dir = std::env::temp_dir().join(format!("roomhooks-store-{:x}", rand::random::<u64>()));
         let (done, pending) = (
             AppId::parse("done").unwrap(),
@@ -634,8 +648,16 @@ mod tests {
                 apps: vec!["done".into(), "pending".into()],
                 ..Default::default()
             };
+            let finished = StoredEvent {
+                apps: vec!["done".into()],
+                ..shared.clone()
+            };
+            let puts = vec![
+                PostWrite::Put(4, finished.encode_to_vec()),
+                PostWrite::Put(5, shared.encode_to_vec()),
+            ];
             store
-                .write_posts(vec![PostWrite::Put(5, shared.encode_to_vec())], true)
+                .write_posts(puts, true)
                 .await
                 .expect("confirmed")
                 .await
@@ -652,12 +674,29 @@ mod tests {
                 .await
                 .unwrap();
         }
+        {
+            let (store, writer, recovered) = Store::open(&dir, false).unwrap();
+            assert_eq!(recovered.posts.len(), 1);
+            assert_eq!(recovered.posts[0].seq, 5);
+            assert_eq!(recovered.posts[0].apps, vec![(pending, 3)]);
+            assert!(recovered.posts[0].stored.apps.is_empty());
+            assert_eq!(
+                recovered.finished,
+                [4],
+                "every app it went to had finished it"
+            );
+            assert_eq!(recovered.next_seq, 7, "past every stored number and cursor");
+            drop(store);
+            tokio::task::spawn_blocking(move || writer.join())
+                .await
+                .unwrap();
+        }
         let (_store, _writer, recovered) = Store::open(&dir, false).unwrap();
+        assert!(
+            recovered.finished.is_empty(),
+            "deleted when the store opened"
+        );
         assert_eq!(recovered.posts.len(), 1);
-        assert_eq!(recovered.posts[0].seq, 5);
-        assert_eq!(recovered.posts[0].apps, vec![(pending, 3)]);
-        assert!(recovered.posts[0].stored.apps.is_empty());
-        assert_eq!(recovered.next_seq, 7, "past every stored number and cursor");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
