@@ -6,31 +6,30 @@
 //! An event queued for several apps is stored once (see [`crate::store`]): each queue holds it
 //! and the last one to finish with it deletes the record; each queue keeps its cursor current.
 
+mod event;
+mod recovery;
+
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
-    },
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::Bytes;
-use prost::Message;
-use roomhooks::v1::{PostEvent, post_event};
 use tokio::{
     sync::{Notify, oneshot},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
 
+pub use event::{PostEventData, unix_ms};
+pub use recovery::Recovery;
+
 use crate::{
-    frame::{self, Frame},
-    hook::Hook,
+    frame::Frame,
     ids::{AppId, EventId, InstanceId},
     instance::Instance,
     sequence::Sequence,
-    store::{Committed, EventWrite, RecoveredPost, Store, StoredEvent},
+    store::{Committed, EventWrite, Store},
 };
 
 /// Limits of post-event delivery.
@@ -49,114 +48,6 @@ pub struct PostConfig {
     /// How long an acknowledged event id is remembered, so a retried Post is accepted once.
     pub dedupe_window: Duration,
 }
-
-/// One accepted post event, shared by every app it is queued for.
-#[derive(Debug)]
-pub struct PostEventData {
-    /// Its id.
-    pub id: EventId,
-    /// Its hook.
-    pub hook: Hook,
-    /// The `PostEvent` without its attempt (id, hook, payload), encoded once when accepted: every
-    /// app's delivery and store write reuses these bytes.
-    encoded: Bytes,
-    /// Holders of its shared store record: the queues it is in, and an acceptance in progress.
-    holders: AtomicU32,
-}
-
-impl PostEventData {
-    /// An accepted event; its payload is encoded here, once for every app and delivery.
-    pub fn new(id: EventId, hook: Hook, payload: post_event::Payload) -> Self {
-        let encoded = PostEvent {
-            event_id: id.as_str().to_owned(),
-            hook: hook.to_wire() as i32,
-            attempt: 0,
-            payload: Some(payload),
-        }
-        .encode_to_vec()
-        .into();
-        Self {
-            id,
-            hook,
-            encoded,
-            holders: AtomicU32::new(0),
-        }
-    }
-
-    /// Takes a hold on the shared store record (a queue took the event, or an acceptance is
-    /// writing it).
-    pub fn hold(&self) {
-        self.holders.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Lets go of the shared store record; true for the last holder, who deletes it.
-    pub fn release(&self) -> bool {
-        self.holders.fetch_sub(1, Ordering::AcqRel) == 1
-    }
-
-    /// The encoded `StoredEvent` of the shared record: the event once, with the apps it was
-    /// queued for.
-    pub fn shared_record(&self, accepted_unix_ms: i64, apps: Vec<String>) -> Vec<u8> {
-        self.stored_with(0, accepted_unix_ms, None, apps)
-    }
-
-    /// Bytes the event counts for in a queue's `--post-queue-max-bytes`.
-    fn size(&self) -> usize {
-        self.encoded.len() + 16
-    }
-
-    /// The frame that makes delivery `attempt`.
-    fn frame(&self, attempt: u32) -> Frame {
-        Frame::Post {
-            attempt,
-            event: self.encoded.clone(),
-        }
-    }
-
-    /// The encoded `StoredEvent` of this event at `attempt`.
-    fn stored(&self, attempt: u32, accepted_unix_ms: i64, dead: Option<(&str, i64)>) -> Vec<u8> {
-        self.stored_with(attempt, accepted_unix_ms, dead, Vec::new())
-    }
-
-    fn stored_with(
-        &self,
-        attempt: u32,
-        accepted_unix_ms: i64,
-        dead: Option<(&str, i64)>,
-        apps: Vec<String>,
-    ) -> Vec<u8> {
-        let (reason, dead_unix_ms) = dead.unwrap_or(("", 0));
-        let rest = StoredEvent {
-            event: None,
-            accepted_unix_ms,
-            reason: reason.to_owned(),
-            dead_unix_ms,
-            apps,
-        };
-        let head = PostEvent {
-            attempt,
-            ..PostEvent::default()
-        };
-        let mut bytes = Vec::with_capacity(self.encoded.len() + 16 + rest.encoded_len());
-        // A Vec grows as needed, so neither write can fail.
-        let _ = frame::write_merged(STORED_EVENT_KEY, &head, &self.encoded, &mut bytes);
-        let _ = rest.encode(&mut bytes);
-        bytes
-    }
-
-    fn from_stored(stored: &StoredEvent) -> Option<(Self, u32)> {
-        let event = stored.event.as_ref()?;
-        let data = PostEventData::new(
-            EventId::from_ack(&event.event_id),
-            Hook::from_wire(event.hook)?,
-            event.payload.clone()?,
-        );
-        Some((data, event.attempt))
-    }
-}
-
-/// The key of `StoredEvent.event` (field 1, length-delimited).
-const STORED_EVENT_KEY: u8 = (1 << 3) | 2;
 
 /// How a waited-for event ended for one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,83 +127,6 @@ impl Queued {
     }
 }
 
-/// An event read back from the store, ready to queue again.
-pub struct Recovering {
-    seq: u64,
-    event: Arc<PostEventData>,
-    shared: bool,
-    attempt: u32,
-    accepted_unix_ms: i64,
-}
-
-/// What the store held for the apps' queues, handed out app by app as the registry builds them.
-#[derive(Default)]
-pub struct Recovery {
-    events: HashMap<AppId, Vec<Recovering>>,
-    dead: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
-}
-
-impl Recovery {
-    /// Sorts what the store recovered by app: events of the app's own, and shared events (one
-    /// [`PostEventData`] for all the apps that still hold one).
-    pub fn new(
-        events: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
-        dead: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
-        posts: Vec<RecoveredPost>,
-    ) -> Self {
-        let mut by_app: HashMap<AppId, Vec<Recovering>> = HashMap::new();
-        for (app, own) in events {
-            let queue = by_app.entry(app).or_default();
-            for (seq, stored) in own {
-                if let Some((event, attempt)) = PostEventData::from_stored(&stored) {
-                    queue.push(Recovering {
-                        seq,
-                        event: Arc::new(event),
-                        shared: false,
-                        attempt,
-                        accepted_unix_ms: stored.accepted_unix_ms,
-                    });
-                }
-            }
-        }
-        for post in posts {
-            let Some((event, _)) = PostEventData::from_stored(&post.stored) else {
-                continue;
-            };
-            let event = Arc::new(event);
-            for (app, attempt) in post.apps {
-                by_app.entry(app).or_default().push(Recovering {
-                    seq: post.seq,
-                    event: Arc::clone(&event),
-                    shared: true,
-                    attempt,
-                    accepted_unix_ms: post.stored.accepted_unix_ms,
-                });
-            }
-        }
-        Self {
-            events: by_app,
-            dead,
-        }
-    }
-
-    /// Takes an app's pending events (in sequence order, holding the shared ones) and dead
-    /// letters.
-    fn take(&mut self, app: &AppId) -> (Vec<Recovering>, Vec<(u64, StoredEvent)>) {
-        let mut events = self.events.remove(app).unwrap_or_default();
-        events.sort_by_key(|e| e.seq);
-        for event in events.iter().filter(|e| e.shared) {
-            event.event.hold();
-        }
-        (events, self.dead.remove(app).unwrap_or_default())
-    }
-
-    /// Shared events no known app took (they stay in the store).
-    pub fn unclaimed(&self) -> usize {
-        self.events.values().map(Vec::len).sum()
-    }
-}
-
 #[derive(Default)]
 struct QueueState {
     events: VecDeque<Queued>,
@@ -363,12 +177,6 @@ const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_DEAD_IN_MEMORY: usize = 10_000;
 /// Acknowledged ids remembered per app for de-duplication, at most.
 const MAX_RECENT: usize = 100_000;
-
-/// `at` in milliseconds since the Unix epoch.
-pub fn unix_ms(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// An event offered to a queue: numbered, with the time it was accepted.
 pub struct Offer<'a> {
@@ -889,83 +697,5 @@ impl PostQueue {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use roomhooks::v1::{Room, RuntimeMessage, runtime_message::Msg};
-
-    fn event() -> (PostEventData, PostEvent) {
-        let room = Room {
-            id: "r1".into(),
-            ..Room::default()
-        };
-        let data = PostEventData::new(
-            EventId::from_ack("evt-1"),
-            Hook::PostRoomCreate,
-            post_event::Payload::Room(room.clone()),
-        );
-        let whole = PostEvent {
-            event_id: "evt-1".into(),
-            hook: Hook::PostRoomCreate.to_wire() as i32,
-            attempt: 3,
-            payload: Some(post_event::Payload::Room(room)),
-        };
-        (data, whole)
-    }
-
-    #[test]
-    fn a_delivery_frame_decodes_as_the_post_event_with_its_attempt() {
-        let (data, whole) = event();
-        let mut buf = Vec::new();
-        data.frame(3).encode(&mut buf).expect("a Vec grows");
-        let decoded = RuntimeMessage::decode(buf.as_slice()).expect("a valid RuntimeMessage");
-        assert_eq!(decoded.msg, Some(Msg::PostEvent(whole)));
-    }
-
-    #[test]
-    fn the_stored_bytes_decode_as_the_stored_event() {
-        let (data, whole) = event();
-        let bytes = data.stored(3, 1234, Some(("gave up", 5678)));
-        let decoded = StoredEvent::decode(bytes.as_slice()).expect("a valid StoredEvent");
-        assert_eq!(
-            decoded,
-            StoredEvent {
-                event: Some(whole),
-                accepted_unix_ms: 1234,
-                reason: "gave up".into(),
-                dead_unix_ms: 5678,
-                apps: Vec::new(),
-            }
-        );
-    }
-
-    #[test]
-    fn a_shared_event_recovered_for_two_apps_is_one_event_both_hold() {
-        let (data, whole) = event();
-        let stored = StoredEvent::decode(data.stored(0, 1, None).as_slice()).expect("valid");
-        assert_eq!(
-            stored.event,
-            Some(PostEvent {
-                attempt: 0,
-                ..whole
-            })
-        );
-        let (a, b) = (AppId::parse("a").unwrap(), AppId::parse("b").unwrap());
-        let post = RecoveredPost {
-            seq: 9,
-            stored,
-            apps: vec![(a.clone(), 0), (b.clone(), 2)],
-        };
-        let mut recovery = Recovery::new(BTreeMap::new(), BTreeMap::new(), vec![post]);
-        let (for_a, _) = recovery.take(&a);
-        let (for_b, _) = recovery.take(&b);
-        assert!(Arc::ptr_eq(&for_a[0].event, &for_b[0].event));
-        assert_eq!((for_a[0].attempt, for_b[0].attempt), (0, 2));
-        assert_eq!(recovery.unclaimed(), 0);
-        assert!(!for_a[0].event.release(), "b still holds it");
-        assert!(for_b[0].event.release(), "the last holder deletes it");
     }
 }
