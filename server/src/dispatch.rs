@@ -14,9 +14,9 @@ use crate::{
     extend::{ExtendMerge, Merge},
     frame::SharedCall,
     hook::Hook,
-    post::{Delivery, DeliveryWaiter, Offer, PostEventData, unix_ms},
+    post::{Admitted, Delivery, DeliveryWaiter, Offer, PostEventData, unix_ms},
     registry::{AppView, Registry},
-    store::{PostWrite, StoreError},
+    store::{Committed, PostWrite, Store, StoreError},
     verdict::Verdict,
 };
 
@@ -246,50 +246,12 @@ impl Dispatcher {
             .iter()
             .map(|(app, _)| app.enabled && app.posts.has_live_instance())
             .collect();
-        // Number the events and queue them for every app under the sequence lock, so each
-        // queue holds its events in sequence order; the acceptance holds every shared record
-        // until it has been sent to the store, so no queue deletes one before it is written.
         let accepted_unix_ms = unix_ms(SystemTime::now());
-        let mut records: Vec<(u64, Vec<String>)> = Vec::with_capacity(events.len());
-        let mut admitted = Vec::with_capacity(per_app.len());
-        {
-            let mut sequence = self.registry.sequence().lock();
-            for (event, _, _) in &events {
-                event.hold();
-                records.push((sequence.take(), Vec::new()));
-            }
-            for (app, mine) in &per_app {
-                let offers = mine.iter().map(|&i| Offer {
-                    event: &events[i].0,
-                    seq: records[i].0,
-                    accepted_unix_ms,
-                    wait: events[i].2,
-                });
-                let result = app.posts.admit_many(offers);
-                for (&i, &queued) in mine.iter().zip(&result.queued) {
-                    if queued {
-                        records[i].1.push(app.spec.app_id.as_str().to_owned());
-                    }
-                }
-                admitted.push(result);
-            }
-        }
+        let (records, admitted) = self.admit_all(&events, &per_app, accepted_unix_ms);
         let store = self.registry.store();
-        let written: Vec<bool> = records.iter().map(|(_, apps)| !apps.is_empty()).collect();
-        let puts: Vec<PostWrite> = events
-            .iter()
-            .zip(&mut records)
-            .filter(|(_, (_, apps))| !apps.is_empty())
-            .map(|((event, _, _), (seq, apps))| {
-                PostWrite::Put(
-                    *seq,
-                    event.shared_record(accepted_unix_ms, std::mem::take(apps)),
-                )
-            })
-            .collect();
         let persisted = match store {
-            Some(store) if !puts.is_empty() => store.write_posts(puts, true).await,
-            _ => None,
+            Some(store) => write_records(store, &events, &records, accepted_unix_ms).await,
+            None => None,
         };
         let mut waiters: Vec<Vec<_>> = events.iter().map(|_| Vec::new()).collect();
         for (((app, mine), mut result), live) in per_app.iter().zip(admitted).zip(live) {
@@ -300,19 +262,7 @@ impl Dispatcher {
                 }
             }
         }
-        // Every queue that took an event holds its record now; the last one to finish deletes it.
-        let released: Vec<PostWrite> = events
-            .iter()
-            .zip(&records)
-            .zip(written)
-            .filter(|(((event, _, _), _), written)| event.release() && *written)
-            .map(|((_, (seq, _)), _)| PostWrite::Delete(*seq))
-            .collect();
-        if let Some(store) = store
-            && !released.is_empty()
-        {
-            store.write_posts(released, false).await;
-        }
+        release_all(store, &events, &records).await;
         let queued: Vec<_> = events
             .into_iter()
             .zip(subscribed)
@@ -345,6 +295,48 @@ impl Dispatcher {
         .await;
         Ok(responses)
     }
+
+    /// Numbers `events` and queues them for every app in `per_app`, all under the sequence
+    /// lock, so each queue holds its events in sequence order. Each event is held for the
+    /// acceptance until [`release_all`], so no queue can delete its record before it is written.
+    /// Returns each event's number with the apps that queued it, and each app's admission.
+    fn admit_all(
+        &self,
+        events: &[AcceptedPost],
+        per_app: &[(&Arc<AppView>, Vec<usize>)],
+        accepted_unix_ms: i64,
+    ) -> (Vec<Record>, Vec<Admitted>) {
+        let mut sequence = self.registry.sequence().lock();
+        let mut records: Vec<Record> = events
+            .iter()
+            .map(|(event, _, _)| {
+                event.hold();
+                Record {
+                    seq: sequence.take(),
+                    apps: Vec::new(),
+                }
+            })
+            .collect();
+        let admitted = per_app
+            .iter()
+            .map(|(app, mine)| {
+                let offers = mine.iter().map(|&i| Offer {
+                    event: &events[i].0,
+                    seq: records[i].seq,
+                    accepted_unix_ms,
+                    wait: events[i].2,
+                });
+                let result = app.posts.admit_many(offers);
+                for (&i, &queued) in mine.iter().zip(&result.queued) {
+                    if queued {
+                        records[i].apps.push(app.spec.app_id.as_str().to_owned());
+                    }
+                }
+                result
+            })
+            .collect();
+        (records, admitted)
+    }
 }
 
 /// A post event the backend sent, before it is queued.
@@ -356,6 +348,55 @@ pub struct NewPost {
     pub room_type: i32,
     /// Whether the backend waits for delivery.
     pub wait: bool,
+}
+
+/// An event being accepted: the event, its room's type and whether the backend waits.
+type AcceptedPost = (Arc<PostEventData>, i32, bool);
+
+/// An event's number and the apps that queued it (none: a duplicate for every app).
+struct Record {
+    seq: u64,
+    apps: Vec<String>,
+}
+
+/// Writes, in one confirmed group, the shared record of every event some app queued.
+async fn write_records(
+    store: &Store,
+    events: &[AcceptedPost],
+    records: &[Record],
+    accepted_unix_ms: i64,
+) -> Option<Committed> {
+    let puts: Vec<PostWrite> = events
+        .iter()
+        .zip(records)
+        .filter(|(_, record)| !record.apps.is_empty())
+        .map(|((event, _, _), record)| {
+            PostWrite::Put(
+                record.seq,
+                event.shared_record(accepted_unix_ms, &record.apps),
+            )
+        })
+        .collect();
+    if puts.is_empty() {
+        return None;
+    }
+    store.write_posts(puts, true).await
+}
+
+/// Lets go of the acceptance's hold on each event (after its record was sent to the store);
+/// deletes the records no queue holds any more (every app already finished with the event).
+async fn release_all(store: Option<&Store>, events: &[AcceptedPost], records: &[Record]) {
+    let released: Vec<PostWrite> = events
+        .iter()
+        .zip(records)
+        .filter(|((event, _, _), record)| event.release() && !record.apps.is_empty())
+        .map(|(_, record)| PostWrite::Delete(record.seq))
+        .collect();
+    if let Some(store) = store
+        && !released.is_empty()
+    {
+        store.write_posts(released, false).await;
+    }
 }
 
 /// Waits for one app's ack of a post event, until the app's timeout capped by the deadline.

@@ -87,7 +87,7 @@ struct StoredApp {
 pub struct Recovered {
     /// Apps remembered, with the version they last registered.
     pub apps: Vec<(AppSpec, String)>,
-    /// Pending events per app, in sequence order.
+    /// Events apps hold on their own (retried dead letters, older stores), per app, in order.
     pub events: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
     /// Dead letters per app, in sequence order.
     pub dead: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,

@@ -63,7 +63,7 @@ impl PostEventData {
 
     /// The encoded `StoredEvent` of the shared record: the event once, with the apps it was
     /// queued for.
-    pub fn shared_record(&self, accepted_unix_ms: i64, apps: Vec<String>) -> Vec<u8> {
+    pub fn shared_record(&self, accepted_unix_ms: i64, apps: &[String]) -> Vec<u8> {
         self.stored_with(0, accepted_unix_ms, None, apps)
     }
 
@@ -87,7 +87,7 @@ impl PostEventData {
         accepted_unix_ms: i64,
         dead: Option<(&str, i64)>,
     ) -> Vec<u8> {
-        self.stored_with(attempt, accepted_unix_ms, dead, Vec::new())
+        self.stored_with(attempt, accepted_unix_ms, dead, &[])
     }
 
     fn stored_with(
@@ -95,7 +95,7 @@ impl PostEventData {
         attempt: u32,
         accepted_unix_ms: i64,
         dead: Option<(&str, i64)>,
-        apps: Vec<String>,
+        apps: &[String],
     ) -> Vec<u8> {
         let (reason, dead_unix_ms) = dead.unwrap_or(("", 0));
         let rest = StoredEvent {
@@ -103,16 +103,19 @@ impl PostEventData {
             accepted_unix_ms,
             reason: reason.to_owned(),
             dead_unix_ms,
-            apps,
+            apps: Vec::new(),
         };
         let head = PostEvent {
             attempt,
             ..PostEvent::default()
         };
-        let mut bytes = Vec::with_capacity(self.encoded.len() + 16 + rest.encoded_len());
-        // A Vec grows as needed, so neither write can fail.
+        let apps_len = prost::encoding::string::encoded_len_repeated(STORED_APPS_TAG, apps);
+        let mut bytes = Vec::with_capacity(self.encoded.len() + 16 + rest.encoded_len() + apps_len);
+        // A Vec grows as needed, so none of the writes can fail.
         let _ = frame::write_merged(STORED_EVENT_KEY, &head, &self.encoded, &mut bytes);
         let _ = rest.encode(&mut bytes);
+        // `StoredEvent.apps`, written from the borrowed names (field order does not matter).
+        prost::encoding::string::encode_repeated(STORED_APPS_TAG, apps, &mut bytes);
         bytes
     }
 
@@ -127,6 +130,8 @@ impl PostEventData {
     }
 }
 
+/// The tag of `StoredEvent.apps`.
+const STORED_APPS_TAG: u32 = 5;
 /// The key of `StoredEvent.event` (field 1, length-delimited).
 const STORED_EVENT_KEY: u8 = (1 << 3) | 2;
 
@@ -186,5 +191,22 @@ pub(crate) mod tests {
                 apps: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn a_shared_record_decodes_with_the_apps_it_went_to() {
+        let (data, whole) = event();
+        let apps = ["a".to_owned(), "b".to_owned()];
+        let bytes = data.shared_record(1234, &apps);
+        let decoded = StoredEvent::decode(bytes.as_slice()).expect("a valid StoredEvent");
+        assert_eq!(
+            decoded.event,
+            Some(PostEvent {
+                attempt: 0,
+                ..whole
+            })
+        );
+        assert_eq!(decoded.accepted_unix_ms, 1234);
+        assert_eq!(decoded.apps, apps);
     }
 }
