@@ -150,6 +150,8 @@ pub struct Removed {
     pub post_events: usize,
     /// Shared post events the app was the last to hold (to delete from the store).
     pub released: Vec<u64>,
+    /// The app's cursor from now on: no stored event below it is the app's any more.
+    pub cursor: u64,
 }
 
 struct AppEntry {
@@ -424,7 +426,13 @@ impl Registry {
                  register it again"
             ))));
         }
-        (removed.post_events, removed.released) = entry.posts.stop();
+        {
+            // Under the sequence lock no batch is being queued: every number below the next one
+            // was either taken by this queue (and is released here) or is not the app's.
+            let sequence = self.sequence.lock();
+            (removed.post_events, removed.released) = entry.posts.stop();
+            removed.cursor = sequence.peek();
+        }
         Some(removed)
     }
 

@@ -36,6 +36,11 @@ impl Sequence {
 }
 
 impl SequenceGuard<'_> {
+    /// The number the next [`SequenceGuard::take`] returns.
+    pub fn peek(&self) -> u64 {
+        *self.next
+    }
+
     /// The next number.
     pub fn take(&mut self) -> u64 {
         let seq = *self.next;
@@ -53,6 +58,7 @@ mod tests {
         let sequence = Sequence::new(7);
         let mut guard = sequence.lock();
         assert_eq!((guard.take(), guard.take()), (7, 8));
+        assert_eq!(guard.peek(), 9);
         drop(guard);
         assert_eq!(sequence.lock().take(), 9);
     }

@@ -126,6 +126,7 @@ enum Op {
     DeleteApp {
         app: AppId,
         released: Vec<u64>,
+        cursor: u64,
     },
     Flush {
         done: oneshot::Sender<Result<(), StoreError>>,
@@ -327,11 +328,13 @@ impl Store {
     }
 
     /// Forgets an app with its pending events and dead letters; `released` are the shared
-    /// events it was the last app holding.
-    pub async fn delete_app(&self, app: &AppId, released: Vec<u64>) {
+    /// events it was the last app holding, and `cursor` is past every stored event that named
+    /// it (so an app registering again with this id does not get them back after a restart).
+    pub async fn delete_app(&self, app: &AppId, released: Vec<u64>, cursor: u64) {
         self.send(Op::DeleteApp {
             app: app.clone(),
             released,
+            cursor,
         })
         .await;
     }
@@ -471,6 +474,14 @@ fn recover_apps(apps: &Keyspace) -> Result<Vec<(AppSpec, String)>, StoreError> {
     Ok(recovered)
 }
 
+/// Notes `app`'s cursor for the group being built (the furthest one wins).
+fn note_cursor(cursors: &mut Vec<(AppId, u64)>, app: &AppId, seq: u64) {
+    match cursors.iter_mut().find(|(a, _)| a == app) {
+        Some((_, cursor)) => *cursor = (*cursor).max(seq),
+        None => cursors.push((app.clone(), seq)),
+    }
+}
+
 fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: PersistMode) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = db.batch().durability(Some(mode));
@@ -510,12 +521,7 @@ fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: Per
                             EventWrite::ForgetAttempt(seq) => {
                                 batch.remove(&ks.attempts, key(&app, seq))
                             }
-                            EventWrite::Cursor(seq) => {
-                                match cursors.iter_mut().find(|(a, _)| *a == app) {
-                                    Some((_, cursor)) => *cursor = seq,
-                                    None => cursors.push((app.clone(), seq)),
-                                }
-                            }
+                            EventWrite::Cursor(seq) => note_cursor(&mut cursors, &app, seq),
                             EventWrite::DeletePost(seq) => batch.remove(&ks.posts, post_key(seq)),
                         }
                     }
@@ -524,10 +530,13 @@ fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: Per
                 Op::PutApp { app, bytes } => {
                     batch.insert(&ks.apps, app.as_str().as_bytes().to_vec(), bytes)
                 }
-                Op::DeleteApp { app, released } => {
+                Op::DeleteApp {
+                    app,
+                    released,
+                    cursor,
+                } => {
                     batch.remove(&ks.apps, app.as_str().as_bytes().to_vec());
-                    batch.remove(&ks.cursors, app.as_str().as_bytes().to_vec());
-                    cursors.retain(|(a, _)| *a != app);
+                    note_cursor(&mut cursors, &app, cursor);
                     for seq in released {
                         batch.remove(&ks.posts, post_key(seq));
                     }
@@ -548,11 +557,18 @@ fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: Per
             }
         }
         for (app, seq) in cursors {
-            batch.insert(
-                &ks.cursors,
-                app.as_str().as_bytes().to_vec(),
-                seq.to_be_bytes(),
-            );
+            // A cursor only moves forward: a late write from a queue that was since removed
+            // (whose removal moved the cursor past everything) must not move it back.
+            let key = app.as_str().as_bytes().to_vec();
+            let stored = ks
+                .cursors
+                .get(&key)
+                .ok()
+                .flatten()
+                .and_then(|v| <[u8; 8]>::try_from(&*v).ok().map(u64::from_be_bytes));
+            if stored.is_none_or(|stored| seq > stored) {
+                batch.insert(&ks.cursors, key, seq.to_be_bytes());
+            }
         }
         let result = batch.commit().map_err(StoreError::from);
         if let Err(err) = &result {
@@ -697,6 +713,51 @@ mod tests {
             "deleted when the store opened"
         );
         assert_eq!(recovered.posts.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cursor_never_moves_back_and_a_removed_app_is_past_all_its_events() {
+        let dir = std::env::temp_dir().join(format!("roomhooks-store-{:x}", rand::random::<u64>()));
+        let (x, removed) = (AppId::parse("x").unwrap(), AppId::parse("gone").unwrap());
+        let record = |apps: &[&str]| {
+            StoredEvent {
+                event: Some(PostEvent::default()),
+                apps: apps.iter().map(|a| (*a).to_owned()).collect(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        {
+            let (store, writer, _) = Store::open(&dir, false).unwrap();
+            let puts = vec![
+                PostWrite::Put(7, record(&["x", "y"])),
+                PostWrite::Put(8, record(&["gone"])),
+            ];
+            store.write_posts(puts, false).await;
+            store
+                .write_events(&x, vec![EventWrite::Cursor(10)], false)
+                .await;
+            store.flush().await.unwrap();
+            // A late write from before, in a later group.
+            store
+                .write_events(&x, vec![EventWrite::Cursor(5)], false)
+                .await;
+            store.delete_app(&removed, Vec::new(), 20).await;
+            store.flush().await.unwrap();
+            drop(store);
+            tokio::task::spawn_blocking(move || writer.join())
+                .await
+                .unwrap();
+        }
+        let (_store, _writer, recovered) = Store::open(&dir, false).unwrap();
+        assert_eq!(recovered.posts.len(), 1);
+        assert_eq!(
+            recovered.posts[0].apps,
+            vec![(AppId::parse("y").unwrap(), 0)],
+            "x stays past 7"
+        );
+        assert_eq!(recovered.finished, [8], "the removed app is past its event");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

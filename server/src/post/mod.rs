@@ -277,6 +277,15 @@ impl PostQueue {
     pub fn admit_many<'a>(&self, offers: impl IntoIterator<Item = Offer<'a>>) -> Admitted {
         let mut writes = Vec::new();
         let mut state = self.lock();
+        if self.stop.is_cancelled() {
+            // The app was removed after the caller looked it up: it takes nothing.
+            let offers: Vec<_> = offers.into_iter().collect();
+            return Admitted {
+                waiters: offers.iter().map(|_| None).collect(),
+                queued: vec![false; offers.len()],
+                writes,
+            };
+        }
         let (waiters, queued) = offers
             .into_iter()
             .map(|offer| self.admit(&mut state, offer, &mut writes))
@@ -520,6 +529,7 @@ impl PostQueue {
 
     /// Stops delivery and drops what is queued. Returns how many events were dropped, and the
     /// shared events this queue was the last to hold (the caller deletes them with the app).
+    /// Call it with the [`Sequence`] lock held: once stopped, the queue admits nothing more.
     pub fn stop(&self) -> (usize, Vec<u64>) {
         self.stop.cancel();
         let mut state = self.lock();
@@ -527,12 +537,22 @@ impl PostQueue {
         state.bytes = 0;
         state.sent_upto = 0;
         let dropped = state.events.len();
-        let released = state
-            .events
-            .drain(..)
-            .filter(|q| q.shared && q.event.release())
-            .map(|q| q.seq)
+        // Of the writes acks left for the delivery task, only the deletes of shared events still
+        // matter: the rest belong to the app being forgotten.
+        let mut released: Vec<u64> = std::mem::take(&mut state.unwritten)
+            .into_iter()
+            .filter_map(|write| match write {
+                EventWrite::DeletePost(seq) => Some(seq),
+                _ => None,
+            })
             .collect();
+        released.extend(
+            state
+                .events
+                .drain(..)
+                .filter(|q| q.shared && q.event.release())
+                .map(|q| q.seq),
+        );
         (dropped, released)
     }
 
