@@ -587,6 +587,15 @@ fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: Per
 mod tests {
     use super::*;
 
+    /// Commits what was sent, then stops the writer (as the sidecar does at shutdown).
+    async fn close(store: Store, writer: StoreWriter) {
+        store.flush().await.unwrap();
+        drop(store);
+        tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .unwrap();
+    }
+
     #[test]
     fn keys_sort_by_app_then_sequence_and_split_back() {
         let a = AppId::parse("app").unwrap();
@@ -634,11 +643,7 @@ mod tests {
             store
                 .write_events(&app, vec![EventWrite::Delete(2)], false)
                 .await;
-            store.flush().await.unwrap();
-            drop(store);
-            tokio::task::spawn_blocking(move || writer.join())
-                .await
-                .unwrap();
+            close(store, writer).await;
         }
         let (_store, _writer, recovered) = Store::open(&dir, false).unwrap();
         assert_eq!(recovered.apps, vec![(spec, "1.0".to_owned())]);
@@ -684,11 +689,7 @@ mod tests {
                 .await;
             let writes = vec![EventWrite::Attempt(5, 3), EventWrite::Cursor(5)];
             store.write_events(&pending, writes, false).await;
-            store.flush().await.unwrap();
-            drop(store);
-            tokio::task::spawn_blocking(move || writer.join())
-                .await
-                .unwrap();
+            close(store, writer).await;
         }
         {
             let (store, writer, recovered) = Store::open(&dir, false).unwrap();
@@ -702,10 +703,7 @@ mod tests {
                 "every app it went to had finished it"
             );
             assert_eq!(recovered.next_seq, 7, "past every stored number and cursor");
-            drop(store);
-            tokio::task::spawn_blocking(move || writer.join())
-                .await
-                .unwrap();
+            close(store, writer).await;
         }
         let (_store, _writer, recovered) = Store::open(&dir, false).unwrap();
         assert!(
@@ -744,11 +742,7 @@ mod tests {
                 .write_events(&x, vec![EventWrite::Cursor(5)], false)
                 .await;
             store.delete_app(&removed, Vec::new(), 20).await;
-            store.flush().await.unwrap();
-            drop(store);
-            tokio::task::spawn_blocking(move || writer.join())
-                .await
-                .unwrap();
+            close(store, writer).await;
         }
         let (_store, _writer, recovered) = Store::open(&dir, false).unwrap();
         assert_eq!(recovered.posts.len(), 1);
