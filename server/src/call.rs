@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::{
     deadline::CallContext,
-    frame::{CallHead, SharedCall},
+    frame::SharedCall,
     hook::{Hook, Stage},
     ids::InstanceId,
     instance::SendError,
@@ -135,12 +135,7 @@ pub async fn call_app(
             };
             return end(tried.pop(), Err(Failure::Unavailable(why)));
         };
-        let head = CallHead {
-            call_id: 0,
-            hook: hook.to_wire() as i32,
-            timeout: prost_types::Duration::try_from(left).ok(),
-        };
-        let mut pending = match instance.start_call(head, call) {
+        let mut pending = match instance.start_call(hook, left, call) {
             Ok(pending) => pending,
             Err(err) => {
                 if err == SendError::Busy {

@@ -195,16 +195,9 @@ impl Dispatcher {
     /// Fails only when the event could not be written to the store (then it was not accepted).
     pub async fn post(
         &self,
-        event: PostEventData,
-        room_type: i32,
-        wait: bool,
+        post: NewPost,
         ctx: &CallContext,
     ) -> Result<PostEventResponse, StoreError> {
-        let post = NewPost {
-            event,
-            room_type,
-            wait,
-        };
         let mut responses = self.post_batch(vec![post], ctx).await?;
         responses
             .pop()
@@ -221,14 +214,16 @@ impl Dispatcher {
         ctx: &CallContext,
     ) -> Result<Vec<PostEventResponse>, StoreError> {
         let snapshot = self.registry.snapshot();
-        let events: Vec<_> = events
-            .into_iter()
-            .map(|post| (Arc::new(post.event), post.room_type, post.wait))
-            .collect();
         // Which events each subscribed app gets, in batch order; apps in dispatch order.
         let mut per_app: Vec<(&Arc<AppView>, Vec<usize>)> = Vec::new();
         let mut subscribed = vec![0u32; events.len()];
-        for (i, (event, room_type, _)) in events.iter().enumerate() {
+        for (
+            i,
+            NewPost {
+                event, room_type, ..
+            },
+        ) in events.iter().enumerate()
+        {
             // Disabled apps still get their events queued: delivery resumes when they are enabled.
             let apps = snapshot
                 .subscribers(event.hook)
@@ -267,7 +262,7 @@ impl Dispatcher {
             .into_iter()
             .zip(subscribed)
             .zip(waiters)
-            .map(|(((event, _, _), subscribed), waiters)| (event, subscribed, waiters))
+            .map(|((post, subscribed), waiters)| (post.event, subscribed, waiters))
             .collect();
         // Durable before the backend hears "accepted" (group commit shares one journal write).
         if let Some(commit) = persisted {
@@ -302,15 +297,15 @@ impl Dispatcher {
     /// Returns each event's number with the apps that queued it, and each app's admission.
     fn admit_all(
         &self,
-        events: &[AcceptedPost],
+        events: &[NewPost],
         per_app: &[(&Arc<AppView>, Vec<usize>)],
         accepted_unix_ms: i64,
     ) -> (Vec<Record>, Vec<Admitted>) {
         let mut sequence = self.registry.sequence().lock();
         let mut records: Vec<Record> = events
             .iter()
-            .map(|(event, _, _)| {
-                event.hold();
+            .map(|post| {
+                post.event.hold();
                 Record {
                     seq: sequence.take(),
                     apps: Vec::new(),
@@ -321,10 +316,10 @@ impl Dispatcher {
             .iter()
             .map(|(app, mine)| {
                 let offers = mine.iter().map(|&i| Offer {
-                    event: &events[i].0,
+                    event: &events[i].event,
                     seq: records[i].seq,
                     accepted_unix_ms,
-                    wait: events[i].2,
+                    wait: events[i].wait,
                 });
                 let result = app.posts.admit_many(offers);
                 for (&i, &queued) in mine.iter().zip(&result.queued) {
@@ -342,16 +337,13 @@ impl Dispatcher {
 /// A post event the backend sent, before it is queued.
 #[derive(Debug)]
 pub struct NewPost {
-    /// The event.
-    pub event: PostEventData,
+    /// The event (shared by every queue that takes it).
+    pub event: Arc<PostEventData>,
     /// The room's type, for the apps' room-type filters.
     pub room_type: i32,
     /// Whether the backend waits for delivery.
     pub wait: bool,
 }
-
-/// An event being accepted: the event, its room's type and whether the backend waits.
-type AcceptedPost = (Arc<PostEventData>, i32, bool);
 
 /// An event's number and the apps that queued it (none: a duplicate for every app).
 struct Record {
@@ -362,7 +354,7 @@ struct Record {
 /// Writes, in one confirmed group, the shared record of every event some app queued.
 async fn write_records(
     store: &Store,
-    events: &[AcceptedPost],
+    events: &[NewPost],
     records: &[Record],
     accepted_unix_ms: i64,
 ) -> Option<Committed> {
@@ -370,10 +362,10 @@ async fn write_records(
         .iter()
         .zip(records)
         .filter(|(_, record)| !record.apps.is_empty())
-        .map(|((event, _, _), record)| {
+        .map(|(post, record)| {
             PostWrite::Put(
                 record.seq,
-                event.shared_record(accepted_unix_ms, &record.apps),
+                post.event.shared_record(accepted_unix_ms, &record.apps),
             )
         })
         .collect();
@@ -385,11 +377,11 @@ async fn write_records(
 
 /// Lets go of the acceptance's hold on each event (after its record was sent to the store);
 /// deletes the records no queue holds any more (every app already finished with the event).
-async fn release_all(store: Option<&Store>, events: &[AcceptedPost], records: &[Record]) {
+async fn release_all(store: Option<&Store>, events: &[NewPost], records: &[Record]) {
     let released: Vec<PostWrite> = events
         .iter()
         .zip(records)
-        .filter(|((event, _, _), record)| event.release() && !record.apps.is_empty())
+        .filter(|(post, record)| post.event.release() && !record.apps.is_empty())
         .map(|(_, record)| PostWrite::Delete(record.seq))
         .collect();
     if let Some(store) = store

@@ -11,8 +11,6 @@ use std::{
 };
 
 use roomhooks::v1::{CancelCall, RuntimeMessage, hook_result, runtime_message::Msg};
-
-use crate::frame::{CallHead, Frame, SharedCall};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -20,7 +18,11 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::ids::{AppId, CallId, InstanceId};
+use crate::{
+    frame::{CallHead, Frame, SharedCall},
+    hook::Hook,
+    ids::{AppId, CallId, InstanceId},
+};
 
 /// When an instance is taken out of rotation for timing out.
 #[derive(Clone, Copy, Debug)]
@@ -182,18 +184,23 @@ impl Instance {
         &self.cut
     }
 
-    /// Sends a hook call without waiting; the returned handle yields the answer. `head` carries
-    /// the hook and time left (its call id is set here), `shared` the rest of the call.
+    /// Sends a hook call without waiting; the returned handle yields the answer. The call is
+    /// `hook` with `left` to answer, plus the fan-out's `shared` fields.
     pub fn start_call(
         self: &Arc<Self>,
-        mut head: CallHead,
+        hook: Hook,
+        left: Duration,
         shared: &SharedCall,
     ) -> Result<PendingCall, SendError> {
         if !self.is_live() {
             return Err(SendError::Closed);
         }
         let call_id = CallId(NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed));
-        head.call_id = call_id.0;
+        let head = CallHead {
+            call_id: call_id.0,
+            hook: hook.to_wire() as i32,
+            timeout: prost_types::Duration::try_from(left).ok(),
+        };
         let (reply, rx) = oneshot::channel();
         self.lock_pending().insert(call_id, Pending { reply });
         self.in_flight.fetch_add(1, Ordering::Relaxed);

@@ -177,7 +177,7 @@ impl RoomHooksService {
         let id = EventId::from_backend(&event_id)
             .map_err(|e| Status::invalid_argument(format!("event_id {e}")))?;
         Ok(NewPost {
-            event: PostEventData::new(id, hook, payload),
+            event: Arc::new(PostEventData::new(id, hook, payload)),
             room_type,
             wait,
         })
@@ -204,7 +204,7 @@ impl RoomHooksService {
         crate::otel::continue_trace(&span, &ctx.traceparent);
         let response = self
             .dispatcher
-            .post(post.event, post.room_type, post.wait, &ctx)
+            .post(post, &ctx)
             .instrument(span)
             .await
             .map_err(|e| {

@@ -153,21 +153,33 @@ struct QueueState {
 }
 
 impl QueueState {
-    /// [`QueueState::advance_cursor`] into the writes the delivery task sends next.
-    fn advance_cursor_into_unwritten(&mut self) {
-        let mut writes = std::mem::take(&mut self.unwritten);
-        self.advance_cursor(&mut writes);
-        self.unwritten = writes;
+    /// Queues `queued` at the back.
+    fn push(&mut self, queued: Queued) {
+        self.ids.insert(queued.event.id.clone());
+        self.bytes += queued.size;
+        self.last_seq = self.last_seq.max(queued.seq);
+        self.events.push_back(queued);
     }
 
-    /// Moves the cursor to the oldest event still queued (or past the newest one) and notes the
-    /// write when it moved.
-    fn advance_cursor(&mut self, writes: &mut Vec<EventWrite>) {
-        let cursor = self.events.front().map_or(self.last_seq + 1, |q| q.seq);
-        if cursor > self.cursor {
-            self.cursor = cursor;
-            writes.push(EventWrite::Cursor(cursor));
+    /// Takes the event at `pos` out of the queue.
+    fn remove(&mut self, pos: usize) -> Option<Queued> {
+        let queued = self.events.remove(pos)?;
+        if pos < self.sent_upto {
+            self.sent_upto -= 1;
         }
+        self.ids.remove(&queued.event.id);
+        self.bytes -= queued.size;
+        Some(queued)
+    }
+
+    /// Moves the cursor to the oldest event still queued (or past the newest one); the write
+    /// to make when it moved.
+    fn advance_cursor(&mut self) -> Option<EventWrite> {
+        let cursor = self.events.front().map_or(self.last_seq + 1, |q| q.seq);
+        (cursor > self.cursor).then(|| {
+            self.cursor = cursor;
+            EventWrite::Cursor(cursor)
+        })
     }
 }
 
@@ -226,15 +238,11 @@ impl PostQueue {
         let (recovered, recovered_dead) = recovery.take(&app_id);
         let mut state = QueueState::default();
         for r in recovered {
-            let size = r.event.size();
-            state.ids.insert(r.event.id.clone());
-            state.bytes += size;
-            state.last_seq = state.last_seq.max(r.seq);
-            state.events.push_back(Queued {
+            state.push(Queued {
                 seq: r.seq,
+                size: r.event.size(),
                 event: r.event,
                 shared: r.shared,
-                size,
                 accepted_at: Instant::now(),
                 accepted_unix_ms: r.accepted_unix_ms,
                 attempt: r.attempt,
@@ -291,7 +299,7 @@ impl PostQueue {
             .map(|offer| self.admit(&mut state, offer, &mut writes))
             .unzip();
         if !writes.is_empty() {
-            state.advance_cursor(&mut writes);
+            writes.extend(state.advance_cursor());
         }
         Admitted {
             waiters,
@@ -346,10 +354,7 @@ impl PostQueue {
             && (state.events.len() >= self.config.max_queued
                 || state.bytes + size > self.config.max_bytes)
         {
-            if let Some(oldest) = state.events.pop_front() {
-                state.sent_upto = state.sent_upto.saturating_sub(1);
-                state.ids.remove(&oldest.event.id);
-                state.bytes -= oldest.size;
+            if let Some(oldest) = state.remove(0) {
                 state.dropped += 1;
                 let now = Instant::now();
                 if state
@@ -372,10 +377,7 @@ impl PostQueue {
             }
         }
         event.hold();
-        state.ids.insert(event.id.clone());
-        state.bytes += size;
-        state.last_seq = state.last_seq.max(offer.seq);
-        state.events.push_back(Queued {
+        state.push(Queued {
             seq: offer.seq,
             event: Arc::clone(event),
             shared: true,
@@ -404,14 +406,9 @@ impl PostQueue {
             else {
                 return false;
             };
-            let Some(done) = state.events.remove(pos) else {
+            let Some(done) = state.remove(pos) else {
                 return false;
             };
-            if pos < state.sent_upto {
-                state.sent_upto -= 1;
-            }
-            state.ids.remove(event_id);
-            state.bytes -= done.size;
             let now = Instant::now();
             state.recent.insert(event_id.clone(), now);
             state.recent_order.push_back((event_id.clone(), now));
@@ -426,9 +423,9 @@ impl PostQueue {
                     state.recent.remove(&old);
                 }
             }
-            let state = &mut *state;
             done.forget(&mut state.unwritten);
-            state.advance_cursor_into_unwritten();
+            let moved = state.advance_cursor();
+            state.unwritten.extend(moved);
             done
         };
         let attempt = done.attempt;
@@ -513,10 +510,7 @@ impl PostQueue {
                 };
                 writes.push(EventWrite::DeleteDead(letter.seq));
                 writes.push(EventWrite::Put(seq, queued.stored(0)));
-                state.ids.insert(queued.event.id.clone());
-                state.bytes += queued.size;
-                state.last_seq = state.last_seq.max(seq);
-                state.events.push_back(queued);
+                state.push(queued);
                 retried += 1;
             }
         }
@@ -639,8 +633,8 @@ impl PostQueue {
         } else {
             (state.sent_upto, state.next_due)
         };
-        let end = state.events.len().min(self.config.window);
-        let mut batch = Vec::with_capacity(end.saturating_sub(i));
+        let mut batch =
+            Vec::with_capacity(state.events.len().min(self.config.window).saturating_sub(i));
         // Only the first `window` events can be in flight, so nothing beyond them is looked at.
         while i < state.events.len().min(self.config.window) {
             let queued = &mut state.events[i];
@@ -652,11 +646,9 @@ impl PostQueue {
                 }
             };
             if resend && queued.attempt >= self.config.max_attempts {
-                let Some(dead) = state.events.remove(i) else {
+                let Some(dead) = state.remove(i) else {
                     break;
                 };
-                state.ids.remove(&dead.event.id);
-                state.bytes -= dead.size;
                 let reason = format!(
                     "not acknowledged after {} deliveries (--post-max-attempts)",
                     dead.attempt
@@ -708,7 +700,7 @@ impl PostQueue {
         state.sent_upto = i;
         state.next_due = next_due;
         if !writes.is_empty() {
-            state.advance_cursor(&mut writes);
+            writes.extend(state.advance_cursor());
         }
         (Some(target), batch, writes, next_due)
     }
