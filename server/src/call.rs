@@ -12,7 +12,7 @@ use crate::{
     frame::SharedCall,
     hook::{Hook, Stage},
     ids::InstanceId,
-    instance::SendError,
+    instance::{CallEnd, SendError},
     registry::{AppView, Registry},
 };
 
@@ -135,7 +135,7 @@ pub async fn call_app(
             };
             return end(tried.pop(), Err(Failure::Unavailable(why)));
         };
-        let mut pending = match instance.start_call(hook, left, call) {
+        let mut pending = match instance.start_call(hook, deadline, call) {
             Ok(pending) => pending,
             Err(err) => {
                 if err == SendError::Busy {
@@ -146,20 +146,21 @@ pub async fn call_app(
                 continue;
             }
         };
-        match tokio::time::timeout_at(deadline, pending.answer()).await {
-            Err(_elapsed) => {
+        registry.alarm().arm(deadline);
+        match pending.answer().await {
+            CallEnd::Expired => {
                 instance.record_timeout(limits.ejection);
                 return end(
                     Some(instance.id.clone()),
                     Err(Failure::Timeout(deadline - started)),
                 );
             }
-            Ok(None) => {
+            CallEnd::Gone => {
                 tracing::info!(app_id = %app.spec.app_id, instance_id = %instance.id,
                     call_id = %pending.call_id(), "instance went away mid-call; retrying on a sibling");
                 tried.push(instance.id.clone());
             }
-            Ok(Some(result)) => {
+            CallEnd::Answered(result) => {
                 instance.record_answer();
                 return end(Some(instance.id.clone()), check_kind(hook, result));
             }

@@ -224,10 +224,15 @@ async fn read_loop(
     let mut nonce = 0u64;
     // Made once: a fresh cancellation future per message would re-register its waker each time.
     let closed = instance.closed_token().clone().cancelled_owned();
-    let stopping = shutdown.cancelled_owned();
+    let stopping = shutdown.clone().cancelled_owned();
     tokio::pin!(closed, stopping);
     loop {
         let next = tokio::select! {
+            // A waiting message first: the other branches are polled only while the stream is
+            // idle (polling a cancellation future costs about as much as decoding a message).
+            // A message that keeps the stream busy is followed by the cheap checks below.
+            biased;
+            next = inbound.message() => next,
             () = &mut closed => break,
             () = &mut stopping => break,
             _ = heartbeat.tick() => {
@@ -245,8 +250,10 @@ async fn read_loop(
                 instance.send_heartbeat(nonce);
                 continue;
             }
-            next = inbound.message() => next,
         };
+        if !instance.is_live() || shutdown.is_cancelled() {
+            break;
+        }
         last_heard = tokio::time::Instant::now();
         let message = match next {
             Ok(Some(AppMessage { msg: Some(message) })) => message,

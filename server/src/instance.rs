@@ -43,7 +43,20 @@ static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A call the instance has not answered yet.
 struct Pending {
-    reply: oneshot::Sender<hook_result::Result>,
+    reply: oneshot::Sender<CallEnd>,
+    /// When the call times out (the registry's alarm enforces it: [`Instance::expire`]).
+    deadline: Instant,
+}
+
+/// How a sent call ended, as its caller sees it.
+#[derive(Debug)]
+pub enum CallEnd {
+    /// The app answered.
+    Answered(hook_result::Result),
+    /// Its deadline passed first; the app was told to cancel it.
+    Expired,
+    /// The instance went away first.
+    Gone,
 }
 
 /// One live connection of an app.
@@ -185,25 +198,36 @@ impl Instance {
     }
 
     /// Sends a hook call without waiting; the returned handle yields the answer. The call is
-    /// `hook` with `left` to answer, plus the fan-out's `shared` fields.
+    /// `hook`, due by `deadline`, plus the fan-out's `shared` fields. The deadline is kept with
+    /// the call: whoever runs the registry's alarm must be told of it ([`Alarm::arm`]).
+    ///
+    /// [`Alarm::arm`]: crate::alarm::Alarm::arm
     pub fn start_call(
         self: &Arc<Self>,
         hook: Hook,
-        left: Duration,
+        deadline: Instant,
         shared: &SharedCall,
     ) -> Result<PendingCall, SendError> {
         if !self.is_live() {
             return Err(SendError::Closed);
         }
         let call_id = CallId(NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed));
+        let left = deadline.saturating_duration_since(Instant::now());
         let head = CallHead {
             call_id: call_id.0,
             hook: hook.to_wire() as i32,
             timeout: prost_types::Duration::try_from(left).ok(),
         };
         let (reply, rx) = oneshot::channel();
-        self.lock_pending().insert(call_id, Pending { reply });
+        self.lock_pending()
+            .insert(call_id, Pending { reply, deadline });
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        // `close` cancels, then drains the calls: a call added after its drain would wait for
+        // nobody (the alarm only looks at instances in the registry).
+        if !self.is_live() {
+            self.forget(call_id);
+            return Err(SendError::Closed);
+        }
         let frame = Frame::Call {
             head,
             shared: shared.clone(),
@@ -227,11 +251,31 @@ impl Instance {
         match self.forget(call_id) {
             Some(pending) => {
                 // The waiter may have just given up; then the answer is simply late.
-                let _ = pending.reply.send(result);
+                let _ = pending.reply.send(CallEnd::Answered(result));
                 Completion::Delivered
             }
             None => Completion::Unknown,
         }
+    }
+
+    /// Times out every call due by `now` (each waiter gets [`CallEnd::Expired`], the app a
+    /// `CancelCall`) and returns the earliest deadline still waiting.
+    pub fn expire(&self, now: Instant) -> Option<Instant> {
+        let (due, next) = {
+            let mut pending = self.lock_pending();
+            let due: Vec<_> = pending.extract_if(|_, call| call.deadline <= now).collect();
+            (due, pending.values().map(|call| call.deadline).min())
+        };
+        if !due.is_empty() {
+            self.in_flight
+                .fetch_sub(due.len() as u32, Ordering::Relaxed);
+        }
+        for (call_id, call) in due {
+            // The waiter may have gone at the same moment; then nobody needs to know.
+            let _ = call.reply.send(CallEnd::Expired);
+            self.send_cancel(call_id);
+        }
+        next
     }
 
     /// Queues a frame that must not be dropped (post events), waiting for room.
@@ -259,6 +303,14 @@ impl Instance {
         }
     }
 
+    /// Tells the app a call is withdrawn. Best effort: a full queue means it is not reading.
+    fn send_cancel(&self, call_id: CallId) {
+        let cancel = RuntimeMessage {
+            msg: Some(Msg::Cancel(CancelCall { call_id: call_id.0 })),
+        };
+        let _ = self.outbound.try_send(Ok(cancel.into()));
+    }
+
     fn forget(&self, call_id: CallId) -> Option<Pending> {
         let pending = self.lock_pending().remove(&call_id);
         if pending.is_some() {
@@ -282,13 +334,13 @@ impl Instance {
 pub struct PendingCall {
     instance: Arc<Instance>,
     call_id: CallId,
-    rx: oneshot::Receiver<hook_result::Result>,
+    rx: oneshot::Receiver<CallEnd>,
 }
 
 impl PendingCall {
-    /// The answer, or `None` when the instance went away first.
-    pub async fn answer(&mut self) -> Option<hook_result::Result> {
-        (&mut self.rx).await.ok()
+    /// The answer, the deadline passing, or the instance going away, whichever came first.
+    pub async fn answer(&mut self) -> CallEnd {
+        (&mut self.rx).await.unwrap_or(CallEnd::Gone)
     }
 
     /// The call's id.
@@ -300,13 +352,7 @@ impl PendingCall {
 impl Drop for PendingCall {
     fn drop(&mut self) {
         if self.instance.forget(self.call_id).is_some() {
-            let cancel = RuntimeMessage {
-                msg: Some(Msg::Cancel(CancelCall {
-                    call_id: self.call_id.0,
-                })),
-            };
-            // Best effort: a full queue means the app is not reading anyway.
-            let _ = self.instance.outbound.try_send(Ok(cancel.into()));
+            self.instance.send_cancel(self.call_id);
         }
     }
 }

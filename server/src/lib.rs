@@ -8,6 +8,7 @@
 //! [`post`] delivering notifications.
 
 pub mod admin;
+pub mod alarm;
 pub mod auth;
 pub mod call;
 pub mod config;

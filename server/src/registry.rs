@@ -12,7 +12,10 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use tokio::time::Instant;
+
 use crate::{
+    alarm::Alarm,
     hook::Hook,
     hook::RoomTypeSet,
     ids::{AppId, InstanceId},
@@ -183,6 +186,7 @@ pub struct Registry {
     settings: BTreeMap<AppId, AppSettings>,
     entries: Mutex<BTreeMap<AppId, AppEntry>>,
     snapshot: ArcSwap<Snapshot>,
+    alarm: Alarm,
     shutdown: CancellationToken,
 }
 
@@ -221,6 +225,7 @@ impl Registry {
             settings,
             entries: Mutex::new(BTreeMap::new()),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            alarm: Alarm::new(),
             shutdown,
         };
         {
@@ -329,6 +334,29 @@ impl Registry {
     /// The current view, lock-free.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The one timer of every app call in flight: arm it with each call's deadline.
+    pub fn alarm(&self) -> &Alarm {
+        &self.alarm
+    }
+
+    /// Times out app calls whose deadline passed, until `stop`. Every call waits on this: run it
+    /// for as long as calls are made.
+    pub async fn time_out_calls(&self, stop: CancellationToken) {
+        self.alarm.run(stop, |now| self.expire_calls(now)).await;
+    }
+
+    /// Times out the calls due by `now` on every instance (a closed one has none left: closing
+    /// ends its calls); returns the earliest deadline still waiting.
+    fn expire_calls(&self, now: Instant) -> Option<Instant> {
+        let snapshot = self.snapshot();
+        snapshot
+            .apps()
+            .iter()
+            .flat_map(|app| &app.instances)
+            .filter_map(|instance| instance.expire(now))
+            .min()
     }
 
     /// Adds an instance. A known app with no live instance takes the new spec (an upgrade); with

@@ -67,6 +67,10 @@ pub struct Sidecar {
     registry: Arc<Registry>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     metrics: Option<JoinHandle<()>>,
+    /// Times out app calls; stopped after the server, so calls still draining time out too.
+    alarm: JoinHandle<()>,
+    /// Stops `alarm`.
+    alarm_stop: CancellationToken,
     store_writer: Option<StoreWriter>,
     drain_timeout: Duration,
 }
@@ -265,6 +269,11 @@ impl Sidecar {
                 "the roomhooks sidecar is shutting down; reconnect to its replacement",
             ));
         }));
+        let alarm_stop = CancellationToken::new();
+        let alarm = tokio::spawn({
+            let (registry, stop) = (Arc::clone(&registry), alarm_stop.clone());
+            async move { registry.time_out_calls(stop).await }
+        });
         tracing::info!(%local_addr, "roomhooks sidecar listening");
         let (metrics_addr, metrics_task) = match metrics {
             Some((addr, task)) => (addr, Some(task)),
@@ -277,6 +286,8 @@ impl Sidecar {
             registry,
             server,
             metrics: metrics_task,
+            alarm,
+            alarm_stop,
             store_writer,
             drain_timeout: config.drain_timeout,
         })
@@ -312,6 +323,8 @@ impl Sidecar {
                 Ok(())
             }
         };
+        self.alarm_stop.cancel();
+        let _ = (&mut self.alarm).await;
         self.close_store().await;
         served
     }
@@ -337,5 +350,6 @@ impl Sidecar {
 impl Drop for Sidecar {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        self.alarm_stop.cancel();
     }
 }
