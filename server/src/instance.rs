@@ -50,6 +50,8 @@ struct Pending {
 
 /// How a sent call ended, as its caller sees it.
 #[derive(Debug)]
+// Moved once through a oneshot, as the bare answer was; boxing it would allocate per call.
+#[allow(clippy::large_enum_variant)]
 pub enum CallEnd {
     /// The app answered.
     Answered(hook_result::Result),
