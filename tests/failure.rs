@@ -156,6 +156,53 @@ async fn a_failing_fail_app_in_extend_prevents_the_creation() {
 }
 
 #[tokio::test]
+async fn each_app_times_out_at_its_own_timeout_while_a_slower_one_is_still_waited_for() {
+    let h = Harness::start().await;
+    // Called first, so the sidecar is already waiting 5 s for it when the short timeout starts.
+    let _patient = h
+        .app(
+            App::builder("patient")
+                .priority(10)
+                .timeout(Duration::from_secs(5))
+                .pre_room_user_joined(|_, _| async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok(())
+                })
+                .build(),
+        )
+        .await;
+    let _hasty = h
+        .app(sleeper(
+            "hasty",
+            FailurePolicy::Ignore,
+            Duration::from_secs(3),
+        ))
+        .await;
+
+    let response = within(h.backend().await.pre_room_user_join(join("erin")))
+        .await
+        .unwrap();
+
+    assert!(response.allowed);
+    let outcome = |app_id: &str| {
+        response
+            .outcomes
+            .iter()
+            .find(|o| o.app_id == app_id)
+            .unwrap_or_else(|| panic!("no outcome for {app_id}: {:?}", response.outcomes))
+    };
+    assert_eq!(outcome("patient").status, OutcomeStatus::Allowed as i32);
+    let hasty = outcome("hasty");
+    assert_eq!(hasty.status, OutcomeStatus::Timeout as i32);
+    // Its 100 ms timeout ended its wait, not the patient app's answer a second later.
+    assert!(
+        hasty.duration_us < 1_000_000,
+        "the 100 ms timeout took {} µs",
+        hasty.duration_us
+    );
+}
+
+#[tokio::test]
 async fn the_backend_deadline_caps_app_timeouts_and_the_answer_arrives_in_time() {
     let h = Harness::start().await;
     let _slow = h
