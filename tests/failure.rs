@@ -10,12 +10,15 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, joining, new_room, within};
+use tokio::sync::Notify;
+
+use common::{Harness, joining, new_room, statuses, stored_room, user, within};
 use roomhooks_sdk::{
     App, Extension, HookError, RoomHooksClient,
     proto::{
         FailurePolicy, OutcomeStatus, PreRoomCreateRequest, PreRoomUserJoinRequest,
-        PreventionReason, RemoveAppRequest, RoomType, admin_client::AdminClient,
+        PreRoomUserLeaveRequest, PreventionReason, RemoveAppRequest, RoomType, RoomUserLeave,
+        admin_client::AdminClient,
     },
 };
 
@@ -156,49 +159,69 @@ async fn a_failing_fail_app_in_extend_prevents_the_creation() {
 }
 
 #[tokio::test]
-async fn each_app_times_out_at_its_own_timeout_while_a_slower_one_is_still_waited_for() {
+async fn a_shorter_timeout_that_starts_later_ends_its_wait_while_a_longer_one_still_runs() {
     let h = Harness::start().await;
-    // Called first, so the sidecar is already waiting 5 s for it when the short timeout starts.
+    // The patient app holds a join (its timeout is 5 s) until the test has the answer to a leave
+    // that the hasty app never answers (its timeout is 100 ms). The join is allowed only if the
+    // leave's shorter timeout, starting later, ended its wait first.
+    let patient_called = Arc::new(Notify::new());
+    let go_ahead = Arc::new(Notify::new());
+    let (called, go) = (Arc::clone(&patient_called), Arc::clone(&go_ahead));
     let _patient = h
         .app(
             App::builder("patient")
-                .priority(10)
                 .timeout(Duration::from_secs(5))
-                .pre_room_user_joined(|_, _| async {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    Ok(())
+                .pre_room_user_joined(move |_, _| {
+                    called.notify_one();
+                    let go = Arc::clone(&go);
+                    async move {
+                        go.notified().await;
+                        Ok(())
+                    }
                 })
                 .build(),
         )
         .await;
     let _hasty = h
-        .app(sleeper(
-            "hasty",
-            FailurePolicy::Ignore,
-            Duration::from_secs(3),
-        ))
+        .app(
+            App::builder("hasty")
+                .failure_policy(FailurePolicy::Ignore)
+                .timeout(Duration::from_millis(100))
+                .pre_room_user_leave(|_, _| async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok(())
+                })
+                .build(),
+        )
         .await;
+    let backend = h.backend().await;
+    let join = tokio::spawn({
+        let backend = backend.clone();
+        async move { backend.pre_room_user_join(join("erin")).await }
+    });
+    // The sidecar now waits up to 5 s for the patient app; the leave's 100 ms starts after that.
+    within(patient_called.notified()).await;
 
-    let response = within(h.backend().await.pre_room_user_join(join("erin")))
-        .await
-        .unwrap();
+    let leave = within(backend.pre_room_user_leave(PreRoomUserLeaveRequest {
+        context: Some(RoomUserLeave {
+            room: Some(stored_room("general", RoomType::Channel)),
+            leaving_user: Some(user("erin")),
+            removed_by: None,
+        }),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    go_ahead.notify_one();
+    let join = within(join).await.unwrap().unwrap();
 
-    assert!(response.allowed);
-    let outcome = |app_id: &str| {
-        response
-            .outcomes
-            .iter()
-            .find(|o| o.app_id == app_id)
-            .unwrap_or_else(|| panic!("no outcome for {app_id}: {:?}", response.outcomes))
-    };
-    assert_eq!(outcome("patient").status, OutcomeStatus::Allowed as i32);
-    let hasty = outcome("hasty");
-    assert_eq!(hasty.status, OutcomeStatus::Timeout as i32);
-    // Its 100 ms timeout ended its wait, not the patient app's answer a second later.
-    assert!(
-        hasty.duration_us < 1_000_000,
-        "the 100 ms timeout took {} µs",
-        hasty.duration_us
+    assert_eq!(
+        statuses(&leave.outcomes),
+        [("hasty", OutcomeStatus::Timeout)]
+    );
+    assert_eq!(
+        statuses(&join.outcomes),
+        [("patient", OutcomeStatus::Allowed)]
     );
 }
 

@@ -123,64 +123,80 @@ mod tests {
         }
     }
 
+    /// An alarm running on its own task over a [`Waiting`] list, and what it expired.
+    struct Running {
+        alarm: Arc<Alarm>,
+        waiting: Arc<Waiting>,
+        expired: Arc<Mutex<Vec<Instant>>>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Running {
+        fn start() -> Self {
+            let alarm = Arc::new(Alarm::new());
+            let waiting = Arc::new(Waiting::default());
+            let expired = Arc::new(Mutex::new(Vec::new()));
+            let stop = CancellationToken::new();
+            let task = tokio::spawn({
+                let (alarm, waiting, expired, stop) = (
+                    alarm.clone(),
+                    waiting.clone(),
+                    expired.clone(),
+                    stop.clone(),
+                );
+                async move { alarm.run(stop, |now| waiting.expire(now, &expired)).await }
+            });
+            Self {
+                alarm,
+                waiting,
+                expired,
+                stop,
+                task,
+            }
+        }
+
+        fn add(&self, deadline: Instant) {
+            self.waiting.add(&self.alarm, deadline);
+        }
+
+        fn expired(&self) -> Vec<Instant> {
+            self.expired.lock().unwrap().clone()
+        }
+
+        async fn stop(self) {
+            self.stop.cancel();
+            self.task.await.unwrap();
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn every_deadline_expires_on_time_in_order_whatever_order_it_was_armed_in() {
-        let alarm = Arc::new(Alarm::new());
-        let waiting = Arc::new(Waiting::default());
-        let expired = Arc::new(Mutex::new(Vec::new()));
-        let stop = CancellationToken::new();
-        let task = tokio::spawn({
-            let (alarm, waiting, expired, stop) = (
-                alarm.clone(),
-                waiting.clone(),
-                expired.clone(),
-                stop.clone(),
-            );
-            async move { alarm.run(stop, |now| waiting.expire(now, &expired)).await }
-        });
+        let running = Running::start();
         let start = Instant::now();
         let ms = |n| start + Duration::from_millis(n);
-        waiting.add(&alarm, ms(300));
-        waiting.add(&alarm, ms(100));
-        waiting.add(&alarm, ms(200));
+        running.add(ms(300));
+        running.add(ms(100));
+        running.add(ms(200));
         tokio::time::sleep_until(ms(150)).await;
-        assert_eq!(*expired.lock().unwrap(), vec![ms(100)]);
-        waiting.add(&alarm, ms(160));
+        assert_eq!(running.expired(), vec![ms(100)]);
+        running.add(ms(160));
         tokio::time::sleep_until(ms(250)).await;
-        assert_eq!(*expired.lock().unwrap(), vec![ms(100), ms(160), ms(200)]);
+        assert_eq!(running.expired(), vec![ms(100), ms(160), ms(200)]);
         tokio::time::sleep_until(ms(400)).await;
-        assert_eq!(
-            *expired.lock().unwrap(),
-            vec![ms(100), ms(160), ms(200), ms(300)]
-        );
-        stop.cancel();
-        task.await.unwrap();
+        assert_eq!(running.expired(), vec![ms(100), ms(160), ms(200), ms(300)]);
+        running.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_deadline_armed_after_the_alarm_went_idle_still_expires() {
-        let alarm = Arc::new(Alarm::new());
-        let waiting = Arc::new(Waiting::default());
-        let expired = Arc::new(Mutex::new(Vec::new()));
-        let stop = CancellationToken::new();
-        let task = tokio::spawn({
-            let (alarm, waiting, expired, stop) = (
-                alarm.clone(),
-                waiting.clone(),
-                expired.clone(),
-                stop.clone(),
-            );
-            async move { alarm.run(stop, |now| waiting.expire(now, &expired)).await }
-        });
-        let start = Instant::now();
-        waiting.add(&alarm, start + Duration::from_millis(10));
+        let running = Running::start();
+        running.add(Instant::now() + Duration::from_millis(10));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let later = Instant::now() + Duration::from_millis(10);
-        waiting.add(&alarm, later);
+        running.add(Instant::now() + Duration::from_millis(10));
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(expired.lock().unwrap().len(), 2);
-        assert!(waiting.0.lock().unwrap().is_empty());
-        stop.cancel();
-        task.await.unwrap();
+        assert_eq!(running.expired().len(), 2);
+        assert!(running.waiting.0.lock().unwrap().is_empty());
+        running.stop().await;
     }
 }
