@@ -13,6 +13,9 @@
 #                perf  - everything native, `perf record -e cpu-clock` on the hop and its peer
 #                        during the calls: samples (1 ms of CPU each) per process and where they
 #                        fell (the binary, libc, the kernel); no hardware counters needed
+#                syscalls - everything native, `perf stat` on the hop during the calls: its
+#                        write / writev / recvfrom / epoll_wait syscalls per call (counts, so
+#                        they hold on a noisy machine; callgrind does not see syscalls)
 #
 # callgrind counts are deterministic, so they hold on a busy or virtualised machine. Needs
 # Set SETTLE=N to keep profiling N seconds after the last call (post event delivery).
@@ -40,7 +43,7 @@ hop_wrap=() peer_wrap=()
 case $which in
   hop) hop_wrap=("${vg[@]}") ;;
   peer) peer_wrap=("${vg[@]}") ;;
-  perf) ;;
+  perf|syscalls) ;;
   *) echo "unknown tool $which" >&2; exit 2 ;;
 esac
 
@@ -77,6 +80,14 @@ case $scenario in
 esac
 drive=("$bin/roomhooks-bench" drive --endpoint "$endpoint" --call "$scenario" --apps "$apps" --in-flight "$in_flight")
 "${drive[@]}" --calls $((calls / 4)) > /dev/null
+if [ "$which" = syscalls ]; then
+  events=syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait
+  perf stat -x, -e "$events" -p "$hop" -o "$out/$tag.stat" -- "${drive[@]}" --calls "$calls" > "$out/$tag.drive"
+  echo "$tag in_flight=$in_flight: $(cat "$out/$tag.drive")"
+  echo "syscalls of the hop per call:"
+  awk -F, -v calls="$calls" '$3 ~ /sys_enter_/ {name = $3; sub(/.*sys_enter_/, "", name); printf "  %-10s %8.2f\n", name, $1 / calls}' "$out/$tag.stat"
+  exit 0
+fi
 if [ "$which" = perf ]; then
   perf record -e cpu-clock -F 1000 ${PERF_CALLGRAPH:+--call-graph dwarf,32768} -p "$hop${peer:+,$peer}" -o "$out/$tag.perf.data" \
     -- bash -c '"$@" > "$0" 2>/dev/null; sleep "${SETTLE:-0}"' "$out/$tag.drive" "${drive[@]}" --calls "$calls"
