@@ -18,7 +18,8 @@
 #                        they hold on a noisy machine; callgrind does not see syscalls)
 #
 # callgrind counts are deterministic, so they hold on a busy or virtualised machine. Needs
-# Set SETTLE=N to keep profiling N seconds after the last call (post event delivery).
+# Set SETTLE=N to keep profiling N seconds after the last call (post event delivery), and
+# SHARED_CONNECTION=1 to put all the apps on one connection (`apps --shared-connection`).
 # `cargo build --release --bin roomhooks --bin roomhooks-bench`, valgrind and linux-perf. Leaves
 # the profiles in $OUT (default /tmp/roomhooks-profile) for callgrind_annotate / perf report.
 set -euo pipefail
@@ -71,7 +72,7 @@ case $scenario in
     hop=$!; pids+=($hop)
     until grep -q local_addr "$out/$tag.hop.log" 2>/dev/null; do sleep 0.2; done
     endpoint=http://$(sed -n 's/.*"local_addr":"\([^"]*\)".*/\1/p' "$out/$tag.hop.log" | head -1)
-    "${peer_wrap[@]}" "$bin/roomhooks-bench" apps --endpoint "$endpoint" --kind "$kind" --apps "$apps" < "$out/hold-$tag" > "$out/$tag.peer.stdout" 2>/dev/null &
+    "${peer_wrap[@]}" "$bin/roomhooks-bench" apps --endpoint "$endpoint" --kind "$kind" --apps "$apps" ${SHARED_CONNECTION:+--shared-connection} < "$out/hold-$tag" > "$out/$tag.peer.stdout" 2>/dev/null &
     peer=$!; pids+=($peer)
     exec 3>"$out/hold-$tag"
     until grep -q ready "$out/$tag.peer.stdout" 2>/dev/null; do sleep 0.2; done

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use roomhooks_sdk::{App, AppHandle, Extension, Modification, Veto};
+use roomhooks_sdk::{App, AppHandle, Connection, Extension, Modification, Veto};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     sync::Notify,
@@ -97,11 +97,19 @@ fn app(kind: AppKind, index: usize, delivered: &Arc<Delivered>) -> App {
 /// Runs `args.apps` apps with `args.instances` instances each until stdin closes.
 pub async fn run(args: AppsArgs) -> Result<(), Error> {
     let delivered = Arc::new(Delivered::new(args.apps));
+    let shared = if args.shared_connection {
+        Some(Connection::new(args.endpoint.clone())?)
+    } else {
+        None
+    };
     let mut handles: Vec<AppHandle> = Vec::with_capacity(args.apps * args.instances);
     for index in 0..args.apps {
         let app = app(args.kind, index, &delivered);
         for _ in 0..args.instances {
-            handles.push(app.clone().spawn(args.endpoint.clone()));
+            handles.push(match &shared {
+                Some(connection) => app.clone().spawn_on(connection),
+                None => app.clone().spawn(args.endpoint.clone()),
+            });
         }
     }
     let registered = async {

@@ -173,6 +173,10 @@ pub struct AppsArgs {
     /// Instances (streams) of each app id.
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
+    /// Put every instance on one shared connection (`roomhooks_sdk::Connection`) instead of a
+    /// connection each.
+    #[arg(long)]
+    pub shared_connection: bool,
     /// This process's runtime.
     #[arg(long, value_enum, default_value = "multi-thread")]
     pub runtime: Flavor,

@@ -5,7 +5,12 @@ use std::path::Path;
 use roomhooks::v1::{ListAppsRequest, admin_client::AdminClient};
 
 use crate::{
-    calls::channel, cli::AppKind, error::Error, plan::Plan, rss::vm_rss, scenario::start_apps,
+    calls::channel,
+    cli::AppKind,
+    error::Error,
+    plan::Plan,
+    rss::vm_rss,
+    scenario::{Wire, start_apps},
     sidecar::SidecarProcess,
 };
 
@@ -38,6 +43,7 @@ pub async fn at_rest(plan: &Plan, exe: &Path, sidecar_bin: &Path) -> Result<AtRe
         AppKind::Veto,
         plan.memory_apps,
         plan.memory_instances,
+        Wire::PerInstance,
     )
     .await?;
     // Every instance the apps process reported as registered is in the sidecar's registry.

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// The scenarios, in table order.
-const SCENARIOS: [Key; 10] = [
+const SCENARIOS: [Key; 12] = [
     Key::Floor,
     Key::FloorOtherRuntime,
     Key::Unary,
@@ -22,7 +22,9 @@ const SCENARIOS: [Key; 10] = [
     Key::Join(3),
     Key::Join(4),
     Key::Join(16),
+    Key::JoinShared(16),
     Key::Create(3),
+    Key::CreateShared(3),
     Key::Post(3),
     Key::PostBatch(3),
 ];

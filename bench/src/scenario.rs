@@ -34,8 +34,13 @@ pub enum Key {
     Unary,
     /// PreRoomUserJoin with this many veto apps.
     Join(usize),
+    /// PreRoomUserJoin with this many veto apps sharing one connection (one app process
+    /// hosting them all on a `roomhooks_sdk::Connection`).
+    JoinShared(usize),
     /// PreRoomCreate with this many prevent + extend + modify apps.
     Create(usize),
+    /// PreRoomCreate with this many apps sharing one connection.
+    CreateShared(usize),
     /// PostRoomCreate to this many apps.
     Post(usize),
     /// PostEvents batches of [`POST_BATCH`] PostRoomCreate events to this many apps, with
@@ -63,7 +68,14 @@ impl Key {
             Key::FloorOtherRuntime => "floor, relay on the other runtime flavour".to_owned(),
             Key::Unary => "reference: bare tonic unary, no hop".to_owned(),
             Key::Join(n) => format!("PreRoomUserJoin veto, {}", apps(n)),
+            Key::JoinShared(n) => format!("PreRoomUserJoin veto, {}, one connection", apps(n)),
             Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
+            Key::CreateShared(n) => {
+                format!(
+                    "PreRoomCreate prevent+extend+modify, {}, one connection",
+                    apps(n)
+                )
+            }
             Key::Post(n) => format!("PostRoomCreate accepted, {}", apps(n)),
             Key::PostBatch(n) => {
                 format!("PostEvents x{POST_BATCH} accepted, {} (events/s)", apps(n))
@@ -118,6 +130,15 @@ pub struct Scenario {
     pub rounds: Vec<Round>,
 }
 
+/// How the apps process connects its instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// A connection per instance, as separate app processes would have.
+    PerInstance,
+    /// One connection for all of them (`--shared-connection`).
+    Shared,
+}
+
 /// Starts `roomhooks-bench apps` against `endpoint` and waits until every instance registered.
 pub async fn start_apps(
     exe: &Path,
@@ -126,8 +147,9 @@ pub async fn start_apps(
     kind: AppKind,
     apps: usize,
     instances: usize,
+    wire: Wire,
 ) -> Result<Child, Error> {
-    let args = [
+    let mut args = vec![
         "apps".to_owned(),
         "--endpoint".to_owned(),
         endpoint.to_owned(),
@@ -140,6 +162,9 @@ pub async fn start_apps(
         "--runtime".to_owned(),
         plan.runtime.as_arg().to_owned(),
     ];
+    if wire == Wire::Shared {
+        args.push("--shared-connection".to_owned());
+    }
     let mut child = Child::spawn("the apps process", exe, args, Stderr::Inherit)?;
     child.expect_line("ready", READY_TIMEOUT).await?;
     Ok(child)
@@ -153,20 +178,22 @@ impl Scenario {
         exe: &Path,
         sidecar_bin: &Path,
     ) -> Result<Self, Error> {
-        let (kind, apps) = match key {
+        let (kind, apps, wire) = match key {
             Key::Floor | Key::FloorOtherRuntime => {
                 return Self::start_relay(key, plan, exe, true).await;
             }
             Key::Unary => return Self::start_relay(key, plan, exe, false).await,
-            Key::Join(n) => (AppKind::Veto, n),
-            Key::Create(n) => (AppKind::Create, n),
-            Key::Post(n) | Key::PostBatch(n) => (AppKind::Post, n),
+            Key::Join(n) => (AppKind::Veto, n, Wire::PerInstance),
+            Key::JoinShared(n) => (AppKind::Veto, n, Wire::Shared),
+            Key::Create(n) => (AppKind::Create, n, Wire::PerInstance),
+            Key::CreateShared(n) => (AppKind::Create, n, Wire::Shared),
+            Key::Post(n) | Key::PostBatch(n) => (AppKind::Post, n, Wire::PerInstance),
         };
         let batch = matches!(key, Key::PostBatch(_)).then_some(POST_BATCH);
         let sidecar =
             SidecarProcess::start(sidecar_bin, plan.hop_runtime, plan.sidecar_ephemeral).await?;
         let endpoint = sidecar.endpoint();
-        let apps_process = start_apps(exe, plan, &endpoint, kind, apps, 1).await?;
+        let apps_process = start_apps(exe, plan, &endpoint, kind, apps, 1, wire).await?;
         let backend = channel(&endpoint).await?;
         let calls = match kind {
             AppKind::Veto => Calls::Join(JoinCaller::new(backend, apps)),

@@ -66,6 +66,12 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
         join1.map(|s| s.latency.p50),
         2.0,
     ));
+    checks.push(ratio_check(
+        "PreRoomUserJoin 16 apps on one connection p50 <= 2x the 1-app p50",
+        find(summaries, Key::JoinShared(16)).map(|s| s.latency.p50),
+        join1.map(|s| s.latency.p50),
+        2.0,
+    ));
     let join3 = find(summaries, Key::Join(3)).map(|s| s.per_sec);
     let tput = join3
         .zip(floor_rate)
@@ -102,6 +108,12 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
     checks.push(at_least(
         &format!("PreRoomCreate 3 apps >= 15000 calls/s @{in_flight}"),
         create.map(|s| s.per_sec),
+        15_000.0,
+        "calls/s",
+    ));
+    checks.push(at_least(
+        &format!("PreRoomCreate 3 apps on one connection >= 15000 calls/s @{in_flight}"),
+        find(summaries, Key::CreateShared(3)).map(|s| s.per_sec),
         15_000.0,
         "calls/s",
     ));

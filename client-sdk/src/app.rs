@@ -11,6 +11,7 @@ use crate::{
     SdkError,
     answer::{Extension, HookError, Modification, Veto},
     backoff::Backoff,
+    connection::{Connection, Link},
     context::{HookContext, PostContext},
     handler::{self, Handlers},
     session::{self, SessionEnd},
@@ -111,18 +112,39 @@ impl App {
         }
     }
 
-    /// Runs the app against the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`) until
-    /// `shutdown` completes, reconnecting with capped exponential backoff and jitter whenever the
-    /// connection drops. On shutdown, calls in flight finish (up to the drain timeout) first.
-    /// Returns an error only when the sidecar refuses the registration for good.
+    /// Runs the app against the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`) on a
+    /// connection of its own until `shutdown` completes, reconnecting with capped exponential
+    /// backoff and jitter whenever the connection drops. On shutdown, calls in flight finish (up
+    /// to the drain timeout) first. Returns an error only when the sidecar refuses the
+    /// registration for good.
     pub async fn run_until(
         self,
         endpoint: impl Into<String>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), SdkError> {
+        let link = Link::own(endpoint.into(), self.options.tls.as_ref());
+        self.run_until_on(link, shutdown).await
+    }
+
+    /// Like [`run_until`](Self::run_until), on a connection shared with the other apps of this
+    /// process.
+    pub async fn run_on(
+        self,
+        connection: &Connection,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), SdkError> {
+        self.run_until_on(Ok(Link::Shared(connection.clone())), shutdown)
+            .await
+    }
+
+    async fn run_until_on(
+        self,
+        link: Result<Link, SdkError>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), SdkError> {
         let token = CancellationToken::new();
         let (registered, _) = watch::channel(None);
-        let run = self.run_with(endpoint.into(), token.clone(), registered);
+        let run = self.run_with(link, token.clone(), registered);
         tokio::pin!(run);
         tokio::select! {
             result = &mut run => result,
@@ -133,11 +155,23 @@ impl App {
         }
     }
 
-    /// Runs the app in a background task; the handle waits for registration and stops it.
+    /// Runs the app in a background task on a connection of its own; the handle waits for
+    /// registration and stops it.
     pub fn spawn(self, endpoint: impl Into<String>) -> AppHandle {
+        let link = Link::own(endpoint.into(), self.options.tls.as_ref());
+        self.spawn_with(link)
+    }
+
+    /// Runs the app in a background task on a connection shared with the other apps of this
+    /// process (one stream each); the handle waits for registration and stops it.
+    pub fn spawn_on(self, connection: &Connection) -> AppHandle {
+        self.spawn_with(Ok(Link::Shared(connection.clone())))
+    }
+
+    fn spawn_with(self, link: Result<Link, SdkError>) -> AppHandle {
         let token = CancellationToken::new();
         let (registered, watcher) = watch::channel(None);
-        let task = tokio::spawn(self.run_with(endpoint.into(), token.clone(), registered));
+        let task = tokio::spawn(self.run_with(link, token.clone(), registered));
         AppHandle {
             token,
             registered: watcher,
@@ -147,27 +181,17 @@ impl App {
 
     async fn run_with(
         self,
-        endpoint: String,
+        link: Result<Link, SdkError>,
         shutdown: CancellationToken,
         registered: watch::Sender<Option<String>>,
     ) -> Result<(), SdkError> {
-        let mut channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-            .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: {e}")))?
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(10));
-        if let Some(tls) = &self.options.tls {
-            channel = channel
-                .tls_config(tls.clone())
-                .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: TLS: {e}")))?;
-        }
+        let link = link?;
         let mut backoff = Backoff::new(self.options.reconnect_min, self.options.reconnect_max);
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            match session::run(&self, &channel, &shutdown, &registered).await {
+            match session::run(&self, &link, &shutdown, &registered).await {
                 Ok(SessionEnd::Shutdown) => return Ok(()),
                 Ok(SessionEnd::Disconnected { was_registered }) => {
                     if was_registered {
@@ -182,7 +206,7 @@ impl App {
                     return Err(SdkError::Refused(status));
                 }
                 Err(err) => {
-                    tracing::warn!(app_id = %self.options.app_id, "cannot reach the sidecar at {endpoint}: {err}; retrying");
+                    tracing::warn!(app_id = %self.options.app_id, "cannot reach the sidecar at {}: {err}; retrying", link.uri());
                 }
             }
             registered.send_replace(None);

@@ -28,12 +28,17 @@
 //! # }
 //! ```
 //!
+//! **Several apps in one process**: give them one [`Connection`] ([`App::spawn_on`],
+//! [`App::run_on`]). Each keeps its own stream and registration; a call fanned out to all of
+//! them travels as one write and one read on the shared HTTP/2 connection instead of one per app.
+//!
 //! **Backends**: [`RoomHooksClient`] makes the eight backend calls.
 
 mod answer;
 mod app;
 mod backend;
 mod backoff;
+mod connection;
 mod context;
 mod handler;
 mod session;
@@ -41,6 +46,7 @@ mod session;
 pub use answer::{Extension, HookError, Modification, Veto};
 pub use app::{App, AppBuilder, AppHandle, AppOptions};
 pub use backend::{RoomHooksClient, UserMessage};
+pub use connection::Connection;
 pub use context::{HookContext, PostContext};
 /// The wire types of `roomhooks.v1` (rooms, users, requests, responses).
 pub use roomhooks::v1 as proto;

@@ -20,12 +20,12 @@ use tokio::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 
 use crate::{
     SdkError,
     answer::{HookError, Modification, Veto},
     app::App,
+    connection::Link,
     context::{HookContext, PostContext},
     handler::Handlers,
 };
@@ -56,11 +56,11 @@ struct Identity {
 /// Runs one connection.
 pub(crate) async fn run(
     app: &App,
-    endpoint: &Endpoint,
+    link: &Link,
     shutdown: &CancellationToken,
     registered: &watch::Sender<Option<String>>,
 ) -> Result<SessionEnd, SdkError> {
-    let channel = endpoint.connect().await.map_err(SdkError::Connect)?;
+    let channel = link.channel().await?;
     let mut client = AppRuntimeClient::new(channel);
     let (uplink, uplink_rx) = mpsc::channel::<AppMessage>(UPLINK_CAPACITY);
     let register = AppMessage {

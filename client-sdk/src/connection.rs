@@ -1,0 +1,118 @@
+//! How an app reaches the sidecar: on a connection of its own, or on one HTTP/2 connection that
+//! every app of the process shares, one stream per app.
+
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::SdkError;
+
+/// One HTTP/2 connection to the sidecar that any number of apps in this process share, each on
+/// its own stream (see [`App::spawn_on`](crate::App::spawn_on)).
+///
+/// A process that hosts several apps should give them one `Connection`: a call fanned out to
+/// them then travels as one write and one read instead of one per app, which is most of what a
+/// fan-out costs. Nothing is sent until the first app starts; the connection opens then and
+/// reopens by itself when it drops (each app re-registers with its own backoff). Cloning is
+/// cheap and shares the connection. The apps' own `tls` option is not used on it: set TLS here.
+#[derive(Clone)]
+pub struct Connection {
+    endpoint: Endpoint,
+    channel: Arc<OnceLock<Channel>>,
+}
+
+impl Connection {
+    /// A connection to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`); it opens when
+    /// the first app starts on it.
+    pub fn new(endpoint: impl Into<String>) -> Result<Self, SdkError> {
+        Ok(Self::from_endpoint(endpoint_for(endpoint.into(), None)?))
+    }
+
+    /// The same connection over TLS (mutual TLS when the config carries an identity); use an
+    /// `https://` endpoint.
+    pub fn tls(self, tls: ClientTlsConfig) -> Result<Self, SdkError> {
+        let endpoint = with_tls(self.endpoint, &tls)?;
+        Ok(Self::from_endpoint(endpoint))
+    }
+
+    fn from_endpoint(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            channel: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The shared channel, created on first use (it needs a Tokio runtime, which every caller
+    /// is running in).
+    fn channel(&self) -> Channel {
+        self.channel
+            .get_or_init(|| self.endpoint.connect_lazy())
+            .clone()
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("endpoint", self.endpoint.uri())
+            .field("open", &self.channel.get().is_some())
+            .finish()
+    }
+}
+
+/// Where one app's sessions get their channel from.
+pub(crate) enum Link {
+    /// A fresh connection for every session: the app is the only one on it.
+    Own(Endpoint),
+    /// A connection shared with the other apps of the process.
+    Shared(Connection),
+}
+
+impl Link {
+    /// A connection of the app's own to `endpoint`.
+    pub(crate) fn own(endpoint: String, tls: Option<&ClientTlsConfig>) -> Result<Self, SdkError> {
+        Ok(Self::Own(endpoint_for(endpoint, tls)?))
+    }
+
+    /// The sidecar's address, for logs.
+    pub(crate) fn uri(&self) -> &tonic::codegen::http::Uri {
+        match self {
+            Self::Own(endpoint) => endpoint.uri(),
+            Self::Shared(connection) => connection.endpoint.uri(),
+        }
+    }
+
+    /// A channel for one session: a new connection, or the shared one (which opens, or reopens,
+    /// when the session's stream starts).
+    pub(crate) async fn channel(&self) -> Result<Channel, SdkError> {
+        match self {
+            Self::Own(endpoint) => endpoint.connect().await.map_err(SdkError::Connect),
+            Self::Shared(connection) => Ok(connection.channel()),
+        }
+    }
+}
+
+/// The endpoint settings every app connection uses.
+fn endpoint_for(endpoint: String, tls: Option<&ClientTlsConfig>) -> Result<Endpoint, SdkError> {
+    let built = Endpoint::from_shared(endpoint.clone())
+        .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: {e}")))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10));
+    match tls {
+        Some(tls) => with_tls(built, tls),
+        None => Ok(built),
+    }
+}
+
+fn with_tls(endpoint: Endpoint, tls: &ClientTlsConfig) -> Result<Endpoint, SdkError> {
+    let uri = endpoint.uri().to_string();
+    endpoint
+        .tls_config(tls.clone())
+        .map_err(|e| SdkError::InvalidEndpoint(format!("{uri}: TLS: {e}")))
+}
