@@ -13,6 +13,9 @@
 #                perf  - everything native, `perf record -e cpu-clock` on the hop and its peer
 #                        during the calls: samples (1 ms of CPU each) per process and where they
 #                        fell (the binary, libc, the kernel); no hardware counters needed
+#                cpu   - everything native: CPU time (user + system, all threads) per call of the
+#                        hop, its peer and the load generator, from /proc and bash's `times`;
+#                        with the calls/s, it says whether the run is bound by CPU or by waiting
 #                syscalls - everything native, `perf stat` on the hop during the calls: its
 #                        write / writev / recvfrom / epoll_wait syscalls per call (counts, so
 #                        they hold on a noisy machine; callgrind does not see syscalls)
@@ -32,6 +35,7 @@ tag=$scenario-$apps-$which
 rm -f "$out/$tag".* "$out/hold-$tag"
 vg=(valgrind --tool=callgrind --callgrind-out-file="$out/$tag.%p.out")
 pids=()
+peer=
 data=
 cleanup() {
   exec 3>&- || true
@@ -44,7 +48,7 @@ hop_wrap=() peer_wrap=()
 case $which in
   hop) hop_wrap=("${vg[@]}") ;;
   peer) peer_wrap=("${vg[@]}") ;;
-  perf|syscalls) ;;
+  perf|syscalls|cpu) ;;
   *) echo "unknown tool $which" >&2; exit 2 ;;
 esac
 
@@ -87,6 +91,22 @@ if [ "$which" = syscalls ]; then
   echo "$tag in_flight=$in_flight: $(cat "$out/$tag.drive")"
   echo "syscalls of the hop per call:"
   awk -F, -v calls="$calls" '$3 ~ /sys_enter_/ {name = $3; sub(/.*sys_enter_/, "", name); printf "  %-10s %8.2f\n", name, $1 / calls}' "$out/$tag.stat"
+  exit 0
+fi
+if [ "$which" = cpu ]; then
+  ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  hz=$(getconf CLK_TCK)
+  h0=$(ticks "$hop") p0=$([ -n "$peer" ] && ticks "$peer" || echo 0)
+  # `times` in the subshell prints the drive's user and system time (its only child).
+  load=$( ("${drive[@]}" --calls "$calls" > "$out/$tag.drive"; times) | tail -1)
+  h1=$(ticks "$hop") p1=$([ -n "$peer" ] && ticks "$peer" || echo 0)
+  echo "$tag in_flight=$in_flight: $(cat "$out/$tag.drive")"
+  echo "$load" | awk -v calls="$calls" -v hz="$hz" -v hop=$((h1 - h0)) -v peer=$((p1 - p0)) '
+    function secs(t,  m) { m = t; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", t); sub(/s$/, "", t); return m * 60 + t }
+    { load = secs($1) + secs($2)
+      printf "CPU µs per call: hop %.1f  peer %.1f  load generator %.1f  total %.1f\n",
+        hop / hz / calls * 1e6, peer / hz / calls * 1e6, load / calls * 1e6,
+        (hop + peer) / hz / calls * 1e6 + load / calls * 1e6 }'
   exit 0
 fi
 if [ "$which" = perf ]; then
