@@ -20,6 +20,7 @@ pub mod frame;
 pub mod hook;
 pub mod ids;
 pub mod instance;
+pub mod log_fields;
 pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otel;

@@ -57,7 +57,10 @@ fn main() -> std::process::ExitCode {
         LogFormat::Pretty => fmt
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .boxed(),
-        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .fmt_fields(roomhooks_server::log_fields::JsonFields)
+            .boxed(),
     };
     let subscriber = tracing_subscriber::registry().with(filter).with(fmt);
     #[cfg(feature = "otlp")]
