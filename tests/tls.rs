@@ -4,7 +4,7 @@ mod common;
 
 use common::{Harness, joining, within};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-use roomhooks_sdk::{App, RoomHooksClient, proto::PreRoomUserJoinRequest};
+use roomhooks_sdk::{App, Connection, RoomHooksClient, proto::PreRoomUserJoinRequest};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// A CA, a server certificate for "localhost", and a client certificate, as PEM.
@@ -127,5 +127,46 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
             .await
             .unwrap()
             .allowed
+    );
+}
+
+#[tokio::test]
+async fn apps_sharing_one_connection_reach_a_mutual_tls_sidecar_with_the_connections_tls() {
+    let pki = pki();
+    let (cert, key, ca) = (
+        pki.write("server.pem", &pki.server.0),
+        pki.write("server.key", &pki.server.1),
+        pki.write("ca.pem", &pki.ca),
+    );
+    let h = Harness::start_with(|c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+        c.tls_client_ca = Some(ca);
+    })
+    .await;
+    let https = format!("https://{}", h.sidecar.local_addr());
+    let connection = Connection::new(https.clone())
+        .unwrap()
+        .tls(pki.client_tls(true))
+        .unwrap();
+    let allow = |id: &str| {
+        App::builder(id)
+            .pre_room_user_joined(|_, _| async { Ok(()) })
+            .build()
+    };
+    let mut first = allow("secure-a").spawn_on(&connection);
+    let mut second = allow("secure-b").spawn_on(&connection);
+    within(first.registered()).await.unwrap();
+    within(second.registered()).await.unwrap();
+
+    let backend = RoomHooksClient::connect_tls(https, pki.client_tls(true))
+        .await
+        .unwrap();
+    let response = within(backend.pre_room_user_join(join())).await.unwrap();
+
+    assert_eq!(
+        response.outcomes.len(),
+        2,
+        "both apps answered over mutual TLS"
     );
 }

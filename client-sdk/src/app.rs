@@ -44,7 +44,8 @@ pub struct AppOptions {
     pub reconnect_max: Duration,
     /// The app's token, sent as `authorization: Bearer <token>` when the sidecar requires one.
     pub token: Option<String>,
-    /// TLS settings (CA, server name, client identity for mutual TLS); use an `https://` endpoint.
+    /// TLS settings (CA, server name, client identity for mutual TLS) for the app's own
+    /// connection; use an `https://` endpoint. A shared [`Connection`] has its own.
     pub tls: Option<ClientTlsConfig>,
 }
 
@@ -123,7 +124,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), SdkError> {
         let link = Link::own(endpoint.into(), self.options.tls.as_ref());
-        self.run_until_on(link, shutdown).await
+        self.run_on_link(link, shutdown).await
     }
 
     /// Like [`run_until`](Self::run_until), on a connection shared with the other apps of this
@@ -133,11 +134,11 @@ impl App {
         connection: &Connection,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), SdkError> {
-        self.run_until_on(Ok(Link::Shared(connection.clone())), shutdown)
-            .await
+        let link = self.shared(connection);
+        self.run_on_link(link, shutdown).await
     }
 
-    async fn run_until_on(
+    async fn run_on_link(
         self,
         link: Result<Link, SdkError>,
         shutdown: impl Future<Output = ()> + Send,
@@ -165,7 +166,17 @@ impl App {
     /// Runs the app in a background task on a connection shared with the other apps of this
     /// process (one stream each); the handle waits for registration and stops it.
     pub fn spawn_on(self, connection: &Connection) -> AppHandle {
-        self.spawn_with(Ok(Link::Shared(connection.clone())))
+        let link = self.shared(connection);
+        self.spawn_with(link)
+    }
+
+    /// The link for a shared connection, which carries its own TLS settings.
+    fn shared(&self, connection: &Connection) -> Result<Link, SdkError> {
+        if self.options.tls.is_some() {
+            tracing::warn!(app_id = %self.options.app_id,
+                "this app's TLS settings are not used on a shared Connection; set them with Connection::tls");
+        }
+        Ok(Link::Shared(connection.clone()))
     }
 
     fn spawn_with(self, link: Result<Link, SdkError>) -> AppHandle {
@@ -256,7 +267,8 @@ impl AppHandle {
         self.join_task().await
     }
 
-    /// Stops at once, as a crash would: the connection drops with calls unanswered.
+    /// Stops at once, as a crash would: the app's stream (and its own connection, if it has one)
+    /// drops with calls unanswered.
     pub fn abort(mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
@@ -325,7 +337,8 @@ impl AppBuilder {
         self
     }
 
-    /// Connects over TLS (and mutual TLS when the config carries an identity).
+    /// Connects over TLS (and mutual TLS when the config carries an identity) when the app has
+    /// a connection of its own; on a shared [`Connection`], use [`Connection::tls`].
     pub fn tls(mut self, tls: ClientTlsConfig) -> Self {
         self.app.options.tls = Some(tls);
         self

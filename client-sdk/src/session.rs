@@ -1,5 +1,5 @@
-//! One connection to the sidecar: register, then answer calls concurrently and post events in
-//! order, until the stream ends or the app shuts down.
+//! One session with the sidecar (one `Connect` stream): register, then answer calls concurrently
+//! and post events in order, until the stream ends or the app shuts down.
 
 use std::{
     collections::HashMap, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration,
@@ -53,7 +53,7 @@ struct Identity {
     instance_id: String,
 }
 
-/// Runs one connection.
+/// Runs one session: a stream on a new connection or on the shared one.
 pub(crate) async fn run(
     app: &App,
     link: &Link,
