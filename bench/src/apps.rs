@@ -1,5 +1,6 @@
 //! The synthetic apps (`roomhooks-bench apps`): real SDK apps, each instance on its own
-//! connection, as separate app processes would be. Prints `ready` once every instance is
+//! connection, as separate app processes would be, or all on one shared connection
+//! (`--shared-connection`), as one process hosting several apps should be. Prints `ready` once every instance is
 //! registered; then, for each `expect N` line on stdin, prints `reached N` once every app has
 //! handled N post events in total. Stops when stdin closes.
 
