@@ -1,8 +1,8 @@
 //! The synthetic apps (`roomhooks-bench apps`): real SDK apps, each instance on its own
 //! connection, as separate app processes would be, or all on one shared connection
-//! (`--shared-connection`), as one process hosting several apps should be. Prints `ready` once every instance is
-//! registered; then, for each `expect N` line on stdin, prints `reached N` once every app has
-//! handled N post events in total. Stops when stdin closes.
+//! (`--shared-connection`), as one process hosting several apps should be. Prints `ready` once
+//! every instance is registered; then, for each `expect N` line on stdin, prints `reached N` once
+//! every app has handled N post events in total. Stops when stdin closes.
 
 use std::{
     sync::{
