@@ -9,7 +9,7 @@ use tokio::{
     process::{ChildStderr, ChildStdin, ChildStdout, Command},
 };
 
-use crate::error::Error;
+use crate::{error::Error, placement::Cpus};
 
 /// A running child process of the bench.
 pub struct Child {
@@ -28,8 +28,15 @@ pub enum Stderr {
 }
 
 impl Child {
-    /// Starts `program` with `args`; `name` appears in error messages.
-    pub fn spawn<I, S>(name: &str, program: &Path, args: I, stderr: Stderr) -> Result<Self, Error>
+    /// Starts `program` with `args`, confined to `cpus` when given; `name` appears in error
+    /// messages.
+    pub fn spawn<I, S>(
+        name: &str,
+        program: &Path,
+        args: I,
+        stderr: Stderr,
+        cpus: Option<Cpus>,
+    ) -> Result<Self, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -46,6 +53,9 @@ impl Child {
             })
             .kill_on_drop(true);
         die_with_parent(&mut command);
+        if let Some(cpus) = cpus {
+            confine(&mut command, cpus);
+        }
         let mut process = command
             .spawn()
             .map_err(|e| Error::io(format!("cannot start {name} ({})", program.display()), e))?;
@@ -142,6 +152,19 @@ fn die_with_parent(command: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut Command) {}
+
+/// Starts the child on `cpus` only (`--pin`).
+#[cfg(unix)]
+fn confine(command: &mut Command, cpus: Cpus) {
+    // SAFETY: `apply` makes one syscall on a set copied into the closure; it allocates nothing
+    // and takes no locks, as code between fork and exec must.
+    unsafe {
+        command.pre_exec(move || cpus.apply(0));
+    }
+}
+
+#[cfg(not(unix))]
+fn confine(_command: &mut Command, _cpus: Cpus) {}
 
 /// Completes when this process's stdin reaches end of file: the bench closed it or died.
 pub async fn stdin_closed() {

@@ -36,6 +36,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
 
+    /// Pin each hop (the sidecar, the floor's relay) to the last CPU and every other process
+    /// (the apps, the echo peer, this load generator) to the other CPUs, instead of leaving
+    /// placement to the kernel (Linux; at least 2 CPUs).
+    #[arg(long)]
+    pub pin: bool,
+
     /// The runtime of every process the bench starts, and of the bench itself.
     #[arg(long, value_enum, default_value = "multi-thread")]
     pub runtime: Flavor,

@@ -22,6 +22,7 @@ mod flavor;
 mod load;
 mod machine;
 mod memory;
+mod placement;
 mod plan;
 mod relay;
 mod relay_proto;

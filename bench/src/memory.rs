@@ -30,8 +30,7 @@ pub struct AtRest {
 /// Starts a fresh sidecar, reads its RSS, connects `memory_apps × memory_instances` instances
 /// (one apps process, one connection per instance) and reads it again.
 pub async fn at_rest(plan: &Plan, exe: &Path, sidecar_bin: &Path) -> Result<AtRest, Error> {
-    let sidecar =
-        SidecarProcess::start(sidecar_bin, plan.hop_runtime, plan.sidecar_ephemeral).await?;
+    let sidecar = SidecarProcess::start(sidecar_bin, plan).await?;
     let pid = sidecar.pid()?;
     tokio::time::sleep(plan.settle).await;
     let idle = vm_rss(pid)?;

@@ -2,7 +2,12 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::{cli::BenchArgs, flavor::Flavor};
+use crate::{
+    cli::BenchArgs,
+    error::Error,
+    flavor::Flavor,
+    placement::{Cpus, Pinning},
+};
 
 /// Everything a run needs to know, with `--quick` or full defaults filled in.
 #[derive(Clone, Debug)]
@@ -17,6 +22,8 @@ pub struct Plan {
     pub hop_runtime: Flavor,
     /// Whether the sidecar keeps post events in memory only (`--ephemeral`).
     pub sidecar_ephemeral: bool,
+    /// `--pin`: the CPUs of the hops and of everything else.
+    pub pinning: Option<Pinning>,
     /// Measured runs per scenario.
     pub runs: u32,
     /// Sequential calls before measuring.
@@ -40,15 +47,21 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Resolves the flags.
-    pub fn from_args(args: &BenchArgs) -> Self {
+    /// Resolves the flags (with `--pin`, splits the CPUs this process may use).
+    pub fn from_args(args: &BenchArgs) -> Result<Self, Error> {
         let quick = args.quick;
-        Self {
+        let pinning = if args.pin {
+            Some(Pinning::split()?)
+        } else {
+            None
+        };
+        Ok(Self {
             quick,
             sidecar_bin: args.sidecar_bin.clone(),
             runtime: args.runtime,
             hop_runtime: args.hop_runtime.unwrap_or_else(Flavor::sidecar_default),
             sidecar_ephemeral: args.sidecar_ephemeral,
+            pinning,
             runs: args.runs.unwrap_or(3),
             warmup_calls: pick(quick, 2_000, 10),
             warmup_load: pick(quick, Duration::from_secs(1), Duration::from_millis(50)),
@@ -67,7 +80,17 @@ impl Plan {
                 Duration::from_millis(500),
                 Duration::from_millis(100),
             ),
-        }
+        })
+    }
+
+    /// Where a hop runs (`--pin`: alone on the last CPU).
+    pub fn hop_cpus(&self) -> Option<Cpus> {
+        self.pinning.map(|p| p.hop)
+    }
+
+    /// Where every other process runs (`--pin`: the other CPUs).
+    pub fn rest_cpus(&self) -> Option<Cpus> {
+        self.pinning.map(|p| p.rest)
     }
 }
 

@@ -38,7 +38,7 @@ pub async fn interruptible(args: BenchArgs) -> Result<(), Error> {
 }
 
 async fn bench(args: BenchArgs) -> Result<(), Error> {
-    let plan = Plan::from_args(&args);
+    let plan = Plan::from_args(&args)?;
     let sidecar_bin = sidecar::locate(plan.sidecar_bin.as_deref())?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("cannot find the bench's own executable", e))?;
@@ -50,6 +50,14 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
         plan.hop_runtime.as_arg(),
         sidecar_bin.display()
     );
+    if let Some(pinning) = plan.pinning {
+        // The load generator runs here: with the apps, off the hops' CPU.
+        pinning.rest.apply_to_this_process()?;
+        eprintln!(
+            "pinned: hops on CPUs {:?}, everything else on {:?}",
+            pinning.hop, pinning.rest
+        );
+    }
     eprintln!(
         "plan: {} runs x ({} sequential calls + {} in flight for {:?}; post: {} events); \
          floor payload {} bytes",

@@ -165,7 +165,13 @@ pub async fn start_apps(
     if wire == Wire::Shared {
         args.push("--shared-connection".to_owned());
     }
-    let mut child = Child::spawn("the apps process", exe, args, Stderr::Inherit)?;
+    let mut child = Child::spawn(
+        "the apps process",
+        exe,
+        args,
+        Stderr::Inherit,
+        plan.rest_cpus(),
+    )?;
     child.expect_line("ready", READY_TIMEOUT).await?;
     Ok(child)
 }
@@ -190,8 +196,7 @@ impl Scenario {
             Key::Post(n) | Key::PostBatch(n) => (AppKind::Post, n, Wire::PerInstance),
         };
         let batch = matches!(key, Key::PostBatch(_)).then_some(POST_BATCH);
-        let sidecar =
-            SidecarProcess::start(sidecar_bin, plan.hop_runtime, plan.sidecar_ephemeral).await?;
+        let sidecar = SidecarProcess::start(sidecar_bin, plan).await?;
         let endpoint = sidecar.endpoint();
         let apps_process = start_apps(exe, plan, &endpoint, kind, apps, 1, wire).await?;
         let backend = channel(&endpoint).await?;
@@ -229,6 +234,7 @@ impl Scenario {
                 },
             ],
             Stderr::Inherit,
+            plan.hop_cpus(),
         )?;
         let addr = relay.expect_line("listening ", READY_TIMEOUT).await?;
         let endpoint = format!("http://{addr}");
@@ -244,6 +250,7 @@ impl Scenario {
                     plan.runtime.as_arg(),
                 ],
                 Stderr::Inherit,
+                plan.rest_cpus(),
             )?;
             echo.expect_line("ready", READY_TIMEOUT).await?;
             Some(echo)

@@ -15,7 +15,7 @@ use tokio::{
 use crate::{
     child::{Child, Stderr},
     error::Error,
-    flavor::Flavor,
+    plan::Plan,
 };
 
 /// How long the sidecar may take to report its address.
@@ -49,10 +49,11 @@ pub struct SidecarProcess {
 }
 
 impl SidecarProcess {
-    /// Starts `bin` on a free loopback port with JSON logs, the given runtime, no metrics port,
-    /// and its post events in a fresh temporary directory (or in memory with `ephemeral`); waits
-    /// until it logged the address it bound.
-    pub async fn start(bin: &Path, runtime: Flavor, ephemeral: bool) -> Result<Self, Error> {
+    /// Starts `bin` on a free loopback port with JSON logs, the plan's hop runtime and CPUs, no
+    /// metrics port, and its post events in a fresh temporary directory (or in memory with
+    /// `--sidecar-ephemeral`); waits until it logged the address it bound.
+    pub async fn start(bin: &Path, plan: &Plan) -> Result<Self, Error> {
+        let (runtime, ephemeral) = (plan.hop_runtime, plan.sidecar_ephemeral);
         let mut args: Vec<std::ffi::OsString> = [
             "--listen",
             "127.0.0.1:0",
@@ -81,7 +82,7 @@ impl SidecarProcess {
             args.push(dir.clone().into_os_string());
             Some(dir)
         };
-        let mut child = Child::spawn("the sidecar", bin, args, Stderr::Piped)?;
+        let mut child = Child::spawn("the sidecar", bin, args, Stderr::Piped, plan.hop_cpus())?;
         let stderr = child
             .take_stderr()
             .ok_or_else(|| Error::Child("the sidecar's stderr is not piped".into()))?;

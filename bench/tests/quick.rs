@@ -22,12 +22,13 @@ fn sidecar_bin() -> Option<PathBuf> {
     bin.is_file().then_some(bin)
 }
 
-/// Runs the bench in quick mode and returns its stdout.
-fn run_quick(sidecar: &PathBuf) -> String {
+/// Runs the bench in quick mode with `extra` flags and returns its stdout.
+fn run_quick(sidecar: &PathBuf, extra: &[&str]) -> String {
     let mut child = Command::new(BENCH)
         .arg("--quick")
         .arg("--sidecar-bin")
         .arg(sidecar)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -89,18 +90,9 @@ fn positive(row: &str, cells: &[String], columns: &[usize]) {
     }
 }
 
-#[test]
-fn quick_mode_prints_every_row_with_positive_numbers() {
-    let Some(sidecar) = sidecar_bin() else {
-        println!(
-            "skipped: {} has no `roomhooks` binary next to it; run `cargo build --bin roomhooks` \
-             (plain `cargo test` at the workspace root builds it)",
-            BENCH
-        );
-        return;
-    };
-    let text = run_quick(&sidecar);
-    let rows = rows(&text);
+/// Checks that every row of a quick run's table is there with positive numbers.
+fn every_row_positive(text: &str) {
+    let rows = rows(text);
     let all_numbers = [0, 1, 2, 3, 4, 5, 6, 7];
     for label in [
         "floor: bare tonic relay",
@@ -109,7 +101,9 @@ fn quick_mode_prints_every_row_with_positive_numbers() {
         "PreRoomUserJoin veto, 3 apps",
         "PreRoomUserJoin veto, 4 apps",
         "PreRoomUserJoin veto, 16 apps",
+        "PreRoomUserJoin veto, 16 apps, one connection",
         "PreRoomCreate prevent+extend+modify, 3 apps",
+        "PreRoomCreate prevent+extend+modify, 3 apps, one connection",
         "PostRoomCreate accepted, 3 apps",
     ] {
         let cells = rows
@@ -133,4 +127,37 @@ fn quick_mode_prints_every_row_with_positive_numbers() {
             .unwrap_or_else(|| panic!("no row starting {prefix:?} in:\n{text}"));
         positive(label, cells, &[7]);
     }
+}
+
+/// The sidecar binary, or why the test is skipped.
+fn sidecar_or_skip() -> Option<PathBuf> {
+    let sidecar = sidecar_bin();
+    if sidecar.is_none() {
+        println!(
+            "skipped: {} has no `roomhooks` binary next to it; run `cargo build --bin roomhooks` \
+             (plain `cargo test` at the workspace root builds it)",
+            BENCH
+        );
+    }
+    sidecar
+}
+
+#[test]
+fn quick_mode_prints_every_row_with_positive_numbers() {
+    let Some(sidecar) = sidecar_or_skip() else {
+        return;
+    };
+    every_row_positive(&run_quick(&sidecar, &[]));
+}
+
+#[test]
+fn quick_mode_runs_every_scenario_with_the_hops_pinned_to_their_own_cpu() {
+    let Some(sidecar) = sidecar_or_skip() else {
+        return;
+    };
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        println!("skipped: --pin needs at least 2 CPUs");
+        return;
+    }
+    every_row_positive(&run_quick(&sidecar, &["--pin"]));
 }
