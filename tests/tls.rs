@@ -54,6 +54,23 @@ impl Pki {
     }
 }
 
+/// A sidecar that requires client certificates from the test CA, and its `https://` URL.
+async fn mutual_tls_sidecar(pki: &Pki) -> (Harness, String) {
+    let (cert, key, ca) = (
+        pki.write("server.pem", &pki.server.0),
+        pki.write("server.key", &pki.server.1),
+        pki.write("ca.pem", &pki.ca),
+    );
+    let h = Harness::start_with(|c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+        c.tls_client_ca = Some(ca);
+    })
+    .await;
+    let https = format!("https://{}", h.sidecar.local_addr());
+    (h, https)
+}
+
 fn join() -> PreRoomUserJoinRequest {
     PreRoomUserJoinRequest {
         context: Some(joining("general", "vera")),
@@ -100,18 +117,7 @@ async fn apps_and_backends_work_over_tls_and_plaintext_clients_are_refused() {
 #[tokio::test]
 async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
     let pki = pki();
-    let (cert, key, ca) = (
-        pki.write("server.pem", &pki.server.0),
-        pki.write("server.key", &pki.server.1),
-        pki.write("ca.pem", &pki.ca),
-    );
-    let h = Harness::start_with(|c| {
-        c.tls_cert = Some(cert);
-        c.tls_key = Some(key);
-        c.tls_client_ca = Some(ca);
-    })
-    .await;
-    let https = format!("https://{}", h.sidecar.local_addr());
+    let (_sidecar, https) = mutual_tls_sidecar(&pki).await;
 
     let anonymous = match RoomHooksClient::connect_tls(https.clone(), pki.client_tls(false)).await {
         Ok(client) => client.pre_room_user_join(join()).await.is_err(),
@@ -133,18 +139,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
 #[tokio::test]
 async fn apps_sharing_one_connection_reach_a_mutual_tls_sidecar_with_the_connections_tls() {
     let pki = pki();
-    let (cert, key, ca) = (
-        pki.write("server.pem", &pki.server.0),
-        pki.write("server.key", &pki.server.1),
-        pki.write("ca.pem", &pki.ca),
-    );
-    let h = Harness::start_with(|c| {
-        c.tls_cert = Some(cert);
-        c.tls_key = Some(key);
-        c.tls_client_ca = Some(ca);
-    })
-    .await;
-    let https = format!("https://{}", h.sidecar.local_addr());
+    let (_sidecar, https) = mutual_tls_sidecar(&pki).await;
     let connection = Connection::new(https.clone())
         .unwrap()
         .tls(pki.client_tls(true))
