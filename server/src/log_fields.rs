@@ -30,14 +30,14 @@ impl<'w> FormatFields<'w> for JsonFields {
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
         // Reopen the object written before (`{...}`) and add the new fields to it.
-        let earlier = match current.fields.strip_suffix('}') {
+        let mut text = match current.fields.strip_suffix('}') {
             Some(open) if open.len() > 1 => open.to_owned(),
             _ => String::from("{"),
         };
-        let mut text = earlier;
+        let first = text.len() == 1;
         let mut object = Object {
             out: &mut text,
-            first: current.fields.len() <= 2,
+            first,
             result: Ok(()),
             started: true,
         };
