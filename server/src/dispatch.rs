@@ -38,7 +38,7 @@ impl Dispatcher {
         let mut verdict = Verdict::default();
         let room_type = room.r#type;
         // Prevent and Extend apps see the same room: encode it once for both stages.
-        let call = shared_call(hook_call::Payload::Room(room.clone()), ctx);
+        let call = room_call(&room, ctx);
         self.veto(
             Hook::PreRoomCreatePrevent,
             &call,
@@ -65,7 +65,7 @@ impl Dispatcher {
         ctx: &CallContext,
     ) -> Verdict {
         let mut verdict = Verdict::default();
-        let call = shared_call(payload, ctx);
+        let call = SharedCall::encode(&payload, ctx.dry_run, &ctx.request_id, &ctx.traceparent);
         self.veto(hook, &call, room_type, ctx, &mut verdict).await;
         verdict
     }
@@ -154,7 +154,7 @@ impl Dispatcher {
         let hook = Hook::PreRoomCreateModify;
         let snapshot = self.registry.snapshot();
         for app in matching(snapshot.subscribers(hook), hook, room.r#type) {
-            let call = shared_call(hook_call::Payload::Room(room.clone()), ctx);
+            let call = room_call(room, ctx);
             let Answer { meta, result } =
                 call_app(&self.registry, &self.limits, app, hook, &call, ctx)
                     .instrument(app_span(app, hook))
@@ -493,8 +493,8 @@ async fn fan_out<F: Future>(mut calls: Vec<F>) -> Vec<F::Output> {
 }
 
 /// The parts of a hook call every app of one stage shares, encoded once.
-fn shared_call(payload: hook_call::Payload, ctx: &CallContext) -> SharedCall {
-    SharedCall::encode(payload, ctx.dry_run, &ctx.request_id, &ctx.traceparent)
+fn room_call(room: &Room, ctx: &CallContext) -> SharedCall {
+    SharedCall::room(room, ctx.dry_run, &ctx.request_id, &ctx.traceparent)
 }
 
 /// A reply `call_app` should have refused already; kept as an error rather than a panic.

@@ -7,8 +7,8 @@
 //! `head ++ shared` is exactly the `HookCall` any protobuf decoder expects.
 
 use bytes::{BufMut, Bytes};
-use prost::Message;
-use roomhooks::v1::{AppMessage, HookCall, PostEvent, RuntimeMessage, hook_call};
+use prost::{Message, encoding};
+use roomhooks::v1::{AppMessage, PostEvent, Room, RuntimeMessage, hook_call};
 use tonic::{
     Status,
     codec::{Codec, EncodeBuf, Encoder},
@@ -24,22 +24,76 @@ const POST_EVENT_KEY: u8 = (3 << 3) | 2;
 #[derive(Clone, Debug)]
 pub struct SharedCall(Bytes);
 
+/// `HookCall` field numbers of the shared part.
+const DRY_RUN: u32 = 4;
+const REQUEST_ID: u32 = 5;
+const ROOM: u32 = 6;
+const TRACEPARENT: u32 = 9;
+
 impl SharedCall {
     /// Encodes the shared fields: payload, dry-run flag, request id and trace context.
     pub fn encode(
-        payload: hook_call::Payload,
+        payload: &hook_call::Payload,
         dry_run: bool,
         request_id: &str,
         traceparent: &str,
     ) -> Self {
-        let shared = HookCall {
+        Self::build(
+            payload.encoded_len(),
+            |buf| payload.encode(buf),
             dry_run,
-            request_id: request_id.to_owned(),
-            payload: Some(payload),
-            traceparent: traceparent.to_owned(),
-            ..HookCall::default()
+            request_id,
+            traceparent,
+        )
+    }
+
+    /// The same with a room as the payload, encoded from where it is (no copy of the room).
+    pub fn room(room: &Room, dry_run: bool, request_id: &str, traceparent: &str) -> Self {
+        Self::build(
+            encoding::message::encoded_len(ROOM, room),
+            |buf| encoding::message::encode(ROOM, room, buf),
+            dry_run,
+            request_id,
+            traceparent,
+        )
+    }
+
+    /// Writes the fields in field-number order, as prost would for the whole `HookCall`.
+    fn build(
+        payload_len: usize,
+        payload: impl FnOnce(&mut Vec<u8>),
+        dry_run: bool,
+        request_id: &str,
+        traceparent: &str,
+    ) -> Self {
+        let text_len = |tag: u32, text: &str| {
+            if text.is_empty() {
+                0
+            } else {
+                encoding::key_len(tag)
+                    + encoding::encoded_len_varint(text.len() as u64)
+                    + text.len()
+            }
         };
-        SharedCall(shared.encode_to_vec().into())
+        let mut buf = Vec::with_capacity(
+            2 + text_len(REQUEST_ID, request_id) + payload_len + text_len(TRACEPARENT, traceparent),
+        );
+        if dry_run {
+            encoding::bool::encode(DRY_RUN, &dry_run, &mut buf);
+        }
+        put_text(REQUEST_ID, request_id, &mut buf);
+        payload(&mut buf);
+        put_text(TRACEPARENT, traceparent, &mut buf);
+        SharedCall(buf.into())
+    }
+}
+
+/// Writes a string field (nothing for an empty one, as proto3 does).
+fn put_text(tag: u32, text: &str, buf: &mut Vec<u8>) {
+    if !text.is_empty() {
+        encoding::encode_key(tag, encoding::WireType::LengthDelimited, buf);
+        encoding::encode_varint(text.len() as u64, buf);
+        buf.put_slice(text.as_bytes());
     }
 }
 
@@ -155,7 +209,7 @@ impl Encoder for FrameEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roomhooks::v1::{Room, runtime_message::Msg};
+    use roomhooks::v1::{HookCall, RoomUserJoined, User, runtime_message::Msg};
 
     #[test]
     fn a_shared_call_frame_decodes_as_the_whole_hook_call() {
@@ -182,16 +236,51 @@ mod tests {
                 hook: 3,
                 timeout: whole.timeout,
             },
-            shared: SharedCall::encode(
-                hook_call::Payload::Room(room),
-                true,
-                "req-1",
-                "00-abc-def-01",
-            ),
+            shared: SharedCall::room(&room, true, "req-1", "00-abc-def-01"),
         };
         let mut buf = Vec::new();
         frame.encode(&mut buf).expect("a Vec has room");
         let decoded = RuntimeMessage::decode(buf.as_slice()).expect("a valid RuntimeMessage");
         assert_eq!(decoded.msg, Some(Msg::Call(whole)));
+    }
+
+    #[test]
+    fn the_shared_part_is_byte_for_byte_what_prost_writes_for_those_fields() {
+        let room = Room {
+            id: "r1".into(),
+            display_name: "général".into(),
+            member_usernames: vec!["ana".into()],
+            ..Room::default()
+        };
+        let joined = hook_call::Payload::UserJoined(RoomUserJoined {
+            room: Some(room.clone()),
+            joining_user: Some(User {
+                username: "ana".into(),
+                ..User::default()
+            }),
+            inviter: None,
+        });
+        let whole = |payload, dry_run, request_id: &str, traceparent: &str| {
+            HookCall {
+                dry_run,
+                request_id: request_id.into(),
+                payload: Some(payload),
+                traceparent: traceparent.into(),
+                ..HookCall::default()
+            }
+            .encode_to_vec()
+        };
+
+        let room_call = SharedCall::room(&room, true, "req-1", "00-abc-def-01");
+        let bare_room = SharedCall::room(&room, false, "", "");
+        let joined_call = SharedCall::encode(&joined, false, "req-2", "");
+
+        let room_payload = hook_call::Payload::Room(room);
+        assert_eq!(
+            room_call.0,
+            whole(room_payload.clone(), true, "req-1", "00-abc-def-01")
+        );
+        assert_eq!(bare_room.0, whole(room_payload, false, "", ""));
+        assert_eq!(joined_call.0, whole(joined, false, "req-2", ""));
     }
 }
