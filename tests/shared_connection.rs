@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{Harness, joining, within};
 use roomhooks_sdk::{
-    App, AppHandle, Connection, HookError,
-    proto::{ListAppsResponse, OutcomeStatus, PreRoomUserJoinRequest},
+    App, AppHandle, Connection, HookError, RoomHooksClient,
+    proto::{ListAppsResponse, OutcomeStatus, PreRoomUserJoinRequest, PreventResponse},
 };
 
 /// A veto app that refuses `banned` and lets everyone else in.
@@ -30,6 +30,23 @@ async fn start_on(connection: &Connection, app: App) -> AppHandle {
     let mut handle = app.spawn_on(connection);
     within(handle.registered()).await.expect("app registers");
     handle
+}
+
+/// Starts gate-a (bans mallory), gate-b (trudy) and gate-c (eve) on one connection, in order.
+async fn three_gates(h: &Harness) -> [AppHandle; 3] {
+    let connection = Connection::new(h.endpoint.clone()).unwrap();
+    [
+        start_on(&connection, gate("gate-a", "mallory")).await,
+        start_on(&connection, gate("gate-b", "trudy")).await,
+        start_on(&connection, gate("gate-c", "eve")).await,
+    ]
+}
+
+/// Asks the sidecar whether `user` may join.
+async fn ask(backend: &RoomHooksClient, user: &str) -> PreventResponse {
+    within(backend.pre_room_user_join(join(user)))
+        .await
+        .unwrap()
 }
 
 fn join(user: &str) -> PreRoomUserJoinRequest {
@@ -54,19 +71,12 @@ fn peers(listed: &ListAppsResponse) -> Vec<(String, Vec<String>)> {
 #[tokio::test]
 async fn apps_on_one_connection_register_separately_and_each_answers_its_calls() {
     let h = Harness::start().await;
-    let connection = Connection::new(h.endpoint.clone()).unwrap();
-    let _a = start_on(&connection, gate("gate-a", "mallory")).await;
-    let _b = start_on(&connection, gate("gate-b", "trudy")).await;
-    let _c = start_on(&connection, gate("gate-c", "eve")).await;
+    let _gates = three_gates(&h).await;
     let backend = h.backend().await;
 
     let listed = peers(&h.list_apps().await);
-    let trudy = within(backend.pre_room_user_join(join("trudy")))
-        .await
-        .unwrap();
-    let kim = within(backend.pre_room_user_join(join("kim")))
-        .await
-        .unwrap();
+    let trudy = ask(&backend, "trudy").await;
+    let kim = ask(&backend, "kim").await;
 
     let ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["gate-a", "gate-b", "gate-c"]);
@@ -88,10 +98,7 @@ async fn apps_on_one_connection_register_separately_and_each_answers_its_calls()
 #[tokio::test]
 async fn an_app_stopping_or_crashing_on_a_shared_connection_leaves_the_others_serving() {
     let h = Harness::start().await;
-    let connection = Connection::new(h.endpoint.clone()).unwrap();
-    let stopped = start_on(&connection, gate("gate-a", "mallory")).await;
-    let crashed = start_on(&connection, gate("gate-b", "trudy")).await;
-    let _kept = start_on(&connection, gate("gate-c", "eve")).await;
+    let [stopped, crashed, _kept] = three_gates(&h).await;
     let backend = h.backend().await;
 
     stopped.shutdown().await.expect("graceful stop");
@@ -104,9 +111,7 @@ async fn an_app_stopping_or_crashing_on_a_shared_connection_leaves_the_others_se
             .eq(["gate-c"])
     })
     .await;
-    let eve = within(backend.pre_room_user_join(join("eve")))
-        .await
-        .unwrap();
+    let eve = ask(&backend, "eve").await;
 
     assert!(
         !eve.allowed,
@@ -127,9 +132,7 @@ async fn apps_on_a_shared_connection_register_again_after_the_sidecar_restarts()
         l.apps.iter().filter(|a| a.instances.len() == 1).count() == 2
     })
     .await;
-    let mallory = within(h.backend().await.pre_room_user_join(join("mallory")))
-        .await
-        .unwrap();
+    let mallory = ask(&h.backend().await, "mallory").await;
 
     assert!(!mallory.allowed);
     assert_eq!(mallory.preventions[0].app_id, "gate-a");
