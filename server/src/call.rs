@@ -50,6 +50,15 @@ pub enum Failure {
     Error(String),
 }
 
+impl Failure {
+    /// The sidecar shut down before the app answered.
+    fn shut_down() -> Self {
+        Failure::Unavailable(
+            "the sidecar shut down before the app answered (its --drain-timeout passed)".into(),
+        )
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -108,6 +117,9 @@ pub async fn call_app(
         );
     }
     loop {
+        if registry.is_closing() {
+            return end(tried.pop(), Err(Failure::shut_down()));
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return end(tried.pop(), Err(Failure::Timeout(deadline - started)));
@@ -159,6 +171,9 @@ pub async fn call_app(
                 tracing::info!(app_id = %app.spec.app_id, instance_id = %instance.id,
                     call_id = %pending.call_id(), "instance went away mid-call; retrying on a sibling");
                 tried.push(instance.id.clone());
+            }
+            CallEnd::ShutDown => {
+                return end(Some(instance.id.clone()), Err(Failure::shut_down()));
             }
             CallEnd::Answered(result) => {
                 instance.record_answer();

@@ -15,13 +15,15 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     auth,
+    drain::Drain,
     frame::Frame,
     ids::{AppId, CallId, EventId, InstanceId},
     instance::{Completion, Instance, OUTBOUND_CAPACITY},
     post::PostQueue,
-    registry::{NewInstance, Registry},
+    registry::{AdmitError, NewInstance, Registry},
     settings::SettingsRefusal,
     spec::{AppSpec, TimeoutLimits},
+    tasks::Tasks,
 };
 
 /// The stream of calls and events sent to one instance.
@@ -44,18 +46,21 @@ pub struct AppRuntimeService {
     app_auth: bool,
     limits: TimeoutLimits,
     register_timeout: Duration,
-    shutdown: CancellationToken,
+    drain: Arc<Drain>,
+    tasks: Tasks,
 }
 
 impl AppRuntimeService {
-    /// A service admitting apps into `registry`.
+    /// A service admitting apps into `registry` until `drain` begins; read loops are owned by
+    /// `tasks`.
     pub fn new(
         liveness: Liveness,
         registry: Arc<Registry>,
         app_auth: bool,
         limits: TimeoutLimits,
         register_timeout: Duration,
-        shutdown: CancellationToken,
+        drain: Arc<Drain>,
+        tasks: Tasks,
     ) -> Self {
         Self {
             liveness,
@@ -63,7 +68,8 @@ impl AppRuntimeService {
             app_auth,
             limits,
             register_timeout,
-            shutdown,
+            drain,
+            tasks,
         }
     }
 }
@@ -75,6 +81,9 @@ impl AppRuntimeService {
         &self,
         request: Request<Streaming<AppMessage>>,
     ) -> Result<Response<OutboundStream>, Status> {
+        if self.drain.has_begun() {
+            return Err(AdmitError::ShuttingDown.into());
+        }
         let peer = request.remote_addr();
         let presented = auth::bearer(request.metadata()).map(str::to_owned);
         let mut inbound = request.into_inner();
@@ -159,13 +168,13 @@ impl AppRuntimeService {
         }
 
         let cut = instance.cut_token().clone().cancelled_owned();
-        tokio::spawn(read_loop(
+        self.tasks.spawn(read_loop(
             self.liveness,
             Arc::clone(&self.registry),
             instance,
             posts,
             inbound,
-            self.shutdown.clone(),
+            self.tasks.stopping().clone(),
         ));
         Ok(Response::new(Box::pin(
             ReceiverStream::new(rx).take_until(cut),

@@ -201,7 +201,7 @@ impl Dispatcher {
         let mut responses = self.post_batch(vec![post], ctx).await?;
         responses
             .pop()
-            .ok_or_else(|| StoreError("internal: a batch of one gave no answer".into()))
+            .ok_or_else(|| StoreError::Failed("internal: a batch of one gave no answer".into()))
     }
 
     /// Queues post events in the order given, commits them to the store in one group, and
@@ -268,7 +268,7 @@ impl Dispatcher {
         if let Some(commit) = persisted {
             commit
                 .await
-                .unwrap_or_else(|_| Err(StoreError("the store writer stopped".into())))?;
+                .unwrap_or_else(|_| Err(StoreError::Failed("the store writer stopped".into())))?;
         }
         let started = Instant::now();
         let responses = join_all(queued.into_iter().map(|(event, subscribed, waiters)| {

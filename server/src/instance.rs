@@ -59,6 +59,8 @@ pub enum CallEnd {
     Expired,
     /// The instance went away first.
     Gone,
+    /// The sidecar shut down first (its drain timeout passed): no sibling will take the call.
+    ShutDown,
 }
 
 /// One live connection of an app.
@@ -303,6 +305,21 @@ impl Instance {
         if !ended_with_status {
             self.cut.cancel();
         }
+    }
+
+    /// Ends the stream cleanly (status OK) for a shutdown: waiting calls end with
+    /// [`CallEnd::ShutDown`] and are not retried; the app is expected to reconnect with backoff.
+    pub fn close_for_shutdown(&self) {
+        if self.closed.is_cancelled() {
+            return;
+        }
+        self.closed.cancel();
+        let drained: Vec<_> = self.lock_pending().drain().collect();
+        self.in_flight.store(0, Ordering::Relaxed);
+        for (_, call) in drained {
+            let _ = call.reply.send(CallEnd::ShutDown);
+        }
+        self.cut.cancel();
     }
 
     /// Tells the app a call is withdrawn. Best effort: a full queue means it is not reading.

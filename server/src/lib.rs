@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod deadline;
 pub mod dispatch;
+pub mod drain;
 pub mod extend;
 pub mod frame;
 pub mod hook;
@@ -34,6 +35,7 @@ pub mod sidecar;
 pub mod spec;
 pub mod stats;
 pub mod store;
+pub mod tasks;
 pub mod validate;
 pub mod verdict;
 

@@ -88,6 +88,8 @@ pub struct Sources {
     pub registry: Arc<Registry>,
     /// Backend request counters.
     pub backend: Arc<BackendCounters>,
+    /// The shutdown drain: the sidecar is ready until it begins.
+    pub drain: Arc<crate::drain::Drain>,
     /// The largest timeout: histogram buckets go at least this far.
     pub max_timeout: Duration,
 }

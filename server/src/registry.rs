@@ -5,7 +5,10 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use arc_swap::ArcSwap;
@@ -26,6 +29,7 @@ use crate::{
     spec::{AppSpec, FailurePolicy, TimeoutLimits},
     stats::AppStats,
     store::{Recovered, Store},
+    tasks::Tasks,
 };
 
 /// An app as the hot path sees it: its spec, live instances and post queue.
@@ -120,6 +124,12 @@ pub enum AdmitError {
         /// The taken id.
         instance_id: InstanceId,
     },
+    /// The sidecar is shutting down.
+    #[error(
+        "the roomhooks sidecar is shutting down and admits no new app instances; reconnect with \
+         backoff (to its replacement)"
+    )]
+    ShuttingDown,
 }
 
 impl From<AdmitError> for Status {
@@ -131,6 +141,7 @@ impl From<AdmitError> for Status {
             AdmitError::Mismatch { .. } | AdmitError::DuplicateInstance { .. } => {
                 Status::failed_precondition(err.to_string())
             }
+            AdmitError::ShuttingDown => Status::unavailable(err.to_string()),
         }
     }
 }
@@ -187,7 +198,9 @@ pub struct Registry {
     entries: Mutex<BTreeMap<AppId, AppEntry>>,
     snapshot: ArcSwap<Snapshot>,
     alarm: Alarm,
-    shutdown: CancellationToken,
+    tasks: Tasks,
+    /// Set when the sidecar ends every app stream for a shutdown: no instance is admitted after.
+    closing: AtomicBool,
 }
 
 /// The fields of a new instance besides its spec.
@@ -203,7 +216,7 @@ pub struct NewInstance {
 }
 
 impl Registry {
-    /// A registry whose background work stops with `shutdown`. Apps with essential hooks in
+    /// A registry whose background work (post delivery) is owned by `tasks`. Apps with essential hooks in
     /// `settings` are known from the start, so those hooks are prevented until the app connects.
     /// Apps the store remembers come back with their pending events and dead letters.
     pub fn new(
@@ -213,7 +226,7 @@ impl Registry {
         recovered: Recovered,
         settings: BTreeMap<AppId, AppSettings>,
         limits: TimeoutLimits,
-        shutdown: CancellationToken,
+        tasks: Tasks,
     ) -> Self {
         let sequence = Arc::new(Sequence::new(recovered.next_seq));
         let mut recovery = Recovery::new(recovered.events, recovered.dead, recovered.posts);
@@ -226,7 +239,8 @@ impl Registry {
             entries: Mutex::new(BTreeMap::new()),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             alarm: Alarm::new(),
-            shutdown,
+            tasks,
+            closing: AtomicBool::new(false),
         };
         {
             let mut entries = registry.lock();
@@ -305,7 +319,7 @@ impl Registry {
             self.store.clone(),
             Arc::clone(&self.sequence),
             recovery,
-            &self.shutdown,
+            &self.tasks,
         );
         let entry = AppEntry {
             spec: Arc::new(spec),
@@ -368,6 +382,9 @@ impl Registry {
         new: NewInstance,
     ) -> Result<(Arc<Instance>, Arc<PostQueue>), AdmitError> {
         let mut entries = self.lock();
+        if self.is_closing() {
+            return Err(AdmitError::ShuttingDown);
+        }
         let app_id = spec.app_id.clone();
         let instance = Arc::new(Instance::new(
             app_id.clone(),
@@ -464,13 +481,22 @@ impl Registry {
         Some(removed)
     }
 
-    /// Closes every instance (shutdown).
-    pub fn close_all(&self, status: Status) {
-        for app in self.snapshot().apps() {
-            for instance in &app.instances {
-                instance.close(Some(status.clone()));
+    /// Ends every app stream cleanly for a shutdown and admits no instance after: calls still
+    /// waiting end as [`CallEnd::ShutDown`](crate::instance::CallEnd::ShutDown).
+    pub fn close_all(&self) {
+        // Under the lock, so an instance is either admitted before (and closed here) or refused.
+        let entries = self.lock();
+        self.closing.store(true, Ordering::Release);
+        for entry in entries.values() {
+            for instance in &entry.instances {
+                instance.close_for_shutdown();
             }
         }
+    }
+
+    /// Whether [`Registry::close_all`] ran: the sidecar is shutting down.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     fn publish(&self, entries: &BTreeMap<AppId, AppEntry>) {

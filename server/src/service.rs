@@ -15,6 +15,7 @@ use tracing::Instrument;
 use crate::{
     deadline::CallContext,
     dispatch::{Dispatcher, NewPost},
+    drain::{CallGuard, Drain, Draining},
     hook::Hook,
     ids::EventId,
     metrics::{BackendCounters, Method},
@@ -33,6 +34,13 @@ pub struct RoomHooksService {
     counters: Arc<BackendCounters>,
     limits: Limits,
     in_flight: Arc<Semaphore>,
+    drain: Arc<Drain>,
+}
+
+/// What one admitted backend call holds while it runs.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _drain: CallGuard,
 }
 
 /// Limits on backend requests.
@@ -45,12 +53,14 @@ pub struct Limits {
 }
 
 impl RoomHooksService {
-    /// A service dispatching through `dispatcher`; no call takes longer than `max_timeout`.
+    /// A service dispatching through `dispatcher` until `drain` begins; no call takes longer
+    /// than `max_timeout`.
     pub fn new(
         dispatcher: Dispatcher,
         max_timeout: Duration,
         counters: Arc<BackendCounters>,
         limits: Limits,
+        drain: Arc<Drain>,
     ) -> Self {
         Self {
             dispatcher,
@@ -58,17 +68,29 @@ impl RoomHooksService {
             counters,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent)),
             limits,
+            drain,
         }
     }
 
-    /// A slot for one request, or RESOURCE_EXHAUSTED when the sidecar is at its limit.
-    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        Arc::clone(&self.in_flight).try_acquire_owned().map_err(|_| {
+    /// A slot for one request: UNAVAILABLE once the sidecar is shutting down, RESOURCE_EXHAUSTED
+    /// when it is at its limit.
+    fn admit(&self) -> Result<Slot, Status> {
+        let drain = self.drain.admit().map_err(|Draining| {
+            Status::unavailable(
+                "the roomhooks sidecar is shutting down: retry this call at another sidecar \
+                 (its health check already reports NOT_SERVING)",
+            )
+        })?;
+        let permit = Arc::clone(&self.in_flight).try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "the sidecar is serving {} backend calls already (--max-concurrent-backend-calls); \
                  retry with backoff",
                 self.limits.max_concurrent
             ))
+        })?;
+        Ok(Slot {
+            _permit: permit,
+            _drain: drain,
         })
     }
 

@@ -3,13 +3,17 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use roomhooks::v1::{admin_server::AdminServer, room_hooks_server::RoomHooksServer};
+
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::{
-    Status,
     service::interceptor::InterceptedService,
-    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
+    transport::{
+        Certificate, Identity, Server, ServerTlsConfig,
+        server::{Router, TcpIncoming},
+    },
 };
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     admin::AdminService,
@@ -18,12 +22,15 @@ use crate::{
     connection::AppRuntimeService,
     connection::Liveness,
     dispatch::Dispatcher,
+    drain::Drain,
     ids::AppId,
     metrics::{self, BackendCounters, Sources},
     registry::{Capacity, Registry},
     runtime_server::AppRuntimeServer,
     service::{Limits, RoomHooksService},
+    spec::FailurePolicy,
     store::{Recovered, Store, StoreError, StoreWriter},
+    tasks::Tasks,
 };
 
 /// Why the sidecar could not start or stopped with an error.
@@ -32,13 +39,15 @@ pub enum SidecarError {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The listen address could not be bound.
+    /// A listen address could not be bound.
     #[error(
-        "cannot listen on {addr}: {source} (is another process using the port? pick another with --listen)"
+        "cannot listen on {addr}: {source} (is another process using the port? pick another with {flag})"
     )]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
+        /// The flag that set it.
+        flag: &'static str,
         /// The OS error.
         source: std::io::Error,
     },
@@ -52,7 +61,7 @@ pub enum SidecarError {
     #[error("TLS: {0} (check --tls-cert, --tls-key and --tls-client-ca)")]
     Tls(String),
     /// The post-event store could not be opened.
-    #[error("{0} (check --data-dir, or run with --ephemeral to keep post events in memory)")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The server task panicked or was aborted.
     #[error("the server task ended abnormally: {0}")]
@@ -63,17 +72,29 @@ pub enum SidecarError {
 pub struct Sidecar {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
-    shutdown: CancellationToken,
     registry: Arc<Registry>,
+    /// Refuses new backend calls and registrations once begun, and counts the calls in flight.
+    drain: Arc<Drain>,
+    /// Reports NOT_SERVING once the drain begins.
+    health: HealthReporter,
+    /// Ends the gRPC server's accept loop and connections (after the drain).
+    server_stop: CancellationToken,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
-    metrics: Option<JoinHandle<()>>,
-    /// Times out app calls; stopped after the server, so calls still draining time out too.
-    alarm: JoinHandle<()>,
-    /// Stops `alarm`.
-    alarm_stop: CancellationToken,
+    /// Read loops, post delivery, the call alarm and the metrics endpoint.
+    tasks: Tasks,
     store_writer: Option<StoreWriter>,
     drain_timeout: Duration,
 }
+
+/// How long shutdown waits, after the drain, for connections and background tasks to end.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// The services the health check reports on, besides the overall status ("").
+const HEALTH_SERVICES: [&str; 3] = [
+    "roomhooks.v1.RoomHooks",
+    "roomhooks.v1.AppRuntime",
+    "roomhooks.v1.Admin",
+];
 
 /// The server's TLS settings, when a certificate is configured.
 fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, SidecarError> {
@@ -114,41 +135,23 @@ fn warn_if_open(config: &Config, addr: SocketAddr) {
 }
 
 impl Sidecar {
-    /// Validates `config`, binds its listen address and starts serving.
+    /// Validates `config`, binds its listen addresses, opens the store and starts serving.
     pub async fn start(config: Config) -> Result<Self, SidecarError> {
         config.validate()?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| SidecarError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = bind(config.listen, "--listen").await?;
         let local_addr = listener.local_addr().map_err(|source| SidecarError::Bind {
             addr: config.listen,
+            flag: "--listen",
             source,
         })?;
-
         let metrics_listener = match config.metrics_listen {
-            MaybeAddr::On(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| SidecarError::Bind { addr, source })?,
-            ),
+            MaybeAddr::On(addr) => Some(bind(addr, "--metrics-listen").await?),
             MaybeAddr::Off => None,
         };
+        let (store, store_writer, recovered) = open_store(&config).await?;
 
-        let (store, store_writer, recovered) = if config.ephemeral {
-            tracing::warn!("--ephemeral: post events are kept in memory only and lost on restart");
-            (None, None, Recovered::default())
-        } else {
-            let (store, writer, recovered) = Store::open(&config.data_dir, config.fsync)?;
-            tracing::info!(data_dir = %config.data_dir.display(), fsync = config.fsync,
-                "post events are stored on disk");
-            (Some(store), Some(writer), recovered)
-        };
-
-        let shutdown = CancellationToken::new();
+        let tasks = Tasks::new();
+        let drain = Arc::new(Drain::new());
         let settings = config
             .apps
             .iter()
@@ -164,130 +167,57 @@ impl Sidecar {
             recovered,
             settings,
             config.timeout_limits(),
-            shutdown.child_token(),
+            tasks.clone(),
         ));
-        let dispatcher = Dispatcher::new(Arc::clone(&registry), config.call_limits());
-        let counters = Arc::new(BackendCounters::default());
+        log_remembered_apps(&registry, &config);
         warn_if_open(&config, local_addr);
-
-        let metrics = match metrics_listener {
-            Some(listener) => {
-                let bound = listener.local_addr().map_err(|source| SidecarError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-                tracing::info!(metrics_addr = %bound, "Prometheus metrics at http://{bound}/metrics");
-                let addr = Some(bound);
-                let sources = Arc::new(Sources {
+        let counters = Arc::new(BackendCounters::default());
+        let metrics_addr = match metrics_listener {
+            Some(listener) => Some(serve_metrics(
+                listener,
+                Sources {
                     registry: Arc::clone(&registry),
                     backend: Arc::clone(&counters),
+                    drain: Arc::clone(&drain),
                     max_timeout: config.max_timeout,
-                });
-                Some((
-                    addr,
-                    tokio::spawn(metrics::serve(listener, sources, shutdown.child_token())),
-                ))
-            }
+                },
+                &tasks,
+            )?),
             None => None,
         };
-        let backend_auth = BackendAuth::new(config.backend_token.as_deref());
-        let app_auth = config.apps.values().any(|a| a.token.is_some());
 
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<RoomHooksServer<RoomHooksService>>()
-            .await;
-        health_reporter.set_serving::<AppRuntimeServer>().await;
-        health_reporter
-            .set_serving::<AdminServer<AdminService>>()
-            .await;
-
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
-        let mut builder = Server::builder();
-        if let Some(tls) = tls_config(&config)? {
-            builder = builder
-                .tls_config(tls)
-                .map_err(|e| SidecarError::Tls(e.to_string()))?;
-        }
-        let router = builder
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(InterceptedService::new(
-                RoomHooksServer::new(RoomHooksService::new(
-                    dispatcher,
-                    config.max_timeout,
-                    counters,
-                    Limits {
-                        max_concurrent: config.max_concurrent_backend_calls,
-                        max_custom_field_bytes: config.max_custom_field_bytes,
-                    },
-                ))
-                .max_decoding_message_size(config.max_message_size)
-                .max_encoding_message_size(config.max_message_size),
-                backend_auth.clone(),
-            ))
-            .add_service(
-                AppRuntimeServer::new(AppRuntimeService::new(
-                    Liveness {
-                        interval: config.heartbeat_interval,
-                        timeout: config.heartbeat_timeout,
-                    },
-                    Arc::clone(&registry),
-                    app_auth,
-                    config.timeout_limits(),
-                    config.register_timeout,
-                    shutdown.child_token(),
-                ))
-                .max_decoding_message_size(config.max_message_size),
-            )
-            .add_service(InterceptedService::new(
-                AdminServer::new(AdminService::new(Arc::clone(&registry)))
-                    .max_decoding_message_size(config.max_message_size),
-                backend_auth,
-            ))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha);
-
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::Serving).await;
+        let router = routes(
+            &config,
+            Services {
+                registry: &registry,
+                drain: &drain,
+                tasks: &tasks,
+                counters,
+            },
+        )?
+        .add_service(health_service);
         // tonic does not apply tcp_nodelay to a listener we pass in: set it on the incoming side.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let stop = shutdown.clone();
-        let closing = Arc::clone(&registry);
-        let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
-            stop.cancelled().await;
-            // App streams never end by themselves: end them so the server can drain.
-            closing.close_all(Status::unavailable(
-                "the roomhooks sidecar is shutting down; reconnect to its replacement",
-            ));
-        }));
-        let alarm_stop = CancellationToken::new();
-        let alarm = tokio::spawn({
-            let (registry, stop) = (Arc::clone(&registry), alarm_stop.clone());
+        let server_stop = CancellationToken::new();
+        let server = tokio::spawn(
+            router.serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned()),
+        );
+        tasks.spawn({
+            let (registry, stop) = (Arc::clone(&registry), tasks.stopping().child_token());
             async move { registry.time_out_calls(stop).await }
         });
         tracing::info!(%local_addr, "roomhooks sidecar listening");
-        let (metrics_addr, metrics_task) = match metrics {
-            Some((addr, task)) => (addr, Some(task)),
-            None => (None, None),
-        };
         Ok(Self {
             local_addr,
             metrics_addr,
-            shutdown,
             registry,
+            drain,
+            health,
+            server_stop,
             server,
-            metrics: metrics_task,
-            alarm,
-            alarm_stop,
+            tasks,
             store_writer,
             drain_timeout: config.drain_timeout,
         })
@@ -308,37 +238,63 @@ impl Sidecar {
         &self.registry
     }
 
-    /// Stops accepting, ends app streams, and waits up to the drain timeout for in-flight calls.
+    /// Shuts down gracefully, in this order:
+    /// 1. health reports NOT_SERVING, and new backend calls and app registrations are refused
+    ///    with UNAVAILABLE;
+    /// 2. the backend calls in flight finish with their apps, which stay connected, for up to the
+    ///    drain timeout (calls still running then get their apps' failure policy);
+    /// 3. every app stream ends with status OK (apps reconnect with backoff, to a replacement);
+    /// 4. the listener and the connections close;
+    /// 5. the background tasks (read loops, post delivery, alarm, metrics) stop and are awaited;
+    /// 6. the store commits what was accepted and closes.
     pub async fn shutdown(mut self) -> Result<(), SidecarError> {
-        self.shutdown.cancel();
-        if let Some(metrics) = self.metrics.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), metrics).await;
+        self.drain.begin();
+        set_health(&self.health, ServingStatus::NotServing).await;
+        tracing::info!(in_flight = self.drain.in_flight(), drain_timeout = ?self.drain_timeout,
+            "draining: health reports NOT_SERVING, new calls are refused, calls in flight finish");
+        if tokio::time::timeout(self.drain_timeout, self.drain.calls_done())
+            .await
+            .is_err()
+        {
+            tracing::warn!(in_flight = self.drain.in_flight(), drain_timeout = ?self.drain_timeout,
+                "backend calls were still running when the drain timeout passed; their apps' \
+                 failure policy applies (raise --drain-timeout to let them finish)");
         }
-        let served = match tokio::time::timeout(self.drain_timeout, &mut self.server).await {
+        self.registry.close_all();
+        // The calls cut short by the drain timeout answer their backends now.
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.drain.calls_done()).await;
+
+        self.server_stop.cancel();
+        let served = match tokio::time::timeout(CLOSE_GRACE, &mut self.server).await {
             Ok(joined) => joined.map_err(SidecarError::from).and_then(|r| Ok(r?)),
             Err(_) => {
-                tracing::warn!(drain_timeout = ?self.drain_timeout,
-                    "in-flight calls did not finish within the drain timeout; stopping anyway");
+                tracing::warn!(grace = ?CLOSE_GRACE,
+                    "connections were still open after every app stream ended; closing them");
                 self.server.abort();
                 Ok(())
             }
         };
-        self.alarm_stop.cancel();
-        let _ = (&mut self.alarm).await;
+        let left = self.tasks.stop(CLOSE_GRACE).await;
+        if left > 0 {
+            tracing::error!(left, grace = ?CLOSE_GRACE,
+                "background tasks did not stop in time; closing the store anyway");
+        }
         self.close_store().await;
         served
     }
 
-    /// Flushes the store: every post event accepted so far is on disk when this returns.
+    /// Commits every post event accepted so far and stops the store's writer.
     async fn close_store(&mut self) {
         if let Some(store) = self.registry.store()
-            && let Err(err) = store.flush().await
+            && let Err(err) = store.close().await
         {
             tracing::error!("{err}");
         }
-        // The writer thread ends once every handle is gone (background tasks may hold one a
-        // little longer), then persists with fsync; nothing waits on it here.
-        drop(self.store_writer.take());
+        if let Some(writer) = self.store_writer.take()
+            && let Err(err) = tokio::task::spawn_blocking(move || writer.join()).await
+        {
+            tracing::error!("the post-event store's writer thread ended abnormally: {err}");
+        }
     }
 
     /// Waits until the server stops by itself (it only does on error).
@@ -348,8 +304,174 @@ impl Sidecar {
 }
 
 impl Drop for Sidecar {
+    /// A sidecar dropped without [`Sidecar::shutdown`] stops at once: app streams end, the
+    /// server and background tasks are told to stop (the store closes once they are gone).
     fn drop(&mut self) {
-        self.shutdown.cancel();
-        self.alarm_stop.cancel();
+        self.drain.begin();
+        self.registry.close_all();
+        self.server_stop.cancel();
+        self.tasks.stopping().cancel();
     }
+}
+
+/// Binds `addr`, set by `flag`.
+async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, SidecarError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| SidecarError::Bind { addr, flag, source })
+}
+
+/// Opens the post-event store off the async runtime (it reads the whole journal back), unless
+/// the sidecar is ephemeral.
+async fn open_store(
+    config: &Config,
+) -> Result<(Option<Store>, Option<StoreWriter>, Recovered), SidecarError> {
+    if config.ephemeral {
+        tracing::warn!("--ephemeral: post events are kept in memory only and lost on restart");
+        return Ok((None, None, Recovered::default()));
+    }
+    let (dir, fsync) = (config.data_dir.clone(), config.fsync);
+    let (store, writer, recovered) =
+        tokio::task::spawn_blocking(move || Store::open(&dir, fsync)).await??;
+    tracing::info!(data_dir = %config.data_dir.display(), fsync = config.fsync,
+        "post events are stored on disk");
+    Ok((Some(store), Some(writer), recovered))
+}
+
+/// Serves `/metrics` on `listener` as a background task; returns the bound address.
+fn serve_metrics(
+    listener: TcpListener,
+    sources: Sources,
+    tasks: &Tasks,
+) -> Result<SocketAddr, SidecarError> {
+    let bound = listener.local_addr().map_err(|source| SidecarError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        flag: "--metrics-listen",
+        source,
+    })?;
+    tracing::info!(metrics_addr = %bound, "Prometheus metrics at http://{bound}/metrics");
+    tasks.spawn(metrics::serve(
+        listener,
+        Arc::new(sources),
+        tasks.stopping().child_token(),
+    ));
+    Ok(bound)
+}
+
+/// Sets the overall health status and every service's.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for service in HEALTH_SERVICES {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// What the gRPC services share with the sidecar.
+struct Services<'a> {
+    registry: &'a Arc<Registry>,
+    drain: &'a Arc<Drain>,
+    tasks: &'a Tasks,
+    counters: Arc<BackendCounters>,
+}
+
+/// The gRPC server with RoomHooks, AppRuntime, Admin and reflection (v1 and v1alpha).
+fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarError> {
+    let Services {
+        registry,
+        drain,
+        tasks,
+        counters,
+    } = services;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let backend_auth = BackendAuth::new(config.backend_token.as_deref());
+    let app_auth = config.apps.values().any(|a| a.token.is_some());
+    let dispatcher = Dispatcher::new(Arc::clone(registry), config.call_limits());
+
+    let mut builder = Server::builder();
+    if let Some(tls) = tls_config(config)? {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| SidecarError::Tls(e.to_string()))?;
+    }
+    Ok(builder
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(InterceptedService::new(
+            RoomHooksServer::new(RoomHooksService::new(
+                dispatcher,
+                config.max_timeout,
+                counters,
+                Limits {
+                    max_concurrent: config.max_concurrent_backend_calls,
+                    max_custom_field_bytes: config.max_custom_field_bytes,
+                },
+                Arc::clone(drain),
+            ))
+            .max_decoding_message_size(config.max_message_size)
+            .max_encoding_message_size(config.max_message_size),
+            backend_auth.clone(),
+        ))
+        .add_service(
+            AppRuntimeServer::new(AppRuntimeService::new(
+                Liveness {
+                    interval: config.heartbeat_interval,
+                    timeout: config.heartbeat_timeout,
+                },
+                Arc::clone(registry),
+                app_auth,
+                config.timeout_limits(),
+                config.register_timeout,
+                Arc::clone(drain),
+                tasks.clone(),
+            ))
+            .max_decoding_message_size(config.max_message_size),
+        )
+        .add_service(InterceptedService::new(
+            AdminServer::new(AdminService::new(Arc::clone(registry)))
+                .max_decoding_message_size(config.max_message_size),
+            backend_auth,
+        ))
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha))
+}
+
+/// Lists at start the apps the sidecar knows before any connects (remembered from the store,
+/// or declared essential in the config), so a FAIL app that is gone is no mystery.
+fn log_remembered_apps(registry: &Registry, config: &Config) {
+    let snapshot = registry.snapshot();
+    if snapshot.apps().is_empty() {
+        return;
+    }
+    let apps: Vec<String> = snapshot
+        .apps()
+        .iter()
+        .map(|app| {
+            let policy = match app.spec.failure_policy {
+                FailurePolicy::Fail => "FAIL",
+                FailurePolicy::Ignore => "IGNORE",
+            };
+            format!("{} ({policy})", app.spec.app_id)
+        })
+        .collect();
+    let from = if config.ephemeral {
+        "the config file".to_owned()
+    } else {
+        std::path::absolute(&config.data_dir)
+            .unwrap_or_else(|_| config.data_dir.clone())
+            .display()
+            .to_string()
+    };
+    tracing::info!(
+        "remembering {} apps from {from}: {}; Admin.RemoveApp forgets one",
+        apps.len(),
+        apps.join(", ")
+    );
 }

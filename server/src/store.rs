@@ -36,12 +36,39 @@ type CommitSender = oneshot::Sender<Result<(), StoreError>>;
 
 /// A storage failure.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the post-event store failed: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// Another process holds the data directory.
+    #[error(
+        "{} is in use by another roomhooks process{}; use another --data-dir or --ephemeral",
+        dir.display(),
+        pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    InUse {
+        /// The directory (absolute).
+        dir: std::path::PathBuf,
+        /// The holder's process id, when its pid file names it.
+        pid: Option<u32>,
+    },
+    /// The store could not be opened or read back.
+    #[error(
+        "cannot open the post-event store in {}: {why} (check --data-dir, or run with \
+         --ephemeral to keep post events in memory)",
+        dir.display()
+    )]
+    Open {
+        /// The directory (absolute).
+        dir: std::path::PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+    /// A write or read failed while running.
+    #[error("the post-event store failed: {0}")]
+    Failed(String),
+}
 
 impl From<fjall::Error> for StoreError {
     fn from(err: fjall::Error) -> Self {
-        StoreError(err.to_string())
+        StoreError::Failed(err.to_string())
     }
 }
 
@@ -129,6 +156,10 @@ enum Op {
         cursor: u64,
     },
     Flush {
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Commit what came before, then stop.
+    Close {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
 }
@@ -233,12 +264,26 @@ struct Keyspaces {
 impl Store {
     /// Opens (or creates) the store in `dir` and reads back what it holds.
     pub fn open(dir: &Path, fsync: bool) -> Result<(Store, StoreWriter, Recovered), StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        // Paths in errors are absolute: the operator may not know the sidecar's working directory.
+        let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        let open_error = |why: String| StoreError::Open {
+            dir: dir.clone(),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_error(format!("cannot create it: {e}")))?;
         let db = Database::builder(dir)
             .cache_size(8 * 1024 * 1024)
             .worker_threads(1)
-            .open()?;
+            .open()
+            .map_err(|err| match err {
+                fjall::Error::Locked => in_use(dir),
+                other => open_error(other.to_string()),
+            })?;
+        // Who holds the directory, for the next process that finds it locked.
+        let pid_file = dir.join(PID_FILE);
+        if let Err(err) = std::fs::write(&pid_file, std::process::id().to_string()) {
+            tracing::warn!("cannot write {}: {err}", pid_file.display());
+        }
         // Events live briefly (deleted on ack): a bounded memtable keeps bursts from holding
         // hundreds of MB.
         let short_lived =
@@ -268,7 +313,7 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("roomhooks-store".into())
             .spawn(move || write_loop(db, keyspaces, rx, mode))
-            .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
+            .map_err(|e| open_error(format!("cannot start the store writer: {e}")))?;
         Ok((
             Store { ops: tx },
             StoreWriter {
@@ -344,7 +389,31 @@ impl Store {
         let (done, rx) = oneshot::channel();
         self.send(Op::Flush { done }).await;
         rx.await
-            .unwrap_or_else(|_| Err(StoreError("the store writer stopped".into())))
+            .unwrap_or_else(|_| Err(StoreError::Failed("the store writer stopped".into())))
+    }
+
+    /// Commits everything sent so far, then stops the writer, which persists the journal and
+    /// ends ([`StoreWriter::join`] waits for that). A write sent after this is lost, and logged:
+    /// call it once every task that writes has stopped.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Op::Close { done }).await;
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Failed("the store writer stopped".into())))
+    }
+}
+
+/// The file in the data directory naming the process that holds it.
+const PID_FILE: &str = "roomhooks.pid";
+
+/// The error for a data directory another process holds, naming it when its pid file does.
+fn in_use(dir: &Path) -> StoreError {
+    let pid = std::fs::read_to_string(dir.join(PID_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok());
+    StoreError::InUse {
+        dir: dir.to_owned(),
+        pid,
     }
 }
 
@@ -483,7 +552,8 @@ fn note_cursor(cursors: &mut Vec<(AppId, u64)>, app: &AppId, seq: u64) {
 }
 
 fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: PersistMode) {
-    while let Some(first) = rx.blocking_recv() {
+    let mut closing = false;
+    while !closing && let Some(first) = rx.blocking_recv() {
         let mut batch = db.batch().durability(Some(mode));
         let mut waiters = Vec::new();
         // Only an app's last cursor in a group is written.
@@ -551,8 +621,12 @@ fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: Per
                     }
                 }
                 Op::Flush { done } => waiters.push(done),
+                Op::Close { done } => {
+                    waiters.push(done);
+                    closing = true;
+                }
             }
-            if taken < MAX_GROUP {
+            if taken < MAX_GROUP && !closing {
                 next = rx.try_recv().ok();
             }
         }

@@ -30,6 +30,7 @@ use crate::{
     instance::Instance,
     sequence::Sequence,
     store::{Committed, EventWrite, Store},
+    tasks::Tasks,
 };
 
 /// Limits of post-event delivery.
@@ -225,15 +226,15 @@ pub struct PostQueue {
 }
 
 impl PostQueue {
-    /// A queue (holding what the store recovered for this app) whose delivery task runs until
-    /// `parent` is cancelled or [`PostQueue::stop`].
+    /// A queue (holding what the store recovered for this app) whose delivery task, owned by
+    /// `tasks`, runs until they stop or [`PostQueue::stop`].
     pub fn spawn(
         app_id: AppId,
         config: PostConfig,
         store: Option<Store>,
         sequence: Arc<Sequence>,
         recovery: &mut Recovery,
-        parent: &CancellationToken,
+        tasks: &Tasks,
     ) -> Arc<Self> {
         let (recovered, recovered_dead) = recovery.take(&app_id);
         let mut state = QueueState::default();
@@ -273,9 +274,9 @@ impl PostQueue {
             sequence,
             state: Mutex::new(state),
             wake: Notify::new(),
-            stop: parent.child_token(),
+            stop: tasks.stopping().child_token(),
         });
-        tokio::spawn(Arc::clone(&queue).deliver());
+        tasks.spawn(Arc::clone(&queue).deliver());
         queue
     }
 

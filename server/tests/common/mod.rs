@@ -1,0 +1,140 @@
+//! The released `roomhooks` binary as a child process, for the tests that need the real binary
+//! (signals, exit codes, restarts on one data directory): start it, read the address it bound
+//! from its JSON log, signal it, wait for it, and keep its log for assertions.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tonic::transport::Channel;
+
+/// A running `roomhooks` binary, killed if the test ends before it stops.
+pub struct Binary {
+    child: Child,
+    /// The gRPC address it listens on.
+    pub addr: String,
+    /// Every log line it wrote so far.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    /// Starts the binary with `args` (logging JSON, metrics off unless `args` set them) and waits
+    /// until it logs the address it listens on.
+    pub fn start(args: &[&str], data_dir: &Path) -> Self {
+        Self::start_with_env(args, data_dir, &[])
+    }
+
+    /// As [`Binary::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_roomhooks"));
+        command.args(["--log-format", "json"]);
+        if !args.contains(&"--metrics-listen") {
+            command.args(["--metrics-listen", "off"]);
+        }
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the roomhooks binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn({
+            let log = Arc::clone(&log);
+            move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("\"local_addr\":\"").nth(1) {
+                        let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => panic!(
+                "the binary did not log the address it listens on within 30 s; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            ),
+        };
+        Self { child, addr, log }
+    }
+
+    /// `http://<addr>`, for apps and backends.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected channel to it.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint())
+            .expect("a valid endpoint")
+            .connect()
+            .await
+            .expect("connects to the binary")
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the pod does.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let signalled = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(signalled.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    }
+
+    /// Waits up to `within` for the process to exit.
+    pub async fn exited(&mut self, within: Duration) -> ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the binary did not exit within {within:?}; its log:\n{}",
+                self.log().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The log lines written so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether a log line contains `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(text))
+    }
+}
+
+/// A temporary data directory that outlives restarts of the binary.
+pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
