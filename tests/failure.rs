@@ -81,6 +81,16 @@ async fn a_timed_out_fail_app_prevents_with_app_unavailable() {
     let prevention = &response.preventions[0];
     assert_eq!(prevention.app_id, "strict");
     assert_eq!(prevention.reason, PreventionReason::AppUnavailable as i32);
+    // The message is for the chat user: no app id, no internals; those are in the detail.
+    assert_eq!(
+        prevention.message,
+        "This action is temporarily unavailable. Please try again later."
+    );
+    assert!(
+        response.outcomes[0].detail.contains("failure policy FAIL"),
+        "{}",
+        response.outcomes[0].detail
+    );
 }
 
 #[tokio::test]

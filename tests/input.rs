@@ -213,6 +213,225 @@ async fn a_stream_must_start_with_a_valid_register() {
 }
 
 #[tokio::test]
+async fn a_malformed_duration_in_register_is_invalid_argument() {
+    let h = Harness::start().await;
+    // Sign mismatch, nanos out of range either way: not a google.protobuf.Duration.
+    for (seconds, nanos) in [(1, -500_000_000), (0, 1_000_000_000), (-1, 5)] {
+        let mut first = register("timed", &[HookInterface::PreRoomUserJoined]);
+        if let Some(Msg::Register(r)) = &mut first.msg {
+            r.timeout = Some(prost_types::Duration { seconds, nanos });
+        }
+        let err = RawApp::connect(&h, first).await.err().unwrap();
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "({seconds}, {nanos}): {err:?}"
+        );
+        assert!(
+            err.message()
+                .contains("Register.timeout is not a valid google.protobuf.Duration"),
+            "{}",
+            err.message()
+        );
+    }
+}
+
+/// Sends `body` as the raw bytes of a `method` request, bypassing the client's own encoding.
+async fn raw_call(h: &Harness, method: &'static str, body: Vec<u8>) -> Status {
+    let mut grpc = tonic::client::Grpc::new(h.channel().await);
+    grpc.ready().await.expect("the channel is ready");
+    grpc.unary::<Vec<u8>, PreventResponseBytes, _>(
+        tonic::Request::new(body),
+        http::uri::PathAndQuery::from_static(method),
+        RawCodec,
+    )
+    .await
+    .expect_err("the request is refused")
+}
+
+/// The answer of a raw call, never read: every raw call here is refused.
+#[derive(Debug)]
+struct PreventResponseBytes;
+
+/// Encodes a request as the bytes given; decodes nothing.
+#[derive(Clone, Copy)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = PreventResponseBytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        *self
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        *self
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = PreventResponseBytes;
+    type Error = Status;
+    fn decode(
+        &mut self,
+        _buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<PreventResponseBytes>, Status> {
+        Ok(Some(PreventResponseBytes))
+    }
+}
+
+/// A Struct nested `depth` objects deep.
+fn nested(depth: usize) -> prost_types::Struct {
+    let mut inner = prost_types::Struct::default();
+    for _ in 0..depth {
+        let mut outer = prost_types::Struct::default();
+        outer.fields.insert(
+            "a".into(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::StructValue(inner)),
+            },
+        );
+        inner = outer;
+    }
+    inner
+}
+
+#[tokio::test]
+async fn an_undecodable_request_is_invalid_argument_saying_what_could_not_be_decoded() {
+    use prost::Message;
+    let h = Harness::start().await;
+    const METHOD: &str = "/roomhooks.v1.RoomHooks/PreRoomCreate";
+    let request = |room: Room| PreRoomCreateRequest {
+        room: Some(room),
+        ..Default::default()
+    };
+
+    let mut bad_utf8 = request(Room {
+        display_name: "NAME".into(),
+        ..stored_room("r1", RoomType::Channel)
+    })
+    .encode_to_vec();
+    let at = bad_utf8.windows(4).position(|w| w == b"NAME").unwrap();
+    bad_utf8[at..at + 2].copy_from_slice(&[0xff, 0xfe]);
+    let mut truncated = request(stored_room("r1", RoomType::Channel)).encode_to_vec();
+    truncated.pop();
+    let too_deep = request(Room {
+        custom_fields: Some(nested(60)),
+        ..stored_room("r1", RoomType::Channel)
+    })
+    .encode_to_vec();
+
+    for (case, body, says) in [
+        ("invalid UTF-8", bad_utf8, "invalid string value"),
+        ("truncated", truncated, "could not be decoded"),
+        ("nested too deep", too_deep, "recursion limit reached"),
+    ] {
+        let status = raw_call(&h, METHOD, body).await;
+        assert_eq!(status.code(), Code::InvalidArgument, "{case}: {status:?}");
+        assert!(
+            status
+                .message()
+                .contains("the request could not be decoded")
+                && status.message().contains(says),
+            "{case}: {}",
+            status.message()
+        );
+    }
+    // The documented depth decodes.
+    let b = h.backend().await;
+    b.pre_room_create(request(Room {
+        custom_fields: Some(nested(30)),
+        ..stored_room("r1", RoomType::Channel)
+    }))
+    .await
+    .expect("a Struct 30 objects deep is within the decoder's limit");
+}
+
+#[tokio::test]
+async fn a_request_over_the_message_size_limit_is_resource_exhausted_naming_the_flag() {
+    let h = Harness::start_with(|c| c.max_message_size = 1024).await;
+    let b = h.backend().await;
+    let status = b
+        .pre_room_create(PreRoomCreateRequest {
+            room: Some(Room {
+                display_name: "x".repeat(4096),
+                ..stored_room("r1", RoomType::Channel)
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a request over --max-message-size is refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("--max-message-size (1024 bytes)"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn the_custom_fields_of_users_count_toward_the_custom_field_limit() {
+    let h = Harness::start_with(|c| c.max_custom_field_bytes = 100).await;
+    let b = h.backend().await;
+    let fields = |bytes: usize| {
+        let mut s = prost_types::Struct::default();
+        s.fields.insert(
+            "k".into(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::StringValue("v".repeat(bytes))),
+            },
+        );
+        s
+    };
+    let mut context = joining("r1", "ana");
+    if let Some(room) = &mut context.room {
+        room.custom_fields = Some(fields(40));
+    }
+    if let Some(user) = &mut context.joining_user {
+        user.custom_fields = Some(fields(40));
+    }
+    // 49 + 49 + 29 bytes encoded: each within the limit, over it together.
+    let mut inviter = user("bo");
+    inviter.custom_fields = Some(fields(20));
+    context.inviter = Some(inviter);
+    let status = b
+        .pre_room_user_join(PreRoomUserJoinRequest {
+            context: Some(context),
+            ..Default::default()
+        })
+        .await
+        .expect_err("over the limit in all");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    for named in [
+        "context.room.custom_fields",
+        "context.joining_user.custom_fields",
+        "context.inviter.custom_fields",
+        "are 127 bytes encoded in all",
+        "the limit is 100 bytes for all custom fields of a request (--max-custom-field-bytes)",
+    ] {
+        assert!(
+            status.message().contains(named),
+            "{named}: {}",
+            status.message()
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_misbehaving_app_is_ignored_and_a_wrong_kind_answer_fails_fast() {
     let h = Harness::start().await;
     let mut raw = RawApp::connect(&h, register("garbage", &[HookInterface::PreRoomUserJoined]))

@@ -169,7 +169,9 @@ async fn disabling_an_essential_app_prevents_its_essential_hooks() {
     let response = backend.pre_room_user_join(join()).await.unwrap();
 
     assert!(!response.allowed);
-    assert!(response.preventions[0].message.contains("gate"));
+    // The app is named in the prevention, not in the message the chat user sees.
+    assert_eq!(response.preventions[0].app_id, "gate");
+    assert!(!response.preventions[0].message.contains("gate"));
     assert!(
         response.outcomes[0].detail.contains("disabled"),
         "{}",

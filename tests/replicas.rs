@@ -110,6 +110,25 @@ async fn an_instance_registering_differently_is_refused_with_what_differs() {
 }
 
 #[tokio::test]
+async fn an_instance_asking_for_another_timeout_is_refused_with_what_differs() {
+    let h = Harness::start().await;
+    let with_timeout = |instance_id: &str, seconds: i64| Register {
+        timeout: Some(prost_types::Duration { seconds, nanos: 0 }),
+        ..register(instance_id, 5)
+    };
+    raw_register(&h, with_timeout("one", 2)).await.unwrap();
+
+    let refused = raw_register(&h, with_timeout("two", 3)).await.unwrap_err();
+
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("timeout 2s vs 3s"),
+        "{}",
+        refused.message()
+    );
+}
+
+#[tokio::test]
 async fn a_second_live_instance_with_the_same_instance_id_is_refused() {
     let h = Harness::start().await;
     raw_register(&h, register("same", 0)).await.unwrap();

@@ -11,9 +11,14 @@ pub enum InvalidId {
     /// The id is empty.
     #[error("must not be empty")]
     Empty,
-    /// The id is longer than [`MAX_ID_LEN`].
-    #[error("is {0} bytes long; the limit is {MAX_ID_LEN}")]
-    TooLong(usize),
+    /// The id is longer than its limit.
+    #[error("is {len} bytes long; the limit is {max} bytes")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit enforced.
+        max: usize,
+    },
     /// The id holds a character outside `A-Z a-z 0-9 . _ -`.
     #[error("holds {0:?}; use only A-Z a-z 0-9 . _ -")]
     BadChar(char),
@@ -24,7 +29,10 @@ fn check_id(raw: &str) -> Result<(), InvalidId> {
         return Err(InvalidId::Empty);
     }
     if raw.len() > MAX_ID_LEN {
-        return Err(InvalidId::TooLong(raw.len()));
+        return Err(InvalidId::TooLong {
+            len: raw.len(),
+            max: MAX_ID_LEN,
+        });
     }
     match raw
         .chars()
@@ -104,7 +112,10 @@ impl EventId {
             return Ok(Self(format!("{:032x}", rand::random::<u128>()).into()));
         }
         if raw.len() > Self::MAX_LEN {
-            return Err(InvalidId::TooLong(raw.len()));
+            return Err(InvalidId::TooLong {
+                len: raw.len(),
+                max: Self::MAX_LEN,
+            });
         }
         Ok(Self(raw.into()))
     }
@@ -134,7 +145,10 @@ mod tests {
         assert!(AppId::parse("word-filter_v2.1").is_ok());
         assert_eq!(AppId::parse(""), Err(InvalidId::Empty));
         assert_eq!(AppId::parse("a b"), Err(InvalidId::BadChar(' ')));
-        assert_eq!(AppId::parse(&"x".repeat(129)), Err(InvalidId::TooLong(129)));
+        assert_eq!(
+            AppId::parse(&"x".repeat(129)),
+            Err(InvalidId::TooLong { len: 129, max: 128 })
+        );
     }
 
     #[test]
@@ -144,5 +158,20 @@ mod tests {
         assert_eq!(a.as_str().len(), 32);
         assert_ne!(a, b);
         assert_eq!(EventId::from_backend("evt-1").unwrap().as_str(), "evt-1");
+    }
+
+    #[test]
+    fn a_too_long_id_is_refused_stating_the_limit_enforced() {
+        assert!(EventId::from_backend(&"e".repeat(256)).is_ok());
+        let refused = EventId::from_backend(&"e".repeat(300)).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "is 300 bytes long; the limit is 256 bytes"
+        );
+        let refused = InstanceId::parse(&"i".repeat(129)).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "is 129 bytes long; the limit is 128 bytes"
+        );
     }
 }

@@ -26,6 +26,7 @@ pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otel;
 pub mod post;
+pub mod recover;
 pub mod registry;
 pub mod runtime_server;
 pub mod sequence;

@@ -89,7 +89,7 @@ pub enum AdmitError {
     /// Its registration differs from the app's live instances.
     #[error(
         "app {app_id:?} has live instances registered differently ({diff}); every instance of an \
-         app must register the same interfaces, priority, failure policy and room types"
+         app must register the same interfaces, priority, failure policy, timeout and room types"
     )]
     Mismatch {
         /// The app.
@@ -269,6 +269,7 @@ impl Registry {
                     timeout: settings.timeout.unwrap_or(limits.default).min(limits.max),
                     room_types: RoomTypeSet::default(),
                     essential: settings.essential(),
+                    unavailable_message: None,
                 };
                 let entry = registry.new_entry(spec, Vec::new(), String::new(), &mut recovery);
                 entries.insert(app_id.clone(), entry);

@@ -20,7 +20,7 @@ use crate::{
     ids::EventId,
     metrics::{BackendCounters, Method},
     post::PostEventData,
-    validate,
+    validate::{self, FieldsOf},
     verdict::Verdict,
 };
 
@@ -94,19 +94,36 @@ impl RoomHooksService {
         })
     }
 
-    /// Refuses rooms whose custom fields exceed the limit.
-    fn check_fields(&self, room: Option<&pb::Room>, field: &str) -> Result<(), Status> {
-        let size = room
-            .and_then(|r| r.custom_fields.as_ref())
-            .map_or(0, prost::Message::encoded_len);
-        if size > self.limits.max_custom_field_bytes {
-            return Err(Status::invalid_argument(format!(
-                "{field}.custom_fields is {size} bytes encoded; the limit is {} \
-                 (--max-custom-field-bytes)",
-                self.limits.max_custom_field_bytes
-            )));
-        }
-        Ok(())
+    /// Refuses requests whose custom fields (rooms, creators and users) exceed the limit.
+    fn check_fields(&self, sources: &[FieldsOf<'_>]) -> Result<(), Status> {
+        Ok(validate::custom_fields(
+            self.limits.max_custom_field_bytes,
+            sources,
+        )?)
+    }
+
+    /// Checks a join context's custom fields.
+    fn check_joined(&self, c: &pb::RoomUserJoined) -> Result<(), Status> {
+        self.check_fields(&[
+            FieldsOf::Room("context.room", c.room.as_ref()),
+            FieldsOf::User(
+                "context.joining_user.custom_fields",
+                c.joining_user.as_ref(),
+            ),
+            FieldsOf::User("context.inviter.custom_fields", c.inviter.as_ref()),
+        ])
+    }
+
+    /// Checks a leave context's custom fields.
+    fn check_leave(&self, c: &pb::RoomUserLeave) -> Result<(), Status> {
+        self.check_fields(&[
+            FieldsOf::Room("context.room", c.room.as_ref()),
+            FieldsOf::User(
+                "context.leaving_user.custom_fields",
+                c.leaving_user.as_ref(),
+            ),
+            FieldsOf::User("context.removed_by.custom_fields", c.removed_by.as_ref()),
+        ])
     }
 
     /// Counts an answered request by its gRPC code.
@@ -170,7 +187,7 @@ impl RoomHooksService {
             ),
             E::UserJoined(r) => {
                 let context = validate::joined(r.context)?;
-                self.check_fields(context.room.as_ref(), "context.room")?;
+                self.check_joined(&context)?;
                 let payload = post_event::Payload::UserJoined(context);
                 (
                     Hook::PostRoomUserJoined,
@@ -181,7 +198,7 @@ impl RoomHooksService {
             }
             E::UserLeave(r) => {
                 let context = validate::leave(r.context)?;
-                self.check_fields(context.room.as_ref(), "context.room")?;
+                self.check_leave(&context)?;
                 let payload = post_event::Payload::UserLeave(context);
                 (
                     Hook::PostRoomUserLeave,
@@ -207,7 +224,7 @@ impl RoomHooksService {
 
     /// The stored room of a room post event, checked.
     fn stored_room(&self, room: Option<pb::Room>) -> Result<pb::Room, Status> {
-        self.check_fields(room.as_ref(), "room")?;
+        self.check_fields(&[FieldsOf::Room("room", room.as_ref())])?;
         Ok(validate::stored_room(room, "room")?)
     }
 
@@ -285,7 +302,7 @@ impl RoomHooks for RoomHooksService {
         let result = async {
             let _slot = self.admit()?;
             let ctx = self.pre_context(&request);
-            self.check_fields(request.get_ref().room.as_ref(), "room")?;
+            self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
             let room = validate::pre_room_create(request.into_inner())?;
             let span = tracing::info_span!("backend_call", hook = "PreRoomCreate",
                 request_id = %ctx.request_id, dry_run = ctx.dry_run);
@@ -314,7 +331,7 @@ impl RoomHooks for RoomHooksService {
         let result = async {
             let _slot = self.admit()?;
             let ctx = self.pre_context(&request);
-            self.check_fields(request.get_ref().room.as_ref(), "room")?;
+            self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
             let room = validate::pre_room_delete(request.into_inner())?;
             let room_type = room.r#type;
             self.veto(
@@ -337,7 +354,7 @@ impl RoomHooks for RoomHooksService {
             let _slot = self.admit()?;
             let ctx = self.pre_context(&request);
             let context = validate::pre_room_user_join(request.into_inner())?;
-            self.check_fields(context.room.as_ref(), "context.room")?;
+            self.check_joined(&context)?;
             let room_type = room_type(&context.room);
             self.veto(
                 Hook::PreRoomUserJoined,
@@ -359,7 +376,7 @@ impl RoomHooks for RoomHooksService {
             let _slot = self.admit()?;
             let ctx = self.pre_context(&request);
             let context = validate::pre_room_user_leave(request.into_inner())?;
-            self.check_fields(context.room.as_ref(), "context.room")?;
+            self.check_leave(&context)?;
             let room_type = room_type(&context.room);
             self.veto(
                 Hook::PreRoomUserLeave,

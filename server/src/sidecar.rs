@@ -25,6 +25,7 @@ use crate::{
     drain::Drain,
     ids::AppId,
     metrics::{self, BackendCounters, Sources},
+    recover::RecoverDecodeErrors,
     registry::{Capacity, Registry},
     runtime_server::AppRuntimeServer,
     service::{Limits, RoomHooksService},
@@ -120,8 +121,9 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, SidecarError> 
 fn warn_if_open(config: &Config, addr: SocketAddr) {
     if !config.has_tokens() {
         tracing::warn!(
-            "no tokens configured: backends and apps are not authenticated \
-            (set backend_token and apps.<id>.token, or --backend-token / --app-token)"
+            "no tokens configured: backends and apps are not authenticated, and any process \
+            that can reach the sidecar can register any app id (set backend_token and \
+            apps.<id>.token, or --backend-token / --app-token)"
         );
         if !addr.ip().is_loopback() && config.tls_client_ca.is_none() {
             tracing::warn!(%addr, "listening beyond loopback WITHOUT authentication: anyone who \
@@ -405,18 +407,21 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(InterceptedService::new(
-            RoomHooksServer::new(RoomHooksService::new(
-                dispatcher,
-                config.max_timeout,
-                counters,
-                Limits {
-                    max_concurrent: config.max_concurrent_backend_calls,
-                    max_custom_field_bytes: config.max_custom_field_bytes,
-                },
-                Arc::clone(drain),
-            ))
-            .max_decoding_message_size(config.max_message_size)
-            .max_encoding_message_size(config.max_message_size),
+            RecoverDecodeErrors::new(
+                RoomHooksServer::new(RoomHooksService::new(
+                    dispatcher,
+                    config.max_timeout,
+                    counters,
+                    Limits {
+                        max_concurrent: config.max_concurrent_backend_calls,
+                        max_custom_field_bytes: config.max_custom_field_bytes,
+                    },
+                    Arc::clone(drain),
+                ))
+                .max_decoding_message_size(config.max_message_size)
+                .max_encoding_message_size(config.max_message_size),
+                config.max_message_size,
+            ),
             backend_auth.clone(),
         ))
         .add_service(
@@ -435,8 +440,11 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
             .max_decoding_message_size(config.max_message_size),
         )
         .add_service(InterceptedService::new(
-            AdminServer::new(AdminService::new(Arc::clone(registry)))
-                .max_decoding_message_size(config.max_message_size),
+            RecoverDecodeErrors::new(
+                AdminServer::new(AdminService::new(Arc::clone(registry)))
+                    .max_decoding_message_size(config.max_message_size),
+                config.max_message_size,
+            ),
             backend_auth,
         ))
         .add_service(reflection_v1)
@@ -469,9 +477,12 @@ fn log_remembered_apps(registry: &Registry, config: &Config) {
             .display()
             .to_string()
     };
+    let count = match apps.len() {
+        1 => "1 app".to_owned(),
+        n => format!("{n} apps"),
+    };
     tracing::info!(
-        "remembering {} apps from {from}: {}; Admin.RemoveApp forgets one",
-        apps.len(),
+        "remembering {count} from {from}: {}; Admin.RemoveApp forgets one",
         apps.join(", ")
     );
 }

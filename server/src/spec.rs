@@ -39,7 +39,7 @@ pub struct TimeoutLimits {
 }
 
 /// A refused registration.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
     /// `app_id` is not a valid id.
     #[error("Register.app_id {0}")]
@@ -61,13 +61,27 @@ pub enum RegisterError {
     /// The failure policy value is unknown.
     #[error("Register.failure_policy {0} is not a known FailurePolicy")]
     UnknownPolicy(i32),
-    /// The timeout is zero, negative or malformed.
+    /// The timeout is zero or negative.
     #[error("Register.timeout must be a positive duration (or unset for the default)")]
     BadTimeout,
+    /// The timeout is not a well-formed `google.protobuf.Duration`.
+    #[error(
+        "Register.timeout is not a valid google.protobuf.Duration (seconds {seconds}, nanos \
+         {nanos}): nanos must be within ±999,999,999 and have the sign of seconds"
+    )]
+    MalformedTimeout {
+        /// The seconds sent.
+        seconds: i64,
+        /// The nanos sent.
+        nanos: i32,
+    },
     /// The version string is absurdly long.
-    #[error("Register.version is {0} bytes long; the limit is 128")]
+    #[error("Register.version is {0} bytes long; the limit is {MAX_VERSION_LEN} bytes")]
     VersionTooLong(usize),
 }
+
+/// The longest `Register.version` accepted, in bytes.
+pub const MAX_VERSION_LEN: usize = 128;
 
 /// A validated registration: everything that must agree between instances of one app.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -87,13 +101,16 @@ pub struct AppSpec {
     /// Hooks for which this app's failure or absence always prevents the action (from the
     /// operator's config, never from the app).
     pub essential: HookSet,
+    /// What the chat user is shown when this FAIL or essential app cannot answer (from the
+    /// operator's config; `None`: the default message).
+    pub unavailable_message: Option<std::sync::Arc<str>>,
 }
 
 impl AppSpec {
     /// Validates a `Register` message.
     pub fn from_register(reg: &pb::Register, limits: TimeoutLimits) -> Result<Self, RegisterError> {
         let app_id = AppId::parse(&reg.app_id).map_err(RegisterError::AppId)?;
-        if reg.version.len() > 128 {
+        if reg.version.len() > MAX_VERSION_LEN {
             return Err(RegisterError::VersionTooLong(reg.version.len()));
         }
         if reg.interfaces.is_empty() {
@@ -119,6 +136,15 @@ impl AppSpec {
         let timeout = match &reg.timeout {
             None => limits.default,
             Some(d) => {
+                let well_formed = d.nanos.unsigned_abs() < 1_000_000_000
+                    && !(d.seconds > 0 && d.nanos < 0)
+                    && !(d.seconds < 0 && d.nanos > 0);
+                if !well_formed {
+                    return Err(RegisterError::MalformedTimeout {
+                        seconds: d.seconds,
+                        nanos: d.nanos,
+                    });
+                }
                 let asked = Duration::try_from(*d).map_err(|_| RegisterError::BadTimeout)?;
                 if asked.is_zero() {
                     return Err(RegisterError::BadTimeout);
@@ -135,6 +161,7 @@ impl AppSpec {
             timeout,
             room_types,
             essential: HookSet::default(),
+            unavailable_message: None,
         })
     }
 
@@ -171,6 +198,9 @@ impl AppSpec {
                     .map(|t| t.as_str_name())
                     .collect::<Vec<_>>()
             ));
+        }
+        if self.timeout != other.timeout {
+            diffs.push(format!("timeout {:?} vs {:?}", other.timeout, self.timeout));
         }
         (!diffs.is_empty()).then(|| diffs.join("; "))
     }
@@ -250,5 +280,41 @@ mod tests {
         assert!(diff.contains("priority 0 vs 5"), "{diff}");
         assert!(diff.contains("failure_policy Ignore vs Fail"), "{diff}");
         assert_eq!(a.differences(&a), None);
+    }
+
+    #[test]
+    fn instances_that_ask_for_different_timeouts_differ() {
+        let a = AppSpec::from_register(&register(), LIMITS).unwrap();
+        let mut r = register();
+        r.timeout = Some(prost_types::Duration {
+            seconds: 3,
+            nanos: 0,
+        });
+        let b = AppSpec::from_register(&r, LIMITS).unwrap();
+        let diff = b.differences(&a).unwrap();
+        assert!(diff.contains("timeout 1s vs 3s"), "{diff}");
+    }
+
+    #[test]
+    fn a_malformed_duration_is_refused() {
+        for (seconds, nanos) in [(1, -5), (-1, 5), (0, 1_000_000_000), (2, -1_000_000_000)] {
+            let mut r = register();
+            r.timeout = Some(prost_types::Duration { seconds, nanos });
+            let refused = AppSpec::from_register(&r, LIMITS).unwrap_err();
+            assert_eq!(
+                refused,
+                RegisterError::MalformedTimeout { seconds, nanos },
+                "({seconds}, {nanos})"
+            );
+        }
+        let mut r = register();
+        r.timeout = Some(prost_types::Duration {
+            seconds: 0,
+            nanos: -5,
+        });
+        assert_eq!(
+            AppSpec::from_register(&r, LIMITS).unwrap_err(),
+            RegisterError::BadTimeout
+        );
     }
 }

@@ -537,6 +537,7 @@ fn recover_apps(apps: &Keyspace) -> Result<Vec<(AppSpec, String)>, StoreError> {
                 set
             },
             essential: HookSet::default(),
+            unavailable_message: None,
         };
         recovered.push((spec, stored.version));
     }
@@ -678,6 +679,28 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_directory_in_use_is_refused_naming_the_process_that_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _) = Store::open(dir.path(), false).unwrap();
+        let Err(refused) = Store::open(dir.path(), false) else {
+            panic!("a second open of a held directory must fail");
+        };
+        let absolute = std::path::absolute(dir.path()).unwrap();
+        assert!(
+            matches!(&refused, StoreError::InUse { dir: d, pid: Some(pid) }
+                if *d == absolute && *pid == std::process::id()),
+            "{refused:?}"
+        );
+        let message = refused.to_string();
+        assert!(
+            message.contains("is in use by another roomhooks process (pid")
+                && message.contains("use another --data-dir or --ephemeral"),
+            "{message}"
+        );
+        close(store, writer).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_and_apps_survive_a_reopen() {
         let dir = std::env::temp_dir().join(format!("roomhooks-store-{:x}", rand::random::<u64>()));
         let app = AppId::parse("keeper").unwrap();
@@ -689,6 +712,7 @@ mod tests {
             timeout: std::time::Duration::from_millis(500),
             room_types: RoomTypeSet::default(),
             essential: HookSet::default(),
+            unavailable_message: None,
         };
         {
             let (store, writer, recovered) = Store::open(&dir, false).unwrap();

@@ -19,7 +19,8 @@ impl From<InvalidRequest> for Status {
     }
 }
 
-const MAX_REQUEST_ID_LEN: usize = 256;
+/// The longest `request_id` accepted, in bytes.
+pub const MAX_REQUEST_ID_LEN: usize = 256;
 
 fn invalid(field: &'static str, problem: &'static str) -> InvalidRequest {
     InvalidRequest { field, problem }
@@ -27,7 +28,7 @@ fn invalid(field: &'static str, problem: &'static str) -> InvalidRequest {
 
 fn request_id(raw: &str) -> Result<(), InvalidRequest> {
     if raw.len() > MAX_REQUEST_ID_LEN {
-        return Err(invalid("request_id", "is longer than 256 bytes"));
+        return Err(invalid("request_id", "is longer than 256 bytes, the limit"));
     }
     Ok(())
 }
@@ -144,4 +145,97 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.field, "context.leaving_user");
     }
+}
+
+/// The custom fields of a request weigh more than `--max-custom-field-bytes` in all.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CustomFieldsTooLarge {
+    /// Each non-empty `custom_fields` of the request, by field path, with its encoded size.
+    pub parts: Vec<(&'static str, usize)>,
+    /// Their sum.
+    pub total: usize,
+    /// The limit.
+    pub limit: usize,
+}
+
+impl std::error::Error for CustomFieldsTooLarge {}
+
+impl std::fmt::Display for CustomFieldsTooLarge {
+    /// Starts with the field path, as every refusal does: `room.custom_fields is 4111 bytes
+    /// encoded; …` or `context.room.custom_fields + context.inviter.custom_fields are … in all`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let limit = self.limit;
+        match self.parts.as_slice() {
+            [(field, size)] => write!(f, "{field} is {size} bytes encoded"),
+            parts => {
+                let fields: Vec<&str> = parts.iter().map(|(field, _)| *field).collect();
+                let sizes: Vec<String> = parts.iter().map(|(f, s)| format!("{f} {s}")).collect();
+                write!(
+                    f,
+                    "{} are {} bytes encoded in all ({})",
+                    fields.join(" + "),
+                    self.total,
+                    sizes.join(", ")
+                )
+            }
+        }?;
+        write!(
+            f,
+            "; the limit is {limit} bytes for all custom fields of a request \
+             (--max-custom-field-bytes)"
+        )
+    }
+}
+
+impl From<CustomFieldsTooLarge> for Status {
+    fn from(err: CustomFieldsTooLarge) -> Self {
+        Status::invalid_argument(err.to_string())
+    }
+}
+
+/// Where a request carries custom fields: a room (with its creator) or a user.
+pub enum FieldsOf<'a> {
+    /// A room and its creator, under `path` ("room" or "context.room").
+    Room(&'static str, Option<&'a Room>),
+    /// A user under `path` ("context.joining_user", …).
+    User(&'static str, Option<&'a pb::User>),
+}
+
+/// Checks that the custom fields of a request (rooms, creators and users alike) weigh at most
+/// `limit` bytes encoded in all.
+pub fn custom_fields(limit: usize, sources: &[FieldsOf<'_>]) -> Result<(), CustomFieldsTooLarge> {
+    fn size(fields: Option<&prost_types::Struct>) -> usize {
+        fields.map_or(0, prost::Message::encoded_len)
+    }
+    let mut parts = Vec::new();
+    for source in sources {
+        match *source {
+            FieldsOf::Room(path, Some(room)) => {
+                let (fields, creator) = match path {
+                    "context.room" => (
+                        "context.room.custom_fields",
+                        "context.room.creator.custom_fields",
+                    ),
+                    _ => ("room.custom_fields", "room.creator.custom_fields"),
+                };
+                parts.push((fields, size(room.custom_fields.as_ref())));
+                let of_creator = room.creator.as_ref().and_then(|u| u.custom_fields.as_ref());
+                parts.push((creator, size(of_creator)));
+            }
+            FieldsOf::User(path, Some(user)) => {
+                parts.push((path, size(user.custom_fields.as_ref())));
+            }
+            FieldsOf::Room(_, None) | FieldsOf::User(_, None) => {}
+        }
+    }
+    parts.retain(|&(_, size)| size > 0);
+    let total = parts.iter().map(|&(_, size)| size).sum();
+    if total > limit {
+        return Err(CustomFieldsTooLarge {
+            parts,
+            total,
+            limit,
+        });
+    }
+    Ok(())
 }

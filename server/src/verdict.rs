@@ -11,6 +11,11 @@ use crate::{
     stats::PolicyEffect,
 };
 
+/// What the chat user is shown when a FAIL or essential app cannot answer, unless the operator
+/// set `[apps.<id>] unavailable_message`.
+pub const DEFAULT_UNAVAILABLE_MESSAGE: &str =
+    "This action is temporarily unavailable. Please try again later.";
+
 /// Outcomes and vetoes collected so far, in call order.
 #[derive(Debug, Default)]
 pub struct Verdict {
@@ -106,14 +111,16 @@ impl Verdict {
                 };
                 let detail = format!("{failure}; {why}: {} prevented", action(hook));
                 self.record_with(app, hook, meta, status, detail, PolicyEffect::FailClosed);
+                // The message is for the chat user; the app and the failure are in the
+                // outcome's detail and the log.
+                let message = spec
+                    .unavailable_message
+                    .as_deref()
+                    .unwrap_or(DEFAULT_UNAVAILABLE_MESSAGE);
                 self.preventions.push(Prevention {
                     app_id: spec.app_id.as_str().to_owned(),
                     hook: hook.to_wire() as i32,
-                    message: format!(
-                        "The app {} is required for {} but is unavailable ({failure}).",
-                        spec.app_id,
-                        action(hook)
-                    ),
+                    message: message.to_owned(),
                     reason: PreventionReason::AppUnavailable as i32,
                 });
             }

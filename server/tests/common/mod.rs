@@ -122,6 +122,21 @@ impl Binary {
         self.log.lock().unwrap().clone()
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The first log line containing `text`, if any.
+    pub fn log_line(&self, text: &str) -> Option<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|line| line.contains(text))
+            .cloned()
+    }
+
     /// Whether a log line contains `text`.
     pub fn logged(&self, text: &str) -> bool {
         self.log
@@ -130,6 +145,37 @@ impl Binary {
             .iter()
             .any(|line| line.contains(text))
     }
+}
+
+/// Runs the binary with `args` until it exits by itself (e.g. a start-up error); returns how it
+/// exited and what it wrote to stderr. Panics if it is still running after 30 s.
+pub fn run_to_exit(args: &[&str], data_dir: &Path) -> (ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
+        .args(["--log-format", "json"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the roomhooks binary starts");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the binary was expected to exit by itself within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    (status, stderr)
 }
 
 /// A temporary data directory that outlives restarts of the binary.
