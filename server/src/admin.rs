@@ -22,10 +22,9 @@ fn hook_stats(app: &AppView) -> Vec<HookStats> {
         .into_iter()
         .filter_map(|hook| {
             let c = app.stats.hook(hook);
-            let calls = c.calls.load(Ordering::Relaxed);
-            (calls > 0).then(|| HookStats {
+            c.is_used().then(|| HookStats {
                 hook: hook.to_wire() as i32,
-                calls,
+                calls: c.calls.load(Ordering::Relaxed),
                 vetoes: c.status(OutcomeStatus::Prevented),
                 timeouts: c.status(OutcomeStatus::Timeout),
                 errors: c.status(OutcomeStatus::Error),
@@ -35,6 +34,9 @@ fn hook_stats(app: &AppView) -> Vec<HookStats> {
                 p99_us: c.quantile_us(0.99),
                 fail_opens: c.fail_opens.load(Ordering::Relaxed),
                 fail_closeds: c.fail_closeds.load(Ordering::Relaxed),
+                deliveries: c.deliveries.load(Ordering::Relaxed),
+                redeliveries: c.redeliveries.load(Ordering::Relaxed),
+                acks: c.acks.load(Ordering::Relaxed),
             })
         })
         .collect()

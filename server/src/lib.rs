@@ -26,8 +26,10 @@ pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otel;
 pub mod post;
+pub mod process;
 pub mod recover;
 pub mod registry;
+pub mod requests;
 pub mod runtime_server;
 pub mod sequence;
 pub mod service;

@@ -3,10 +3,7 @@
 
 use std::{
     fmt::Write,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -15,79 +12,20 @@ use roomhooks::v1::OutcomeStatus;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{hook::Hook, registry::Registry, stats::BUCKETS_US};
-
-/// The backend RPCs, for request counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// RoomHooks.PreRoomCreate.
-    PreRoomCreate,
-    /// RoomHooks.PreRoomDelete.
-    PreRoomDelete,
-    /// RoomHooks.PreRoomUserJoin.
-    PreRoomUserJoin,
-    /// RoomHooks.PreRoomUserLeave.
-    PreRoomUserLeave,
-    /// RoomHooks.PostRoomCreate.
-    PostRoomCreate,
-    /// RoomHooks.PostRoomDeleted.
-    PostRoomDeleted,
-    /// RoomHooks.PostRoomUserJoined.
-    PostRoomUserJoined,
-    /// RoomHooks.PostRoomUserLeave.
-    PostRoomUserLeave,
-    /// RoomHooks.PostEvents.
-    PostEvents,
-}
-
-impl Method {
-    const ALL: [Method; 9] = [
-        Method::PreRoomCreate,
-        Method::PreRoomDelete,
-        Method::PreRoomUserJoin,
-        Method::PreRoomUserLeave,
-        Method::PostRoomCreate,
-        Method::PostRoomDeleted,
-        Method::PostRoomUserJoined,
-        Method::PostRoomUserLeave,
-        Method::PostEvents,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Method::PreRoomCreate => "PreRoomCreate",
-            Method::PreRoomDelete => "PreRoomDelete",
-            Method::PreRoomUserJoin => "PreRoomUserJoin",
-            Method::PreRoomUserLeave => "PreRoomUserLeave",
-            Method::PostRoomCreate => "PostRoomCreate",
-            Method::PostRoomDeleted => "PostRoomDeleted",
-            Method::PostRoomUserJoined => "PostRoomUserJoined",
-            Method::PostRoomUserLeave => "PostRoomUserLeave",
-            Method::PostEvents => "PostEvents",
-        }
-    }
-}
-
-/// Backend requests by method and gRPC status code.
-#[derive(Default)]
-pub struct BackendCounters {
-    counts: [[AtomicU64; 17]; Method::ALL.len()],
-}
-
-impl BackendCounters {
-    /// Counts one answered request.
-    pub fn record(&self, method: Method, code: tonic::Code) {
-        let code = (code as usize).min(16);
-        self.counts[method as usize][code].fetch_add(1, Ordering::Relaxed);
-    }
-}
+use crate::{
+    hook::{Hook, Stage},
+    process,
+    registry::Registry,
+    requests::{RequestCounters, code_name},
+    stats::BUCKETS_US,
+};
 
 /// What the endpoint reads.
 pub struct Sources {
     /// The apps and their statistics.
     pub registry: Arc<Registry>,
-    /// Backend request counters.
-    pub backend: Arc<BackendCounters>,
+    /// Answered requests of RoomHooks, Admin and Health.
+    pub requests: Arc<RequestCounters>,
     /// The shutdown drain: the sidecar is ready until it begins.
     pub drain: Arc<crate::drain::Drain>,
     /// The largest timeout: histogram buckets go at least this far.
@@ -198,13 +136,13 @@ pub fn render(sources: &Sources) -> String {
         }
     }
 
-    let mut counter = |name: &str, help: &str, value: CounterValues<'_>| {
+    let mut counter = |name: &str, help: &str, stages: &[Stage], value: CounterValues<'_>| {
         let _ = writeln!(out, "# HELP roomhooks_{name} {help}");
         let _ = writeln!(out, "# TYPE roomhooks_{name} counter");
         for app in snapshot.apps() {
             for hook in Hook::ALL {
                 let c = app.stats.hook(hook);
-                if c.calls.load(Ordering::Relaxed) == 0 {
+                if !c.is_used() || !stages.contains(&hook.stage()) {
                     continue;
                 }
                 for (status, v) in value(c) {
@@ -221,28 +159,56 @@ pub fn render(sources: &Sources) -> String {
             }
         }
     };
-    counter("app_calls_total", "Hook calls by outcome status.", &|c| {
-        (0..c.by_status.len())
-            .filter_map(|i| {
-                let n = c.by_status[i].load(Ordering::Relaxed);
-                status_name(i).filter(|_| n > 0).map(|s| (Some(s), n))
-            })
-            .collect()
-    });
+    const PRE: &[Stage] = &[Stage::Veto, Stage::Extend, Stage::Modify];
+    const ALL: &[Stage] = &[Stage::Veto, Stage::Extend, Stage::Modify, Stage::Post];
+    counter(
+        "app_calls_total",
+        "Hook calls by outcome status.",
+        ALL,
+        &|c| {
+            (0..c.by_status.len())
+                .filter_map(|i| {
+                    let n = c.by_status[i].load(Ordering::Relaxed);
+                    status_name(i).filter(|_| n > 0).map(|s| (Some(s), n))
+                })
+                .collect()
+        },
+    );
     counter(
         "app_vetoes_total",
-        "Calls in which the app prevented the action.",
+        "Veto hook calls in which the app prevented the action.",
+        &[Stage::Veto],
         &|c| vec![(None, c.status(OutcomeStatus::Prevented))],
     );
     counter(
         "app_fail_opens_total",
         "App failures counted as no objection or no change (policy IGNORE).",
+        PRE,
         &|c| vec![(None, c.fail_opens.load(Ordering::Relaxed))],
     );
     counter(
         "app_fail_closeds_total",
         "App failures that prevented the action (policy FAIL or essential).",
+        PRE,
         &|c| vec![(None, c.fail_closeds.load(Ordering::Relaxed))],
+    );
+    counter(
+        "post_deliveries_total",
+        "Post events sent to the app, redeliveries included.",
+        &[Stage::Post],
+        &|c| vec![(None, c.deliveries.load(Ordering::Relaxed))],
+    );
+    counter(
+        "post_redeliveries_total",
+        "Post events sent again (not acknowledged in time, or the instance went away).",
+        &[Stage::Post],
+        &|c| vec![(None, c.redeliveries.load(Ordering::Relaxed))],
+    );
+    counter(
+        "post_acks_total",
+        "Post events the app acknowledged.",
+        &[Stage::Post],
+        &|c| vec![(None, c.acks.load(Ordering::Relaxed))],
     );
 
     let gauges: [AppSeries<'_>; 6] = [
@@ -295,22 +261,42 @@ pub fn render(sources: &Sources) -> String {
 
     let _ = writeln!(
         out,
-        "# HELP roomhooks_backend_requests_total Backend RPCs answered, by method and gRPC code."
+        "# HELP roomhooks_backend_requests_total RPCs answered by RoomHooks, Admin and Health, by \
+         service, method and gRPC code."
     );
     let _ = writeln!(out, "# TYPE roomhooks_backend_requests_total counter");
-    for method in Method::ALL {
-        for (code, count) in sources.backend.counts[method as usize].iter().enumerate() {
-            let n = count.load(Ordering::Relaxed);
-            if n > 0 {
-                let code = format!("{:?}", tonic::Code::from_i32(code as i32));
-                let _ = writeln!(
-                    out,
-                    "roomhooks_backend_requests_total{{method=\"{}\",code=\"{code}\"}} {n}",
-                    method.name()
-                );
-            }
-        }
+    for (rpc, code, n) in sources.requests.samples() {
+        let _ = writeln!(
+            out,
+            "roomhooks_backend_requests_total{{service=\"{}\",method=\"{}\",code=\"{}\"}} {n}",
+            rpc.service(),
+            rpc.method(),
+            code_name(code)
+        );
     }
+
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_ready 1 while the sidecar takes new calls, 0 once it drains for shutdown."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_ready gauge");
+    let _ = writeln!(
+        out,
+        "roomhooks_ready {}",
+        u8::from(!sources.drain.has_begun())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_build_info The running build: its version and git commit."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_build_info gauge");
+    let _ = writeln!(
+        out,
+        "roomhooks_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("ROOMHOOKS_COMMIT").unwrap_or("unknown")
+    );
+    process::render(&mut out);
     out
 }
 

@@ -314,12 +314,14 @@ impl Registry {
             .get(&spec.app_id)
             .and_then(|s| s.enabled)
             .unwrap_or(true);
+        let stats = Arc::<AppStats>::default();
         let posts = PostQueue::spawn(
             spec.app_id.clone(),
             self.post_config,
             self.store.clone(),
             Arc::clone(&self.sequence),
             recovery,
+            Arc::clone(&stats),
             &self.tasks,
         );
         let entry = AppEntry {
@@ -328,7 +330,7 @@ impl Registry {
             version,
             posts,
             enabled,
-            stats: Arc::default(),
+            stats,
         };
         entry.posts.set_instances(entry.post_targets());
         entry

@@ -18,7 +18,6 @@ use crate::{
     drain::{CallGuard, Drain, Draining},
     hook::Hook,
     ids::EventId,
-    metrics::{BackendCounters, Method},
     post::PostEventData,
     validate::{self, FieldsOf},
     verdict::Verdict,
@@ -31,7 +30,6 @@ pub const MAX_BATCH_EVENTS: usize = 10_000;
 pub struct RoomHooksService {
     dispatcher: Dispatcher,
     max_timeout: Duration,
-    counters: Arc<BackendCounters>,
     limits: Limits,
     in_flight: Arc<Semaphore>,
     drain: Arc<Drain>,
@@ -58,14 +56,12 @@ impl RoomHooksService {
     pub fn new(
         dispatcher: Dispatcher,
         max_timeout: Duration,
-        counters: Arc<BackendCounters>,
         limits: Limits,
         drain: Arc<Drain>,
     ) -> Self {
         Self {
             dispatcher,
             max_timeout,
-            counters,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent)),
             limits,
             drain,
@@ -124,15 +120,6 @@ impl RoomHooksService {
             ),
             FieldsOf::User("context.removed_by.custom_fields", c.removed_by.as_ref()),
         ])
-    }
-
-    /// Counts an answered request by its gRPC code.
-    fn observe<T>(&self, method: Method, result: Result<T, Status>) -> Result<T, Status> {
-        let code = result
-            .as_ref()
-            .map_or_else(Status::code, |_| tonic::Code::Ok);
-        self.counters.record(method, code);
-        result
     }
 
     /// The context of a Pre call: its deadline, dry-run flag, request id and trace context.
@@ -299,185 +286,156 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PreRoomCreateRequest>,
     ) -> Result<Response<PreRoomCreateResponse>, Status> {
-        let result = async {
-            let _slot = self.admit()?;
-            let ctx = self.pre_context(&request);
-            self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
-            let room = validate::pre_room_create(request.into_inner())?;
-            let span = tracing::info_span!("backend_call", hook = "PreRoomCreate",
-                request_id = %ctx.request_id, dry_run = ctx.dry_run);
-            #[cfg(feature = "otlp")]
-            crate::otel::continue_trace(&span, &ctx.traceparent);
-            let (verdict, room) = self
-                .dispatcher
-                .pre_room_create(room, &ctx)
-                .instrument(span)
-                .await;
-            Ok(Response::new(PreRoomCreateResponse {
-                allowed: verdict.allowed(),
-                preventions: verdict.preventions,
-                room: Some(room),
-                outcomes: verdict.outcomes,
-            }))
-        }
-        .await;
-        self.observe(Method::PreRoomCreate, result)
+        let _slot = self.admit()?;
+        let ctx = self.pre_context(&request);
+        self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
+        let room = validate::pre_room_create(request.into_inner())?;
+        let span = tracing::info_span!("backend_call", hook = "PreRoomCreate",
+            request_id = %ctx.request_id, dry_run = ctx.dry_run);
+        #[cfg(feature = "otlp")]
+        crate::otel::continue_trace(&span, &ctx.traceparent);
+        let (verdict, room) = self
+            .dispatcher
+            .pre_room_create(room, &ctx)
+            .instrument(span)
+            .await;
+        Ok(Response::new(PreRoomCreateResponse {
+            allowed: verdict.allowed(),
+            preventions: verdict.preventions,
+            room: Some(room),
+            outcomes: verdict.outcomes,
+        }))
     }
 
     async fn pre_room_delete(
         &self,
         request: Request<pb::PreRoomDeleteRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let result = async {
-            let _slot = self.admit()?;
-            let ctx = self.pre_context(&request);
-            self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
-            let room = validate::pre_room_delete(request.into_inner())?;
-            let room_type = room.r#type;
-            self.veto(
-                Hook::PreRoomDeletePrevent,
-                hook_call::Payload::Room(room),
-                room_type,
-                ctx,
-            )
-            .await
-        }
-        .await;
-        self.observe(Method::PreRoomDelete, result)
+        let _slot = self.admit()?;
+        let ctx = self.pre_context(&request);
+        self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
+        let room = validate::pre_room_delete(request.into_inner())?;
+        let room_type = room.r#type;
+        self.veto(
+            Hook::PreRoomDeletePrevent,
+            hook_call::Payload::Room(room),
+            room_type,
+            ctx,
+        )
+        .await
     }
 
     async fn pre_room_user_join(
         &self,
         request: Request<pb::PreRoomUserJoinRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let result = async {
-            let _slot = self.admit()?;
-            let ctx = self.pre_context(&request);
-            let context = validate::pre_room_user_join(request.into_inner())?;
-            self.check_joined(&context)?;
-            let room_type = room_type(&context.room);
-            self.veto(
-                Hook::PreRoomUserJoined,
-                hook_call::Payload::UserJoined(context),
-                room_type,
-                ctx,
-            )
-            .await
-        }
-        .await;
-        self.observe(Method::PreRoomUserJoin, result)
+        let _slot = self.admit()?;
+        let ctx = self.pre_context(&request);
+        let context = validate::pre_room_user_join(request.into_inner())?;
+        self.check_joined(&context)?;
+        let room_type = room_type(&context.room);
+        self.veto(
+            Hook::PreRoomUserJoined,
+            hook_call::Payload::UserJoined(context),
+            room_type,
+            ctx,
+        )
+        .await
     }
 
     async fn pre_room_user_leave(
         &self,
         request: Request<pb::PreRoomUserLeaveRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let result = async {
-            let _slot = self.admit()?;
-            let ctx = self.pre_context(&request);
-            let context = validate::pre_room_user_leave(request.into_inner())?;
-            self.check_leave(&context)?;
-            let room_type = room_type(&context.room);
-            self.veto(
-                Hook::PreRoomUserLeave,
-                hook_call::Payload::UserLeave(context),
-                room_type,
-                ctx,
-            )
-            .await
-        }
-        .await;
-        self.observe(Method::PreRoomUserLeave, result)
+        let _slot = self.admit()?;
+        let ctx = self.pre_context(&request);
+        let context = validate::pre_room_user_leave(request.into_inner())?;
+        self.check_leave(&context)?;
+        let room_type = room_type(&context.room);
+        self.veto(
+            Hook::PreRoomUserLeave,
+            hook_call::Payload::UserLeave(context),
+            room_type,
+            ctx,
+        )
+        .await
     }
 
     async fn post_room_create(
         &self,
         request: Request<pb::PostRoomCreateRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = self
-            .post_one(request, post_events_item::Event::RoomCreate)
-            .await;
-        self.observe(Method::PostRoomCreate, result)
+        self.post_one(request, post_events_item::Event::RoomCreate)
+            .await
     }
 
     async fn post_room_deleted(
         &self,
         request: Request<pb::PostRoomDeletedRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = self
-            .post_one(request, post_events_item::Event::RoomDeleted)
-            .await;
-        self.observe(Method::PostRoomDeleted, result)
+        self.post_one(request, post_events_item::Event::RoomDeleted)
+            .await
     }
 
     async fn post_room_user_joined(
         &self,
         request: Request<pb::PostRoomUserJoinedRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = self
-            .post_one(request, post_events_item::Event::UserJoined)
-            .await;
-        self.observe(Method::PostRoomUserJoined, result)
+        self.post_one(request, post_events_item::Event::UserJoined)
+            .await
     }
 
     async fn post_room_user_leave(
         &self,
         request: Request<pb::PostRoomUserLeaveRequest>,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let result = self
-            .post_one(request, post_events_item::Event::UserLeave)
-            .await;
-        self.observe(Method::PostRoomUserLeave, result)
+        self.post_one(request, post_events_item::Event::UserLeave)
+            .await
     }
 
     async fn post_events(
         &self,
         request: Request<pb::PostEventsRequest>,
     ) -> Result<Response<pb::PostEventsResponse>, Status> {
-        let result = async {
-            let _slot = self.admit()?;
-            let ctx = self.context(&request, false, "");
-            let items = request.into_inner().events;
-            if items.len() > MAX_BATCH_EVENTS {
-                return Err(Status::invalid_argument(format!(
-                    "events has {} entries; at most {MAX_BATCH_EVENTS} per PostEvents call: \
-                     split the batch",
-                    items.len()
-                )));
-            }
-            let posts = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let event = item.event.ok_or_else(|| {
-                        Status::invalid_argument(format!(
-                            "events[{i}] has no event set (room_create, room_deleted, \
-                             user_joined or user_leave)"
-                        ))
-                    })?;
-                    self.new_post(event).map_err(|status| {
-                        Status::invalid_argument(format!("events[{i}].{}", status.message()))
-                    })
-                })
-                .collect::<Result<Vec<_>, Status>>()?;
-            let span =
-                tracing::info_span!("backend_call", hook = "PostEvents", events = posts.len());
-            #[cfg(feature = "otlp")]
-            crate::otel::continue_trace(&span, &ctx.traceparent);
-            let results = self
-                .dispatcher
-                .post_batch(posts, &ctx)
-                .instrument(span)
-                .await
-                .map_err(|e| {
-                    Status::unavailable(format!(
-                        "{e}; the batch was not accepted as a whole: retry it with the same \
-                         event_ids (events already queued are de-duplicated)"
+        let _slot = self.admit()?;
+        let ctx = self.context(&request, false, "");
+        let items = request.into_inner().events;
+        if items.len() > MAX_BATCH_EVENTS {
+            return Err(Status::invalid_argument(format!(
+                "events has {} entries; at most {MAX_BATCH_EVENTS} per PostEvents call: \
+                 split the batch",
+                items.len()
+            )));
+        }
+        let posts = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let event = item.event.ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "events[{i}] has no event set (room_create, room_deleted, \
+                         user_joined or user_leave)"
                     ))
                 })?;
-            Ok(Response::new(pb::PostEventsResponse { results }))
-        }
-        .await;
-        self.observe(Method::PostEvents, result)
+                self.new_post(event).map_err(|status| {
+                    Status::invalid_argument(format!("events[{i}].{}", status.message()))
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let span = tracing::info_span!("backend_call", hook = "PostEvents", events = posts.len());
+        #[cfg(feature = "otlp")]
+        crate::otel::continue_trace(&span, &ctx.traceparent);
+        let results = self
+            .dispatcher
+            .post_batch(posts, &ctx)
+            .instrument(span)
+            .await
+            .map_err(|e| {
+                Status::unavailable(format!(
+                    "{e}; the batch was not accepted as a whole: retry it with the same \
+                     event_ids (events already queued are de-duplicated)"
+                ))
+            })?;
+        Ok(Response::new(pb::PostEventsResponse { results }))
     }
 }

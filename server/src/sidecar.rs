@@ -24,9 +24,10 @@ use crate::{
     dispatch::Dispatcher,
     drain::Drain,
     ids::AppId,
-    metrics::{self, BackendCounters, Sources},
+    metrics::{self, Sources},
     recover::RecoverDecodeErrors,
     registry::{Capacity, Registry},
+    requests::{CountRequests, RequestCounters},
     runtime_server::AppRuntimeServer,
     service::{Limits, RoomHooksService},
     spec::FailurePolicy,
@@ -173,13 +174,13 @@ impl Sidecar {
         ));
         log_remembered_apps(&registry, &config);
         warn_if_open(&config, local_addr);
-        let counters = Arc::new(BackendCounters::default());
+        let requests = Arc::new(RequestCounters::default());
         let metrics_addr = match metrics_listener {
             Some(listener) => Some(serve_metrics(
                 listener,
                 Sources {
                     registry: Arc::clone(&registry),
-                    backend: Arc::clone(&counters),
+                    requests: Arc::clone(&requests),
                     drain: Arc::clone(&drain),
                     max_timeout: config.max_timeout,
                 },
@@ -196,10 +197,10 @@ impl Sidecar {
                 registry: &registry,
                 drain: &drain,
                 tasks: &tasks,
-                counters,
+                requests: &requests,
             },
         )?
-        .add_service(health_service);
+        .add_service(CountRequests::new(health_service, Arc::clone(&requests)));
         // tonic does not apply tcp_nodelay to a listener we pass in: set it on the incoming side.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let server_stop = CancellationToken::new();
@@ -373,7 +374,7 @@ struct Services<'a> {
     registry: &'a Arc<Registry>,
     drain: &'a Arc<Drain>,
     tasks: &'a Tasks,
-    counters: Arc<BackendCounters>,
+    requests: &'a Arc<RequestCounters>,
 }
 
 /// The gRPC server with RoomHooks, AppRuntime, Admin and reflection (v1 and v1alpha).
@@ -382,7 +383,7 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
         registry,
         drain,
         tasks,
-        counters,
+        requests,
     } = services;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
@@ -406,23 +407,25 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(InterceptedService::new(
-            RecoverDecodeErrors::new(
-                RoomHooksServer::new(RoomHooksService::new(
-                    dispatcher,
-                    config.max_timeout,
-                    counters,
-                    Limits {
-                        max_concurrent: config.max_concurrent_backend_calls,
-                        max_custom_field_bytes: config.max_custom_field_bytes,
-                    },
-                    Arc::clone(drain),
-                ))
-                .max_decoding_message_size(config.max_message_size)
-                .max_encoding_message_size(config.max_message_size),
-                config.max_message_size,
+        .add_service(CountRequests::new(
+            InterceptedService::new(
+                RecoverDecodeErrors::new(
+                    RoomHooksServer::new(RoomHooksService::new(
+                        dispatcher,
+                        config.max_timeout,
+                        Limits {
+                            max_concurrent: config.max_concurrent_backend_calls,
+                            max_custom_field_bytes: config.max_custom_field_bytes,
+                        },
+                        Arc::clone(drain),
+                    ))
+                    .max_decoding_message_size(config.max_message_size)
+                    .max_encoding_message_size(config.max_message_size),
+                    config.max_message_size,
+                ),
+                backend_auth.clone(),
             ),
-            backend_auth.clone(),
+            Arc::clone(requests),
         ))
         .add_service(
             AppRuntimeServer::new(AppRuntimeService::new(
@@ -439,13 +442,16 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
             ))
             .max_decoding_message_size(config.max_message_size),
         )
-        .add_service(InterceptedService::new(
-            RecoverDecodeErrors::new(
-                AdminServer::new(AdminService::new(Arc::clone(registry)))
-                    .max_decoding_message_size(config.max_message_size),
-                config.max_message_size,
+        .add_service(CountRequests::new(
+            InterceptedService::new(
+                RecoverDecodeErrors::new(
+                    AdminServer::new(AdminService::new(Arc::clone(registry)))
+                        .max_decoding_message_size(config.max_message_size),
+                    config.max_message_size,
+                ),
+                backend_auth,
             ),
-            backend_auth,
+            Arc::clone(requests),
         ))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha))

@@ -42,6 +42,13 @@ pub struct HookCounters {
     pub latency: [AtomicU64; 71],
     /// Sum of latencies in microseconds.
     pub latency_sum_us: AtomicU64,
+    /// Post hooks: events sent to the app, redeliveries included.
+    pub deliveries: AtomicU64,
+    /// Post hooks: deliveries after the first (the event was not acknowledged in time, or its
+    /// instance went away).
+    pub redeliveries: AtomicU64,
+    /// Post hooks: events the app acknowledged.
+    pub acks: AtomicU64,
 }
 
 impl Default for HookCounters {
@@ -53,6 +60,9 @@ impl Default for HookCounters {
             fail_closeds: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_sum_us: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+            redeliveries: AtomicU64::new(0),
+            acks: AtomicU64::new(0),
         }
     }
 }
@@ -88,6 +98,24 @@ impl HookCounters {
         let slot = BUCKETS_US.partition_point(|&upper| upper < us);
         self.latency[slot].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Records one delivery of a post event (`attempt` 1 is the first).
+    pub fn record_delivery(&self, attempt: u32) {
+        self.deliveries.fetch_add(1, Ordering::Relaxed);
+        if attempt > 1 {
+            self.redeliveries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one acknowledged post event.
+    pub fn record_ack(&self) {
+        self.acks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether anything was recorded: a call ended or a post event was delivered.
+    pub fn is_used(&self) -> bool {
+        self.calls.load(Ordering::Relaxed) > 0 || self.deliveries.load(Ordering::Relaxed) > 0
     }
 
     /// Count for one outcome status.

@@ -84,6 +84,19 @@ async fn connected(app: App, sidecar: &Binary) -> AppHandle {
     handle
 }
 
+/// The metrics text at `addr`.
+async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}
+
 fn backend(channel: tonic::transport::Channel) -> RoomHooksClient {
     RoomHooksClient::from_channel(channel).with_deadline(Duration::from_secs(20))
 }
@@ -158,7 +171,23 @@ async fn a_call_still_running_when_the_drain_timeout_passes_gets_the_failure_pol
 #[tokio::test]
 async fn while_draining_health_is_not_serving_and_new_calls_and_registrations_are_refused() {
     let (_dir, path) = data_dir();
-    let mut sidecar = Binary::start(&["--drain-timeout", "10s"], &path);
+    let mut sidecar = Binary::start(
+        &["--drain-timeout", "10s", "--metrics-listen", "127.0.0.1:0"],
+        &path,
+    );
+    let metrics = sidecar
+        .log_line("\"metrics_addr\":\"")
+        .and_then(|l| {
+            Some(
+                l.split("\"metrics_addr\":\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .to_owned(),
+            )
+        })
+        .expect("the metrics address is logged");
+    assert!(scrape(&metrics).await.contains("\nroomhooks_ready 1\n"));
     let (open, release) = watch::channel(false);
     let (app, mut calls) = gate("holding-guard", FailurePolicy::Ignore, release);
     let _app = connected(app, &sidecar).await;
@@ -204,6 +233,10 @@ async fn while_draining_health_is_not_serving_and_new_calls_and_registrations_ar
         );
     }
     let _ = health.check(HealthCheckRequest::default()).await;
+    assert!(
+        scrape(&metrics).await.contains("\nroomhooks_ready 0\n"),
+        "roomhooks_ready is 0 while draining"
+    );
 
     let refused = backend(fresh.clone())
         .pre_room_user_join(join("bo"))

@@ -29,6 +29,7 @@ use crate::{
     ids::{AppId, EventId, InstanceId},
     instance::Instance,
     sequence::Sequence,
+    stats::AppStats,
     store::{Committed, EventWrite, Store},
     tasks::Tasks,
 };
@@ -223,6 +224,8 @@ pub struct PostQueue {
     state: Mutex<QueueState>,
     wake: Notify,
     stop: CancellationToken,
+    /// The app's statistics: deliveries, redeliveries and acks per hook.
+    stats: Arc<AppStats>,
 }
 
 impl PostQueue {
@@ -234,6 +237,7 @@ impl PostQueue {
         store: Option<Store>,
         sequence: Arc<Sequence>,
         recovery: &mut Recovery,
+        stats: Arc<AppStats>,
         tasks: &Tasks,
     ) -> Arc<Self> {
         let (recovered, recovered_dead) = recovery.take(&app_id);
@@ -275,6 +279,7 @@ impl PostQueue {
             state: Mutex::new(state),
             wake: Notify::new(),
             stop: tasks.stopping().child_token(),
+            stats,
         });
         tasks.spawn(Arc::clone(&queue).deliver());
         queue
@@ -430,6 +435,7 @@ impl PostQueue {
             done
         };
         let attempt = done.attempt;
+        self.stats.hook(done.event.hook).record_ack();
         done.finish(Delivery::Acked {
             instance: Some(from.clone()),
             attempt,
@@ -691,6 +697,9 @@ impl PostQueue {
                     to: Arc::clone(&target),
                     at: now,
                 });
+                self.stats
+                    .hook(queued.event.hook)
+                    .record_delivery(queued.attempt);
                 batch.push(queued.event.frame(queued.attempt));
             }
             let due =
