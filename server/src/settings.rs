@@ -51,6 +51,9 @@ pub struct AppSettings {
     pub token: Option<String>,
     /// Whether the app is called at start (default true); `Admin.SetAppEnabled` changes it.
     pub enabled: Option<bool>,
+    /// The message shown to the chat user when this FAIL or essential app is unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_message: Option<String>,
 }
 
 /// Writes a secret as `"<redacted>"` so printed configs can be shared.
