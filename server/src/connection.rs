@@ -153,7 +153,7 @@ impl AppRuntimeService {
             )
             .inspect_err(|err| tracing::warn!(%app_id, "refused an app instance: {err}"))?;
         tracing::info!(%app_id, instance_id = %instance.id, version = %instance.version,
-            peer = ?peer, "app instance registered");
+            peer = peer.map(tracing::field::display), "app instance registered");
         if let Some(store) = self.registry.store() {
             store.put_app(&remembered, &instance.version).await;
         }

@@ -414,3 +414,20 @@ fn the_readme_lists_every_flag_of_help_with_the_same_default_and_no_other() {
         );
     }
 }
+
+#[test]
+fn dependencies_log_only_warnings_by_default() {
+    let running = start(&["--listen", "127.0.0.1:0"], &[]);
+    let chatty: Vec<&String> = running
+        .log
+        .iter()
+        .filter(|line| !line.contains("\"target\":\"roomhooks"))
+        .filter(|line| {
+            !line.contains("\"level\":\"WARN\"") && !line.contains("\"level\":\"ERROR\"")
+        })
+        .collect();
+    assert!(
+        chatty.is_empty(),
+        "dependencies (fjall, lsm_tree, h2, …) log below warn by default: {chatty:#?}"
+    );
+}
