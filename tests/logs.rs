@@ -136,3 +136,25 @@ async fn the_backend_call_span_leaves_out_an_empty_request_id() {
         spans[1]
     );
 }
+
+#[tokio::test]
+async fn an_app_that_stops_closes_its_stream_and_the_sidecar_sees_a_clean_leave() {
+    let recorder = Recorder::default();
+    let _guard = recorder.install();
+    let h = Harness::start().await;
+    let app = h
+        .app(
+            App::builder("leaver")
+                .pre_room_user_joined(|_, _| async { Ok(()) })
+                .build(),
+        )
+        .await;
+
+    common::within(app.shutdown()).await.expect("the app stops");
+
+    assert!(
+        recorder.event("app instance closed its stream").is_some(),
+        "the sidecar saw the app close its send side, not a cut connection: {:#?}",
+        recorder.events.lock().unwrap()
+    );
+}
