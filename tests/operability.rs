@@ -99,6 +99,36 @@ async fn an_essential_app_that_never_connected_prevents_its_hooks() {
 }
 
 #[tokio::test]
+async fn an_operator_message_replaces_the_default_unavailable_message() {
+    let h = Harness::start_with(|c| {
+        c.apps.insert(
+            "compliance".into(),
+            AppSettings {
+                essential_hooks: vec![Hook::PreRoomCreatePrevent],
+                unavailable_message: Some("Room creation is paused for maintenance.".into()),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+
+    let response = h
+        .backend()
+        .await
+        .pre_room_create(PreRoomCreateRequest {
+            room: Some(new_room("anything", RoomType::Channel)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(
+        response.preventions[0].message,
+        "Room creation is paused for maintenance."
+    );
+}
+
+#[tokio::test]
 async fn a_disabled_app_is_not_called_and_its_post_events_wait_until_enabled() {
     let h = Harness::start().await;
     let calls = Arc::new(AtomicUsize::new(0));

@@ -169,3 +169,92 @@ async fn a_handler_that_panics_answers_an_error_and_the_app_keeps_serving() {
         "the same connection serves the next call"
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_without_a_scheme_is_taken_as_http() {
+    let h = Harness::start().await;
+    let bare = h.sidecar.local_addr().to_string();
+    let mut app = App::builder("bare")
+        .pre_room_user_joined(|_, _| async { Ok(()) })
+        .build()
+        .spawn(bare.clone());
+    tokio::time::timeout(Duration::from_secs(5), app.registered())
+        .await
+        .expect("the app registers on 127.0.0.1:<port> without http://")
+        .unwrap();
+
+    let backend = roomhooks_sdk::RoomHooksClient::connect(bare)
+        .await
+        .expect("a backend connects without http:// too");
+    let response = backend
+        .pre_room_user_join(PreRoomUserJoinRequest {
+            context: Some(joining("r1", "kim")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(response.outcomes.len(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_with_another_scheme_fails_at_once_saying_to_add_http() {
+    let h = Harness::start().await;
+    let endpoint = format!("grpc://{}", h.sidecar.local_addr());
+    let result = tokio::time::timeout(
+        Duration::from_secs(5),
+        App::builder("confused")
+            .pre_room_user_joined(|_, _| async { Ok(()) })
+            .build()
+            .run_until(endpoint, std::future::pending()),
+    )
+    .await
+    .expect("fails at once instead of retrying");
+    match result {
+        Err(roomhooks_sdk::SdkError::InvalidEndpoint(why)) => {
+            assert!(why.contains("add http:// or https://"), "{why}")
+        }
+        other => panic!("expected InvalidEndpoint, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_app_reads_a_custom_field_with_the_reexported_prost_types() {
+    use roomhooks_sdk::{
+        Veto,
+        prost_types::{Struct, Value, value::Kind},
+    };
+
+    let h = Harness::start().await;
+    let _app = h
+        .app(
+            App::builder("private-rooms-only")
+                .pre_room_create_prevent(|_ctx, room| async move {
+                    let private = room
+                        .custom_fields
+                        .as_ref()
+                        .and_then(|fields| fields.fields.get("private"))
+                        .and_then(|value| value.kind.as_ref());
+                    Ok(match private {
+                        Some(Kind::BoolValue(true)) => Veto::Allow,
+                        _ => Veto::prevent("Only private rooms here."),
+                    })
+                })
+                .build(),
+        )
+        .await;
+
+    let mut room = common::new_room("Secret Club", RoomType::Channel);
+    room.custom_fields = Some(Struct {
+        fields: [("private".to_owned(), Value::from(true))].into(),
+    });
+    let response = h
+        .backend()
+        .await
+        .pre_room_create(roomhooks_sdk::proto::PreRoomCreateRequest {
+            room: Some(room),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(response.allowed, "the app read private = true");
+}

@@ -22,7 +22,8 @@ pub struct RoomHooksClient {
 }
 
 impl RoomHooksClient {
-    /// Connects to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`).
+    /// Connects to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`; without a scheme
+    /// `http://` is assumed).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, SdkError> {
         Self::connect_with(endpoint, None).await
     }
@@ -39,7 +40,7 @@ impl RoomHooksClient {
         endpoint: impl Into<String>,
         tls: Option<ClientTlsConfig>,
     ) -> Result<Self, SdkError> {
-        let endpoint = endpoint.into();
+        let endpoint = crate::connection::with_scheme(endpoint.into(), tls.is_some())?;
         let mut builder = tonic::transport::Endpoint::from_shared(endpoint.clone())
             .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: {e}")))?
             .tcp_nodelay(true)

@@ -26,8 +26,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`); it opens when
-    /// the first app starts on it.
+    /// A connection to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`; without a
+    /// scheme `http://` is assumed); it opens when the first app starts on it.
     pub fn new(endpoint: impl Into<String>) -> Result<Self, SdkError> {
         Ok(Self::from_endpoint(endpoint_for(endpoint.into(), None)?))
     }
@@ -96,8 +96,29 @@ impl Link {
     }
 }
 
+/// The sidecar's URL with its scheme: `127.0.0.1:50051` is taken as `http://127.0.0.1:50051`
+/// (`https://` when TLS is configured); a scheme other than `http` or `https` is refused at once
+/// rather than retried for ever.
+pub(crate) fn with_scheme(endpoint: String, tls: bool) -> Result<String, SdkError> {
+    let endpoint = endpoint.trim().to_owned();
+    if endpoint.is_empty() {
+        return Err(SdkError::InvalidEndpoint(
+            "the endpoint is empty: give the sidecar's address, e.g. http://127.0.0.1:50051".into(),
+        ));
+    }
+    match endpoint.split_once("://") {
+        None if tls => Ok(format!("https://{endpoint}")),
+        None => Ok(format!("http://{endpoint}")),
+        Some(("http" | "https", _)) => Ok(endpoint),
+        Some((scheme, _)) => Err(SdkError::InvalidEndpoint(format!(
+            "{endpoint}: the scheme {scheme}:// is not supported; add http:// or https:// (e.g. http://127.0.0.1:50051)"
+        ))),
+    }
+}
+
 /// The endpoint settings every app connection uses.
 fn endpoint_for(endpoint: String, tls: Option<&ClientTlsConfig>) -> Result<Endpoint, SdkError> {
+    let endpoint = with_scheme(endpoint, tls.is_some())?;
     let built = Endpoint::from_shared(endpoint.clone())
         .map_err(|e| SdkError::InvalidEndpoint(format!("{endpoint}: {e}")))?
         .tcp_nodelay(true)

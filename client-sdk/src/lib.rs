@@ -10,10 +10,15 @@
 //! Post events are delivered at least once: use [`PostContext::event_id`] to skip duplicates.
 //!
 //! ```no_run
-//! use roomhooks_sdk::{App, Veto, HookError};
+//! use roomhooks_sdk::{App, Veto, HookError, prost_types::value::Kind};
 //! # async fn run() -> Result<(), roomhooks_sdk::SdkError> {
 //! App::builder("word-filter")
 //!     .pre_room_create_prevent(|_ctx, room| async move {
+//!         // custom_fields is a protobuf Struct: match a field's Kind to read it.
+//!         let vetted = room.custom_fields.as_ref().and_then(|f| f.fields.get("vetted"));
+//!         if let Some(Kind::BoolValue(true)) = vetted.and_then(|v| v.kind.as_ref()) {
+//!             return Ok(Veto::Allow);
+//!         }
 //!         Ok(if room.display_name.contains("spam") { Veto::prevent("No spam rooms.") } else { Veto::Allow })
 //!     })
 //!     .pre_room_user_joined(|_ctx, joined| async move {
@@ -48,13 +53,16 @@ pub use app::{App, AppBuilder, AppHandle, AppOptions};
 pub use backend::{RoomHooksClient, UserMessage};
 pub use connection::Connection;
 pub use context::{HookContext, PostContext};
+/// The protobuf well-known types: a room's `custom_fields` is a [`prost_types::Struct`] of
+/// [`prost_types::Value`]s (match on [`prost_types::value::Kind`] to read one).
+pub use prost_types;
 /// The wire types of `roomhooks.v1` (rooms, users, requests, responses).
 pub use roomhooks::v1 as proto;
 
 /// What can go wrong running an app or a backend client.
 #[derive(Debug, thiserror::Error)]
 pub enum SdkError {
-    /// The endpoint is not a valid URI.
+    /// The endpoint is not a valid URI, or its scheme is neither `http` nor `https`.
     #[error("invalid sidecar endpoint {0}")]
     InvalidEndpoint(String),
     /// The sidecar could not be reached.

@@ -125,7 +125,7 @@ pub(crate) async fn run(
                 tracing::warn!(app_id = %identity.app_id, left = calls.len(),
                     "drain timeout passed with calls still running; abandoning them");
             }
-            return Ok(SessionEnd::Shutdown);
+            return Ok(leave(inbound, uplink, workers, calls).await);
         }
         let drain_tick = async {
             match draining_until {
@@ -191,6 +191,31 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// How long a leaving instance waits for the sidecar to end its stream after closing its side.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Leaves gracefully: closes this instance's send side (once every task holding it has stopped),
+/// so the sidecar retries anything still in flight on siblings and ends the stream with OK; then
+/// waits briefly for that end, so the close reaches the sidecar before the process exits rather
+/// than the connection being cut.
+async fn leave(
+    mut inbound: tonic::Streaming<RuntimeMessage>,
+    uplink: mpsc::Sender<AppMessage>,
+    mut workers: JoinSet<()>,
+    mut calls: Calls,
+) -> SessionEnd {
+    workers.abort_all();
+    calls.set.abort_all();
+    while workers.join_next().await.is_some() {}
+    while calls.set.join_next().await.is_some() {}
+    drop(uplink);
+    let _ = tokio::time::timeout(LEAVE_TIMEOUT, async {
+        while let Ok(Some(_)) = inbound.message().await {}
+    })
+    .await;
+    SessionEnd::Shutdown
 }
 
 /// The calls running now, by call id and by task id.

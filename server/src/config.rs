@@ -1,21 +1,34 @@
 //! The sidecar's settings, from one surface: command-line flags, then `ROOMHOOKS_*` environment
 //! variables, then the TOML file given with `--config`, then defaults that work with no
 //! configuration at all. `roomhooks --print-config` prints the effective result as TOML.
+//!
+//! Each setting is declared once, in the `settings!` table below: its field of [`Config`], its
+//! `--help` heading and text, its default and its parser. The flag (`--max-timeout`), the
+//! variable (`ROOMHOOKS_MAX_TIMEOUT`), the file key (`max_timeout`), the default shown in
+//! `--help`, [`Config::default`] and `--print-config` all follow from that one line, so they
+//! cannot disagree. A bad value is reported where it was written: the file's line and column,
+//! the variable, or the flag.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     path::{Path, PathBuf},
+    str::FromStr,
     time::Duration,
 };
 
-use clap::{Parser, ValueEnum};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde::{Deserialize, Serialize};
 
-use crate::{post::PostConfig, settings::AppSettings, spec::TimeoutLimits};
+use crate::{
+    hook::Hook,
+    post::PostConfig,
+    settings::{AppSettings, PolicySetting},
+    spec::TimeoutLimits,
+};
 
 /// How logs are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -24,8 +37,19 @@ pub enum LogFormat {
     Json,
 }
 
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(r#"expected "pretty" or "json""#.into()),
+        }
+    }
+}
+
 /// The flavour of the tokio runtime the sidecar runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuntimeFlavor {
     /// current-thread on hosts with 2 cores or fewer, multi-thread on bigger ones.
@@ -34,6 +58,18 @@ pub enum RuntimeFlavor {
     MultiThread,
     /// Everything on one thread: less cross-thread wake-up cost on small machines.
     CurrentThread,
+}
+
+impl FromStr for RuntimeFlavor {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "auto" => Ok(RuntimeFlavor::Auto),
+            "multi-thread" => Ok(RuntimeFlavor::MultiThread),
+            "current-thread" => Ok(RuntimeFlavor::CurrentThread),
+            _ => Err(r#"expected "auto", "multi-thread" or "current-thread""#.into()),
+        }
+    }
 }
 
 impl RuntimeFlavor {
@@ -56,14 +92,15 @@ pub enum MaybeAddr {
     Off,
 }
 
-impl std::str::FromStr for MaybeAddr {
+impl FromStr for MaybeAddr {
     type Err = String;
     fn from_str(raw: &str) -> Result<Self, String> {
         match raw {
             "off" | "" => Ok(MaybeAddr::Off),
-            _ => raw.parse().map(MaybeAddr::On).map_err(|e| {
-                format!("{raw:?} is not an address like 127.0.0.1:9464 or `off`: {e}")
-            }),
+            _ => raw
+                .parse()
+                .map(MaybeAddr::On)
+                .map_err(|_| "expected an address like 127.0.0.1:9464, or off".to_owned()),
         }
     }
 }
@@ -85,438 +122,611 @@ impl<'de> Deserialize<'de> for MaybeAddr {
     }
 }
 
-/// The command line. Every setting also reads a `ROOMHOOKS_*` environment variable; both win
-/// over the config file.
-#[derive(Parser, Debug, Default)]
-#[command(
-    name = "roomhooks",
-    version,
-    about = "The roomhooks sidecar: runs chat-room hooks on app processes connected over gRPC."
-)]
+// === the value parsers: each says what it expected ===
+
+fn addr(raw: &str) -> Result<SocketAddr, String> {
+    raw.parse()
+        .map_err(|_| "expected an address like 127.0.0.1:50051".to_owned())
+}
+
+fn duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw)
+        .map_err(|_| r#"expected a duration like "5s" or "250ms""#.to_owned())
+}
+
+fn count<T: FromStr + num_bounds::Bounded>(raw: &str) -> Result<T, String> {
+    raw.parse().map_err(|_| {
+        format!(
+            "expected a whole number from 0 to {}",
+            <T as num_bounds::Bounded>::MAX
+        )
+    })
+}
+
+fn path(raw: &str) -> Result<PathBuf, String> {
+    if raw.is_empty() {
+        return Err("expected a path".into());
+    }
+    Ok(PathBuf::from(raw))
+}
+
+fn switch(raw: &str) -> Result<bool, String> {
+    match raw {
+        "true" | "1" | "on" | "yes" => Ok(true),
+        "false" | "0" | "off" | "no" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn text(raw: &str) -> Result<String, String> {
+    Ok(raw.to_owned())
+}
+
+fn parsed<T: FromStr<Err = String>>(raw: &str) -> Result<T, String> {
+    raw.parse()
+}
+
+/// `Some(parse(raw))`, or `None` for an empty value (the default of optional settings).
+fn optional<T>(parse: fn(&str) -> Result<T, String>) -> impl Fn(&str) -> Result<Option<T>, String> {
+    move |raw| match raw {
+        "" => Ok(None),
+        raw => parse(raw).map(Some),
+    }
+}
+
+/// The largest value of each integer type, for "expected a whole number from 0 to N".
+mod num_bounds {
+    /// An integer type with a largest value.
+    pub trait Bounded {
+        /// The largest value.
+        const MAX: u64;
+    }
+    impl Bounded for u32 {
+        const MAX: u64 = u32::MAX as u64;
+    }
+    impl Bounded for usize {
+        const MAX: u64 = usize::MAX as u64;
+    }
+}
+
+// === the settings, each declared once ===
+
+/// The `--help` headings settings are grouped under.
+pub mod heading {
+    /// Where the sidecar listens.
+    pub const LISTENING: &str = "Listening";
+    /// App-call and lifecycle timeouts.
+    pub const TIMEOUTS: &str = "Timeouts";
+    /// Post-event queues and their store.
+    pub const POST_EVENTS: &str = "Post events";
+    /// Heartbeats, ejection and forgetting apps.
+    pub const LIVENESS: &str = "Liveness";
+    /// Sizes and counts.
+    pub const LIMITS: &str = "Limits";
+    /// The async runtime.
+    pub const RUNTIME: &str = "Runtime";
+    /// Tokens and TLS.
+    pub const SECURITY: &str = "Security";
+    /// Logs and traces.
+    pub const OBSERVABILITY: &str = "Observability";
+}
+
+/// One setting: everything the flag, the variable, the file key, `--help` and the defaults are
+/// made from.
+pub struct Setting {
+    /// The file key and the field of [`Config`]; the flag and variable follow from it.
+    pub key: &'static str,
+    /// The `--help` heading.
+    pub heading: &'static str,
+    /// What it does (one line of `--help`).
+    pub help: &'static str,
+    /// The default as written by a user; empty for "unset".
+    pub default: &'static str,
+    /// A flag without a value (`--fsync`) rather than one with a value.
+    pub switch: bool,
+    /// Parses `raw` into the setting's field of the config.
+    apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+impl Setting {
+    /// The command-line flag, e.g. `--max-timeout`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.key.replace('_', "-"))
+    }
+
+    /// The environment variable, e.g. `ROOMHOOKS_MAX_TIMEOUT`.
+    pub fn env(&self) -> String {
+        format!("ROOMHOOKS_{}", self.key.to_uppercase())
+    }
+
+    /// The setting named by its file key.
+    pub fn named(key: &str) -> Option<&'static Setting> {
+        SETTINGS.iter().find(|s| s.key == key)
+    }
+}
+
+macro_rules! settings {
+    ($(
+        $(#[$attr:meta])*
+        $heading:ident $kind:ident $key:ident: $ty:ty = $default:literal, $parse:expr, $help:literal;
+    )*) => {
+        /// The effective settings.
+        #[derive(Clone, Debug, Serialize)]
+        pub struct Config {
+            $(
+                #[doc = $help]
+                $(#[$attr])*
+                pub $key: $ty,
+            )*
+            /// Per-app settings, by app id.
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            pub apps: BTreeMap<String, AppSettings>,
+            /// Problems that do not stop the sidecar (an unknown `ROOMHOOKS_*` variable), for
+            /// `main` to log once logging is set up.
+            #[serde(skip)]
+            pub warnings: Vec<String>,
+        }
+
+        /// Every setting of [`Config`] except the per-app tables, in `--help` order.
+        pub static SETTINGS: &[Setting] = &[$(
+            Setting {
+                key: stringify!($key),
+                heading: heading::$heading,
+                help: $help,
+                default: $default,
+                switch: settings!(@switch $kind),
+                apply: |config, raw| {
+                    config.$key = ($parse)(raw)?;
+                    Ok(())
+                },
+            },
+        )*];
+
+        impl Default for Config {
+            /// The declared defaults: the sidecar runs with no configuration at all.
+            fn default() -> Self {
+                Self {
+                    $(
+                        $key: ($parse)($default)
+                            .expect(concat!("the declared default of ", stringify!($key), " parses")),
+                    )*
+                    apps: BTreeMap::new(),
+                    warnings: Vec::new(),
+                }
+            }
+        }
+    };
+    (@switch value) => { false };
+    (@switch switch) => { true };
+}
+
+settings! {
+    LISTENING value listen: SocketAddr = "127.0.0.1:50051", addr,
+        "gRPC address for backends, apps, admin, health and reflection";
+    LISTENING value metrics_listen: MaybeAddr = "127.0.0.1:9464", parsed::<MaybeAddr>,
+        "Prometheus endpoint address (path /metrics), or off";
+
+    #[serde(with = "humantime_serde")]
+    TIMEOUTS value default_timeout: Duration = "1s", duration,
+        "Per-call timeout of an app that registers none";
+    #[serde(with = "humantime_serde")]
+    TIMEOUTS value max_timeout: Duration = "10s", duration,
+        "The most any app call, and any Pre call without a backend deadline, may take";
+    #[serde(with = "humantime_serde")]
+    TIMEOUTS value register_timeout: Duration = "10s", duration,
+        "How long a new app stream may take to send Register";
+    #[serde(with = "humantime_serde")]
+    TIMEOUTS value drain_timeout: Duration = "10s", duration,
+        "How long shutdown waits for in-flight calls";
+
+    POST_EVENTS value post_queue_max_events: usize = "100000", count::<usize>,
+        "Post events kept per app before the oldest is dropped (logged, counted)";
+    POST_EVENTS value post_queue_max_bytes: usize = "268435456", count::<usize>,
+        "Encoded bytes of post events kept per app before the oldest is dropped";
+    POST_EVENTS value post_window: usize = "1024", count::<usize>,
+        "Post events sent to an app and not yet acknowledged, at most";
+    #[serde(with = "humantime_serde")]
+    POST_EVENTS value post_ack_timeout: Duration = "30s", duration,
+        "Redeliver a post event not acknowledged within this time (doubles per attempt, up to 16x)";
+    POST_EVENTS value post_max_attempts: u32 = "10", count::<u32>,
+        "Deliveries of one post event before it becomes a dead letter";
+    #[serde(with = "humantime_serde")]
+    POST_EVENTS value dedupe_window: Duration = "10m", duration,
+        "How long an acknowledged event id is remembered to de-duplicate retries";
+    POST_EVENTS value data_dir: PathBuf = "./roomhooks-data", path,
+        "Directory of the post-event store";
+    POST_EVENTS switch ephemeral: bool = "off", switch,
+        "Keep post events in memory only (lost on restart) instead of on disk";
+    POST_EVENTS switch fsync: bool = "off", switch,
+        "fdatasync each store commit: survives power loss, not just a crash of the sidecar";
+
+    #[serde(with = "humantime_serde")]
+    LIVENESS value heartbeat_interval: Duration = "2s", duration,
+        "How often app instances are sent a Heartbeat";
+    #[serde(with = "humantime_serde")]
+    LIVENESS value heartbeat_timeout: Duration = "8s", duration,
+        "An instance silent this long is disconnected, noticed within one more interval (its calls retried on siblings)";
+    LIVENESS value eject_after: u32 = "5", count::<u32>,
+        "Timeouts in a row that take an instance out of rotation (0 = never)";
+    #[serde(with = "humantime_serde")]
+    LIVENESS value eject_for: Duration = "10s", duration,
+        "How long the first ejection lasts; each further one lasts as much longer";
+    LIVENESS value max_in_flight_per_instance: u32 = "64", count::<u32>,
+        "Pre calls one app instance may have in flight; beyond it siblings or the failure policy take over";
+    #[serde(with = "humantime_serde")]
+    LIVENESS value forget_apps_after: Duration = "7d", duration,
+        "Forget an app with no instance and no pending post event for this long (0 = never; apps configured in the file are never forgotten)";
+
+    LIMITS value max_message_size: usize = "4194304", count::<usize>,
+        "Largest gRPC message accepted, in bytes";
+    LIMITS value max_custom_field_bytes: usize = "65536", count::<usize>,
+        "Largest encoded custom_fields of a room, in bytes (requests and app answers)";
+    LIMITS value max_apps: usize = "1000", count::<usize>,
+        "Most distinct apps known at once";
+    LIMITS value max_instances_per_app: usize = "1000", count::<usize>,
+        "Most live instances of one app";
+    LIMITS value max_concurrent_backend_calls: usize = "4096", count::<usize>,
+        "Backend calls served at once; more are shed with RESOURCE_EXHAUSTED";
+
+    RUNTIME value runtime: RuntimeFlavor = "auto", parsed::<RuntimeFlavor>,
+        "The async runtime: auto (current-thread on hosts with 2 cores or fewer, where it measured faster; multi-thread on bigger ones), multi-thread or current-thread";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    RUNTIME value worker_threads: Option<usize> = "", optional(count::<usize>),
+        "Worker threads of the multi-thread runtime (unset: one per core)";
+
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::settings::redact")]
+    SECURITY value backend_token: Option<String> = "", optional(text),
+        "The bearer token backends must send to RoomHooks and Admin (unset: open)";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    SECURITY value tls_cert: Option<PathBuf> = "", optional(path),
+        "PEM certificate chain: serve gRPC over TLS (with --tls-key)";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    SECURITY value tls_key: Option<PathBuf> = "", optional(path),
+        "PEM private key of --tls-cert";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    SECURITY value tls_client_ca: Option<PathBuf> = "", optional(path),
+        "PEM CA bundle: require client certificates signed by it (mutual TLS)";
+
+    OBSERVABILITY value log_format: LogFormat = "pretty", parsed::<LogFormat>,
+        "Log format, pretty or json (on stderr; the level comes from RUST_LOG)";
+}
+
+/// The variable of `--config`.
+const CONFIG_ENV: &str = "ROOMHOOKS_CONFIG";
+/// The variable of `--app-token` (comma-separated).
+const APP_TOKENS_ENV: &str = "ROOMHOOKS_APP_TOKENS";
+/// The variable of `--otlp-endpoint` (known even when built without the `otlp` feature).
+const OTLP_ENV: &str = "ROOMHOOKS_OTLP_ENDPOINT";
+/// The keys of an `[apps.<id>]` table.
+const APP_KEYS: [&str; 8] = [
+    "priority",
+    "failure_policy",
+    "timeout",
+    "allowed_hooks",
+    "essential_hooks",
+    "token",
+    "enabled",
+    "unavailable_message",
+];
+
+/// The command line, and the `ROOMHOOKS_*` variables read with it.
+#[derive(Debug, Default)]
 pub struct Cli {
-    /// A TOML config file (keys are the flag names with underscores, plus [apps.<app_id>] tables).
-    #[arg(long, env = "ROOMHOOKS_CONFIG")]
+    /// The TOML config file (`--config`, or `ROOMHOOKS_CONFIG`).
     pub config: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit.
-    #[arg(long)]
     pub print_config: bool,
-    /// gRPC address for backends, apps, admin, health and reflection [default: 127.0.0.1:50051].
-    #[arg(long, env = "ROOMHOOKS_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Prometheus endpoint address (path /metrics), or `off` [default: 127.0.0.1:9464].
-    #[arg(long, env = "ROOMHOOKS_METRICS_LISTEN")]
-    pub metrics_listen: Option<MaybeAddr>,
-    /// Per-call timeout of an app that registers none [default: 1s].
-    #[arg(long, env = "ROOMHOOKS_DEFAULT_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub default_timeout: Option<Duration>,
-    /// The most any app call, and any Pre call without a backend deadline, may take [default: 10s].
-    #[arg(long, env = "ROOMHOOKS_MAX_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub max_timeout: Option<Duration>,
-    /// Post events kept per app before the oldest is dropped (logged, counted) [default: 100000].
-    #[arg(long, env = "ROOMHOOKS_POST_QUEUE_MAX_EVENTS")]
-    pub post_queue_max_events: Option<usize>,
-    /// Post events sent to an app and not yet acknowledged, at most [default: 1024].
-    #[arg(long, env = "ROOMHOOKS_POST_WINDOW")]
-    pub post_window: Option<usize>,
-    /// Redeliver a post event not acknowledged within this time [default: 30s].
-    #[arg(long, env = "ROOMHOOKS_POST_ACK_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub post_ack_timeout: Option<Duration>,
-    /// Encoded bytes of post events kept per app before the oldest is dropped [default: 268435456].
-    #[arg(long, env = "ROOMHOOKS_POST_QUEUE_MAX_BYTES")]
-    pub post_queue_max_bytes: Option<usize>,
-    /// Deliveries of one post event before it becomes a dead letter [default: 10].
-    #[arg(long, env = "ROOMHOOKS_POST_MAX_ATTEMPTS")]
-    pub post_max_attempts: Option<u32>,
-    /// How long an acknowledged event id is remembered to de-duplicate retries [default: 10m].
-    #[arg(long, env = "ROOMHOOKS_DEDUPE_WINDOW", value_parser = humantime::parse_duration)]
-    pub dedupe_window: Option<Duration>,
-    /// Directory of the post-event store [default: ./roomhooks-data].
-    #[arg(long, env = "ROOMHOOKS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Keep post events in memory only (lost on restart) instead of on disk.
-    #[arg(long, env = "ROOMHOOKS_EPHEMERAL")]
-    pub ephemeral: bool,
-    /// fdatasync each store commit: survives power loss, not just a crash of the sidecar.
-    #[arg(long, env = "ROOMHOOKS_FSYNC")]
-    pub fsync: bool,
-    /// How long a new app stream may take to send Register [default: 10s].
-    #[arg(long, env = "ROOMHOOKS_REGISTER_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub register_timeout: Option<Duration>,
-    /// How long shutdown waits for in-flight calls [default: 10s].
-    #[arg(long, env = "ROOMHOOKS_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub drain_timeout: Option<Duration>,
-    /// Pre calls one app instance may have in flight; beyond it siblings or the failure policy take over [default: 64].
-    #[arg(long, env = "ROOMHOOKS_MAX_IN_FLIGHT_PER_INSTANCE")]
-    pub max_in_flight_per_instance: Option<u32>,
-    /// Timeouts in a row that take an instance out of rotation (0 = never) [default: 5].
-    #[arg(long, env = "ROOMHOOKS_EJECT_AFTER")]
-    pub eject_after: Option<u32>,
-    /// How long the first ejection lasts; each further one lasts as much longer [default: 10s].
-    #[arg(long, env = "ROOMHOOKS_EJECT_FOR", value_parser = humantime::parse_duration)]
-    pub eject_for: Option<Duration>,
-    /// How often app instances are sent a Heartbeat [default: 2s].
-    #[arg(long, env = "ROOMHOOKS_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration)]
-    pub heartbeat_interval: Option<Duration>,
-    /// An instance silent this long is disconnected, noticed within one more interval (its calls retried on siblings) [default: 8s].
-    #[arg(long, env = "ROOMHOOKS_HEARTBEAT_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub heartbeat_timeout: Option<Duration>,
-    /// Largest gRPC message accepted, in bytes [default: 4194304].
-    #[arg(long, env = "ROOMHOOKS_MAX_MESSAGE_SIZE")]
-    pub max_message_size: Option<usize>,
-    /// Largest encoded custom_fields of a room, in bytes (requests and app answers) [default: 65536].
-    #[arg(long, env = "ROOMHOOKS_MAX_CUSTOM_FIELD_BYTES")]
-    pub max_custom_field_bytes: Option<usize>,
-    /// Most distinct apps known at once [default: 1000].
-    #[arg(long, env = "ROOMHOOKS_MAX_APPS")]
-    pub max_apps: Option<usize>,
-    /// Most live instances of one app [default: 1000].
-    #[arg(long, env = "ROOMHOOKS_MAX_INSTANCES_PER_APP")]
-    pub max_instances_per_app: Option<usize>,
-    /// Backend calls served at once; more are shed with RESOURCE_EXHAUSTED [default: 4096].
-    #[arg(long, env = "ROOMHOOKS_MAX_CONCURRENT_BACKEND_CALLS")]
-    pub max_concurrent_backend_calls: Option<usize>,
-    /// PEM certificate chain: serve gRPC over TLS (with --tls-key).
-    #[arg(long, env = "ROOMHOOKS_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "ROOMHOOKS_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
-    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
-    #[arg(long, env = "ROOMHOOKS_TLS_CLIENT_CA")]
-    pub tls_client_ca: Option<PathBuf>,
-    /// The async runtime: auto, multi-thread or current-thread [default: auto = current-thread on
-    /// hosts with 2 cores or fewer, where it measured faster; multi-thread on bigger ones].
-    #[arg(long, env = "ROOMHOOKS_RUNTIME", value_enum)]
-    pub runtime: Option<RuntimeFlavor>,
-    /// Worker threads of the multi-thread runtime [default: one per core].
-    #[arg(long, env = "ROOMHOOKS_WORKER_THREADS")]
-    pub worker_threads: Option<usize>,
-    /// Log format; the level comes from RUST_LOG [default: pretty].
-    #[arg(long, env = "ROOMHOOKS_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// The bearer token backends must send to RoomHooks and Admin [default: none, open].
-    #[arg(long, env = "ROOMHOOKS_BACKEND_TOKEN", hide_env_values = true)]
-    pub backend_token: Option<String>,
-    /// Export spans over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317).
-    #[cfg(feature = "otlp")]
-    #[arg(long, env = "ROOMHOOKS_OTLP_ENDPOINT")]
-    pub otlp_endpoint: Option<String>,
-    /// An app's token, as APP_ID=TOKEN (repeatable; env: comma-separated).
-    #[arg(
-        long = "app-token",
-        env = "ROOMHOOKS_APP_TOKENS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
+    /// Apps' tokens, as APP_ID=TOKEN (`--app-token`, else `ROOMHOOKS_APP_TOKENS`).
     pub app_tokens: Vec<String>,
+    /// Where to export spans over OTLP/gRPC (`--otlp-endpoint`, or `ROOMHOOKS_OTLP_ENDPOINT`).
+    #[cfg(feature = "otlp")]
+    pub otlp_endpoint: Option<String>,
+    /// Settings given as flags, by file key, as written.
+    flags: BTreeMap<&'static str, String>,
+    /// The `ROOMHOOKS_*` variables.
+    env: BTreeMap<String, String>,
 }
 
-/// The `--config` file. Unknown keys are refused.
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    metrics_listen: Option<MaybeAddr>,
-    #[serde(default, with = "humantime_serde")]
-    default_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    max_timeout: Option<Duration>,
-    post_queue_max_events: Option<usize>,
-    post_window: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    post_ack_timeout: Option<Duration>,
-    post_queue_max_bytes: Option<usize>,
-    post_max_attempts: Option<u32>,
-    #[serde(default, with = "humantime_serde")]
-    dedupe_window: Option<Duration>,
-    data_dir: Option<PathBuf>,
-    ephemeral: Option<bool>,
-    fsync: Option<bool>,
-    #[serde(default, with = "humantime_serde")]
-    register_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    drain_timeout: Option<Duration>,
-    max_in_flight_per_instance: Option<u32>,
-    eject_after: Option<u32>,
-    #[serde(default, with = "humantime_serde")]
-    eject_for: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    heartbeat_interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    heartbeat_timeout: Option<Duration>,
-    max_message_size: Option<usize>,
-    max_custom_field_bytes: Option<usize>,
-    max_apps: Option<usize>,
-    max_instances_per_app: Option<usize>,
-    max_concurrent_backend_calls: Option<usize>,
-    log_format: Option<LogFormat>,
-    runtime: Option<RuntimeFlavor>,
-    worker_threads: Option<usize>,
-    backend_token: Option<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_client_ca: Option<PathBuf>,
-    #[serde(default)]
-    apps: BTreeMap<String, AppSettings>,
+impl Cli {
+    /// The `clap` command: every setting's flag, under its heading, with its variable and default.
+    pub fn command() -> Command {
+        let mut command = Command::new("roomhooks")
+            .version(env!("CARGO_PKG_VERSION"))
+            .about("The roomhooks sidecar: runs chat-room hooks on app processes connected over gRPC.")
+            .after_help(
+                "Every setting is also a ROOMHOOKS_* variable and a key of the --config file \
+                 (the flag's name with underscores); flags win over variables, which win over the file.",
+            )
+            .arg(
+                Arg::new("config")
+                    .long("config")
+                    .value_name("PATH")
+                    .help(with_env(
+                        "A TOML config file (keys are the flag names with underscores, plus [apps.<app_id>] tables)",
+                        CONFIG_ENV,
+                        "",
+                    )),
+            )
+            .arg(
+                Arg::new("print_config")
+                    .long("print-config")
+                    .action(ArgAction::SetTrue)
+                    .help("Print the effective configuration as TOML and exit"),
+            );
+        for setting in SETTINGS {
+            let mut arg = Arg::new(setting.key)
+                .long(setting.key.replace('_', "-"))
+                .help_heading(setting.heading)
+                .help(with_env(setting.help, &setting.env(), setting.default));
+            arg = if setting.switch {
+                arg.action(ArgAction::SetTrue)
+            } else {
+                arg.value_name(setting.key.to_uppercase())
+                    .allow_hyphen_values(true)
+            };
+            command = command.arg(arg);
+        }
+        command = command.arg(
+            Arg::new("app_tokens")
+                .long("app-token")
+                .value_name("ID=TOKEN")
+                .action(ArgAction::Append)
+                .help_heading(heading::SECURITY)
+                .help(with_env(
+                    "An app's token, as APP_ID=TOKEN (repeatable; the variable is comma-separated)",
+                    APP_TOKENS_ENV,
+                    "",
+                )),
+        );
+        #[cfg(feature = "otlp")]
+        {
+            command = command.arg(
+                Arg::new("otlp_endpoint")
+                    .long("otlp-endpoint")
+                    .value_name("URL")
+                    .help_heading(heading::OBSERVABILITY)
+                    .help(with_env(
+                        "Export spans over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317)",
+                        OTLP_ENV,
+                        "",
+                    )),
+            );
+        }
+        command
+    }
+
+    /// Reads the process's arguments and `ROOMHOOKS_*` variables; prints help or a usage error
+    /// and exits (code 2) when `clap` says so.
+    pub fn parse() -> Cli {
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("ROOMHOOKS_"));
+        match Cli::try_parse_from(std::env::args_os(), env) {
+            Ok(cli) => cli,
+            Err(err) => err.exit(),
+        }
+    }
+
+    /// Parses `args` (the first is the program name) with the variables `env` (others than
+    /// `ROOMHOOKS_*` are ignored).
+    pub fn try_parse_from<I, T>(
+        args: I,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let env: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ROOMHOOKS_"))
+            .collect();
+        let mut flags = BTreeMap::new();
+        for setting in SETTINGS {
+            if setting.switch {
+                if matches.get_flag(setting.key) {
+                    flags.insert(setting.key, "true".to_owned());
+                }
+            } else if let Some(value) = matches.get_one::<String>(setting.key) {
+                flags.insert(setting.key, value.clone());
+            }
+        }
+        let app_tokens = match matches.get_many::<String>("app_tokens") {
+            Some(values) => values.cloned().collect(),
+            None => env
+                .get(APP_TOKENS_ENV)
+                .map(|v| v.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        };
+        Ok(Cli {
+            config: string_or_env(&matches, "config", &env, CONFIG_ENV).map(PathBuf::from),
+            print_config: matches.get_flag("print_config"),
+            app_tokens,
+            #[cfg(feature = "otlp")]
+            otlp_endpoint: string_or_env(&matches, "otlp_endpoint", &env, OTLP_ENV),
+            flags,
+            env,
+        })
+    }
 }
 
-/// The effective settings.
-#[derive(Clone, Debug, Serialize)]
-pub struct Config {
-    /// gRPC address.
-    pub listen: SocketAddr,
-    /// Prometheus address.
-    pub metrics_listen: MaybeAddr,
-    /// Timeout of apps that set none.
-    #[serde(with = "humantime_serde")]
-    pub default_timeout: Duration,
-    /// Cap on app timeouts and on Pre calls without a deadline.
-    #[serde(with = "humantime_serde")]
-    pub max_timeout: Duration,
-    /// Per-app post-event queue bound.
-    pub post_queue_max_events: usize,
-    /// Per-app unacknowledged post events, at most.
-    pub post_window: usize,
-    /// Redelivery delay for unacknowledged post events (doubles per attempt, up to 16×).
-    #[serde(with = "humantime_serde")]
-    pub post_ack_timeout: Duration,
-    /// Per-app post-event queue bound in encoded bytes.
-    pub post_queue_max_bytes: usize,
-    /// Deliveries before a post event becomes a dead letter.
-    pub post_max_attempts: u32,
-    /// How long acknowledged event ids are remembered.
-    #[serde(with = "humantime_serde")]
-    pub dedupe_window: Duration,
-    /// The post-event store's directory.
-    pub data_dir: PathBuf,
-    /// Post events in memory only.
-    pub ephemeral: bool,
-    /// fdatasync per store commit.
-    pub fsync: bool,
-    /// Time a new stream has to register.
-    #[serde(with = "humantime_serde")]
-    pub register_timeout: Duration,
-    /// Shutdown drain time.
-    #[serde(with = "humantime_serde")]
-    pub drain_timeout: Duration,
-    /// Pre calls one app instance may have in flight; beyond it siblings or the failure policy take over.
-    pub max_in_flight_per_instance: u32,
-    /// Timeouts in a row that take an instance out of rotation (0 = never).
-    pub eject_after: u32,
-    /// How long the first ejection lasts; each further one lasts as much longer.
-    #[serde(with = "humantime_serde")]
-    pub eject_for: Duration,
-    /// How often app instances are sent a Heartbeat.
-    #[serde(with = "humantime_serde")]
-    pub heartbeat_interval: Duration,
-    /// An instance silent this long is disconnected (its calls retried on siblings).
-    #[serde(with = "humantime_serde")]
-    pub heartbeat_timeout: Duration,
-    /// Largest gRPC message accepted, in bytes.
-    pub max_message_size: usize,
-    /// Largest encoded custom_fields of a room, in bytes (requests and app answers).
-    pub max_custom_field_bytes: usize,
-    /// Most distinct apps known at once.
-    pub max_apps: usize,
-    /// Most live instances of one app.
-    pub max_instances_per_app: usize,
-    /// Backend calls served at once; more are shed with RESOURCE_EXHAUSTED.
-    pub max_concurrent_backend_calls: usize,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// The async runtime's flavour.
-    pub runtime: RuntimeFlavor,
-    /// Worker threads of the multi-thread runtime (none = one per core).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub worker_threads: Option<usize>,
-    /// The backends' bearer token.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::settings::redact"
-    )]
-    pub backend_token: Option<String>,
-    /// TLS certificate chain (PEM), when serving TLS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_key: Option<PathBuf>,
-    /// CA bundle for client certificates (mutual TLS).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_client_ca: Option<PathBuf>,
-    /// Per-app settings, by app id.
-    pub apps: BTreeMap<String, AppSettings>,
+fn string_or_env(
+    matches: &ArgMatches,
+    id: &str,
+    env: &BTreeMap<String, String>,
+    var: &str,
+) -> Option<String> {
+    matches
+        .get_one::<String>(id)
+        .cloned()
+        .or_else(|| env.get(var).filter(|v| !v.is_empty()).cloned())
+}
+
+/// A setting's help line: what it does, its variable and its default.
+fn with_env(help: &str, var: &str, default: &str) -> String {
+    match default {
+        "" => format!("{help} [env: {var}]"),
+        default => format!("{help} [env: {var}] [default: {default}]"),
+    }
 }
 
 /// A setting that cannot work, or a config file that cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid setting {key}: {problem}")]
+#[error("{}", self.describe())]
 pub struct ConfigError {
-    /// The flag or key at fault.
+    /// The file key at fault (`max_timeout`, `apps.filter.timeout`), or the flag.
     pub key: String,
     /// What is wrong, and what to do.
     pub problem: String,
+    /// Where the value was written, as the user wrote it (`roomhooks.toml:3:15: max_timeout =
+    /// "banana"`, `ROOMHOOKS_MAX_TIMEOUT="banana"`, `--max-timeout "banana"`); none for defaults.
+    pub origin: Option<String>,
+    /// Further problems found in the same pass, each reported on its own line.
+    pub also: Vec<ConfigError>,
+}
+
+impl ConfigError {
+    fn describe(&self) -> String {
+        match &self.origin {
+            Some(origin) => format!("{origin}: {}", self.problem),
+            None => format!("invalid setting {}: {}", self.key, self.problem),
+        }
+    }
+
+    /// This problem and every further one, in the order found.
+    pub fn all(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(self).chain(self.also.iter())
+    }
+
+    fn at(key: impl Into<String>, origin: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+            origin: Some(origin.into()),
+            also: Vec::new(),
+        }
+    }
 }
 
 fn bad<T>(key: impl Into<String>, problem: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError {
         key: key.into(),
         problem: problem.into(),
+        origin: None,
+        also: Vec::new(),
     })
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            metrics_listen: MaybeAddr::On(SocketAddr::from(([127, 0, 0, 1], 9464))),
-            default_timeout: Duration::from_secs(1),
-            max_timeout: Duration::from_secs(10),
-            post_queue_max_events: 100_000,
-            post_window: 1024,
-            post_ack_timeout: Duration::from_secs(30),
-            post_queue_max_bytes: 256 * 1024 * 1024,
-            post_max_attempts: 10,
-            dedupe_window: Duration::from_secs(600),
-            data_dir: PathBuf::from("./roomhooks-data"),
-            ephemeral: false,
-            fsync: false,
-            register_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(10),
-            max_in_flight_per_instance: 64,
-            eject_after: 5,
-            eject_for: Duration::from_secs(10),
-            heartbeat_interval: Duration::from_secs(2),
-            heartbeat_timeout: Duration::from_secs(8),
-            max_message_size: 4 * 1024 * 1024,
-            max_custom_field_bytes: 64 * 1024,
-            max_apps: 1000,
-            max_instances_per_app: 1000,
-            max_concurrent_backend_calls: 4096,
-            log_format: LogFormat::Pretty,
-            runtime: RuntimeFlavor::Auto,
-            worker_threads: None,
-            backend_token: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
-            apps: BTreeMap::new(),
+/// The closest of `known` to `unknown`, if it is close enough to be a typo.
+fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::levenshtein(unknown, k), k))
+        .filter(|(distance, k)| *distance <= (k.len() / 3).max(2))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn did_you_mean(closest: Option<&str>) -> String {
+    match closest {
+        Some(k) => format!("; did you mean `{k}`?"),
+        None => String::new(),
+    }
+}
+
+/// Collects the problems of one loading pass and where each key's value came from.
+#[derive(Default)]
+struct Loading {
+    errors: Vec<ConfigError>,
+    /// Where each setting's effective value was written, for errors of [`Config::validate`].
+    origins: BTreeMap<String, String>,
+}
+
+impl Loading {
+    fn apply(&mut self, config: &mut Config, setting: &Setting, raw: &str, origin: String) {
+        match (setting.apply)(config, raw) {
+            Ok(()) => {
+                self.origins.insert(setting.key.to_owned(), origin);
+            }
+            Err(problem) => self
+                .errors
+                .push(ConfigError::at(setting.key, origin, problem)),
         }
     }
 }
 
 impl Config {
-    /// Resolves flags and environment (already in `cli`) over the config file over defaults.
+    /// Resolves flags over environment over the config file over defaults.
     pub fn load(cli: Cli) -> Result<Self, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        let d = Config::default();
-        let mut apps = file.apps;
+        let mut config = Config::default();
+        let mut loading = Loading::default();
+        if let Some(path) = &cli.config {
+            match std::fs::read_to_string(path) {
+                Ok(text) => read_file(path, &text, &mut config, &mut loading),
+                Err(e) => {
+                    return bad(
+                        "config",
+                        format!("cannot read the config file {}: {e}", path.display()),
+                    );
+                }
+            }
+        }
+        let known_env: BTreeSet<String> = SETTINGS
+            .iter()
+            .map(Setting::env)
+            .chain([CONFIG_ENV, APP_TOKENS_ENV, OTLP_ENV].map(str::to_owned))
+            .collect();
+        for (var, raw) in &cli.env {
+            if !known_env.contains(var) {
+                config.warnings.push(format!(
+                    "{var} is not a roomhooks setting and is ignored{}",
+                    did_you_mean(closest(var, known_env.iter().map(String::as_str)))
+                ));
+            }
+            let Some(setting) = SETTINGS.iter().find(|s| s.env() == *var) else {
+                continue;
+            };
+            if !cli.flags.contains_key(setting.key) {
+                loading.apply(&mut config, setting, raw, format!("{var}={raw:?}"));
+            }
+        }
+        for (key, raw) in &cli.flags {
+            if let Some(setting) = Setting::named(key) {
+                let origin = match setting.switch {
+                    true => setting.flag(),
+                    false => format!("{} {raw:?}", setting.flag()),
+                };
+                loading.apply(&mut config, setting, raw, origin);
+            }
+        }
         for pair in &cli.app_tokens {
             let Some((app, token)) = pair.split_once('=') else {
-                return bad("--app-token", format!("{pair:?} is not APP_ID=TOKEN"));
+                loading.errors.push(ConfigError::at(
+                    "app_tokens",
+                    format!("--app-token {pair:?}"),
+                    "expected APP_ID=TOKEN",
+                ));
+                continue;
             };
-            apps.entry(app.trim().to_owned()).or_default().token = Some(token.trim().to_owned());
+            let app = app.trim().to_owned();
+            config.apps.entry(app).or_default().token = Some(token.trim().to_owned());
         }
-        let config = Config {
-            listen: cli.listen.or(file.listen).unwrap_or(d.listen),
-            metrics_listen: cli
-                .metrics_listen
-                .or(file.metrics_listen)
-                .unwrap_or(d.metrics_listen),
-            default_timeout: cli
-                .default_timeout
-                .or(file.default_timeout)
-                .unwrap_or(d.default_timeout),
-            max_timeout: cli
-                .max_timeout
-                .or(file.max_timeout)
-                .unwrap_or(d.max_timeout),
-            post_queue_max_events: cli
-                .post_queue_max_events
-                .or(file.post_queue_max_events)
-                .unwrap_or(d.post_queue_max_events),
-            post_window: cli
-                .post_window
-                .or(file.post_window)
-                .unwrap_or(d.post_window),
-            post_ack_timeout: cli
-                .post_ack_timeout
-                .or(file.post_ack_timeout)
-                .unwrap_or(d.post_ack_timeout),
-            post_queue_max_bytes: cli
-                .post_queue_max_bytes
-                .or(file.post_queue_max_bytes)
-                .unwrap_or(d.post_queue_max_bytes),
-            post_max_attempts: cli
-                .post_max_attempts
-                .or(file.post_max_attempts)
-                .unwrap_or(d.post_max_attempts),
-            dedupe_window: cli
-                .dedupe_window
-                .or(file.dedupe_window)
-                .unwrap_or(d.dedupe_window),
-            data_dir: cli.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
-            ephemeral: cli.ephemeral || file.ephemeral.unwrap_or(d.ephemeral),
-            fsync: cli.fsync || file.fsync.unwrap_or(d.fsync),
-            register_timeout: cli
-                .register_timeout
-                .or(file.register_timeout)
-                .unwrap_or(d.register_timeout),
-            drain_timeout: cli
-                .drain_timeout
-                .or(file.drain_timeout)
-                .unwrap_or(d.drain_timeout),
-            max_in_flight_per_instance: cli
-                .max_in_flight_per_instance
-                .or(file.max_in_flight_per_instance)
-                .unwrap_or(d.max_in_flight_per_instance),
-            eject_after: cli
-                .eject_after
-                .or(file.eject_after)
-                .unwrap_or(d.eject_after),
-            eject_for: cli.eject_for.or(file.eject_for).unwrap_or(d.eject_for),
-            heartbeat_interval: cli
-                .heartbeat_interval
-                .or(file.heartbeat_interval)
-                .unwrap_or(d.heartbeat_interval),
-            heartbeat_timeout: cli
-                .heartbeat_timeout
-                .or(file.heartbeat_timeout)
-                .unwrap_or(d.heartbeat_timeout),
-            max_message_size: cli
-                .max_message_size
-                .or(file.max_message_size)
-                .unwrap_or(d.max_message_size),
-            max_custom_field_bytes: cli
-                .max_custom_field_bytes
-                .or(file.max_custom_field_bytes)
-                .unwrap_or(d.max_custom_field_bytes),
-            max_apps: cli.max_apps.or(file.max_apps).unwrap_or(d.max_apps),
-            max_instances_per_app: cli
-                .max_instances_per_app
-                .or(file.max_instances_per_app)
-                .unwrap_or(d.max_instances_per_app),
-            max_concurrent_backend_calls: cli
-                .max_concurrent_backend_calls
-                .or(file.max_concurrent_backend_calls)
-                .unwrap_or(d.max_concurrent_backend_calls),
-            log_format: cli.log_format.or(file.log_format).unwrap_or(d.log_format),
-            runtime: cli.runtime.or(file.runtime).unwrap_or(d.runtime),
-            worker_threads: cli.worker_threads.or(file.worker_threads),
-            backend_token: cli.backend_token.or(file.backend_token),
-            tls_cert: cli.tls_cert.or(file.tls_cert),
-            tls_key: cli.tls_key.or(file.tls_key),
-            tls_client_ca: cli.tls_client_ca.or(file.tls_client_ca),
-            apps,
-        };
-        config.validate()?;
+        let mut errors = loading.errors.into_iter();
+        if let Some(mut first) = errors.next() {
+            first.also = errors.collect();
+            return Err(first);
+        }
+        config.validate().map_err(|mut err| {
+            if let Some(origin) = loading.origins.get(&err.key) {
+                err.origin = Some(origin.clone());
+            }
+            err
+        })?;
         Ok(config)
     }
 
-    /// The effective configuration as TOML, secrets redacted.
+    /// The effective configuration as TOML, secrets redacted; empty tables are left out.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
     }
@@ -657,123 +867,214 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .or_else(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text).or_else(|e: toml::de::Error| {
-        let key = e
-            .span()
-            .map(|span| format!("{} (byte {})", path.display(), span.start))
-            .unwrap_or_else(|| path.display().to_string());
-        bad(key, e.message().to_owned())
-    })
+// === the config file ===
+
+use toml::{
+    Spanned,
+    de::{DeTable, DeValue},
+};
+
+/// The config file being read: its path and text, to say where a value was written.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// `path:line:column` of a byte offset (both counted from 1, columns in characters).
+    fn position(&self, offset: usize) -> String {
+        let before = self.text.get(..offset).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{}:{line}:{column}", self.path.display())
+    }
+
+    /// `path:line:column: key = <the value as written>`.
+    fn origin(&self, key: &str, value: &Spanned<DeValue<'_>>) -> String {
+        let span = value.span();
+        let written = self.text.get(span.clone()).unwrap_or("?");
+        format!("{}: {key} = {written}", self.position(span.start))
+    }
+
+    fn unknown(
+        &self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        what: &str,
+        known: &[&str],
+    ) -> ConfigError {
+        let name = key.get_ref();
+        ConfigError::at(
+            name.as_ref(),
+            self.position(key.span().start),
+            format!(
+                "{what}{}",
+                did_you_mean(closest(name, known.iter().copied()))
+            ),
+        )
+    }
+}
+
+/// A scalar TOML value as the text a setting parses (a string's content, a number or a boolean
+/// as written); `None` for arrays, tables and dates.
+fn scalar<'a>(value: &'a DeValue<'_>) -> Option<std::borrow::Cow<'a, str>> {
+    match value {
+        DeValue::String(s) => Some(std::borrow::Cow::Borrowed(s.as_ref())),
+        DeValue::Integer(i) => Some(std::borrow::Cow::Borrowed(i.as_str())),
+        DeValue::Float(f) => Some(std::borrow::Cow::Borrowed(f.as_str())),
+        DeValue::Boolean(b) => Some(std::borrow::Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+/// Reads the file's settings into `config`, collecting every problem with its line and column.
+fn read_file(path: &Path, text: &str, config: &mut Config, loading: &mut Loading) {
+    let source = Source { path, text };
+    let table = match DeTable::parse(text) {
+        Ok(table) => table,
+        Err(e) => {
+            let at = match e.span() {
+                Some(span) => source.position(span.start),
+                None => path.display().to_string(),
+            };
+            let problem = e.message().trim().to_owned();
+            loading.errors.push(ConfigError::at(
+                "config",
+                at,
+                format!("{problem} (not valid TOML)"),
+            ));
+            return;
+        }
+    };
+    let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).chain(["apps"]).collect();
+    for (key, value) in table.get_ref().iter() {
+        let name = key.get_ref().as_ref();
+        if name == "apps" {
+            read_apps(&source, value, config, loading);
+            continue;
+        }
+        let Some(setting) = Setting::named(name) else {
+            loading
+                .errors
+                .push(source.unknown(key, &format!("{name} is not a setting"), &keys));
+            continue;
+        };
+        let origin = source.origin(name, value);
+        match scalar(value.get_ref()) {
+            Some(raw) => loading.apply(config, setting, &raw, origin),
+            None => loading.errors.push(ConfigError::at(
+                name,
+                origin,
+                format!(
+                    "expected a single value, not {}",
+                    value.get_ref().type_str()
+                ),
+            )),
+        }
+    }
+}
+
+/// Reads the `[apps.<id>]` tables.
+fn read_apps(
+    source: &Source<'_>,
+    apps: &Spanned<DeValue<'_>>,
+    config: &mut Config,
+    loading: &mut Loading,
+) {
+    let Some(apps_table) = apps.get_ref().as_table() else {
+        loading.errors.push(ConfigError::at(
+            "apps",
+            source.origin("apps", apps),
+            "expected tables [apps.<app_id>]",
+        ));
+        return;
+    };
+    for (id, table) in apps_table.iter() {
+        let app_id = id.get_ref().as_ref();
+        let Some(entries) = table.get_ref().as_table() else {
+            loading.errors.push(ConfigError::at(
+                format!("apps.{app_id}"),
+                source.origin(&format!("apps.{app_id}"), table),
+                "expected a table [apps.<app_id>] of the app's settings",
+            ));
+            continue;
+        };
+        let mut app = AppSettings::default();
+        for (key, value) in entries.iter() {
+            let name = key.get_ref().as_ref();
+            let full = format!("apps.{app_id}.{name}");
+            let origin = source.origin(&full, value);
+            if !APP_KEYS.contains(&name) {
+                loading.errors.push(source.unknown(
+                    key,
+                    &format!("{full} is not an app setting"),
+                    &APP_KEYS,
+                ));
+                continue;
+            }
+            match read_app_setting(&mut app, name, value.get_ref()) {
+                Ok(()) => {
+                    loading.origins.insert(full, origin);
+                }
+                Err(problem) => loading.errors.push(ConfigError::at(full, origin, problem)),
+            }
+        }
+        config.apps.insert(app_id.to_owned(), app);
+    }
+}
+
+/// Sets one key of an app's table.
+fn read_app_setting(app: &mut AppSettings, key: &str, value: &DeValue<'_>) -> Result<(), String> {
+    let one = || scalar(value).ok_or_else(|| "expected a single value".to_owned());
+    match key {
+        "priority" => {
+            app.priority = Some(one()?.parse().map_err(|_| {
+                format!("expected a whole number from {} to {}", i32::MIN, i32::MAX)
+            })?)
+        }
+        "failure_policy" => {
+            app.failure_policy = Some(match one()?.as_ref() {
+                "ignore" => PolicySetting::Ignore,
+                "fail" => PolicySetting::Fail,
+                _ => return Err(r#"expected "ignore" or "fail""#.into()),
+            })
+        }
+        "timeout" => app.timeout = Some(duration(&one()?)?),
+        "allowed_hooks" => app.allowed_hooks = Some(hooks(value)?),
+        "essential_hooks" => app.essential_hooks = hooks(value)?,
+        "token" => app.token = Some(one()?.into_owned()),
+        "enabled" => {
+            app.enabled = match value {
+                DeValue::Boolean(b) => Some(*b),
+                _ => return Err("expected true or false".into()),
+            }
+        }
+        "unavailable_message" => match value {
+            DeValue::String(s) => app.unavailable_message = Some(s.to_string()),
+            _ => return Err("expected a string (the message shown to the chat user)".into()),
+        },
+        _ => return Err("is not an app setting".into()),
+    }
+    Ok(())
+}
+
+/// A list of hook names.
+fn hooks(value: &DeValue<'_>) -> Result<Vec<Hook>, String> {
+    let expected = || {
+        format!(
+            "expected a list of hooks from {}",
+            Hook::ALL.map(Hook::name).join(", ")
+        )
+    };
+    let Some(list) = value.as_array() else {
+        return Err(expected());
+    };
+    list.iter()
+        .map(|item| match item.get_ref() {
+            DeValue::String(name) => name.parse::<Hook>(),
+            _ => Err(expected()),
+        })
+        .collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_auto_runtime_is_current_thread_on_two_cores_or_fewer() {
-        assert_eq!(RuntimeFlavor::Auto.resolve(1), RuntimeFlavor::CurrentThread);
-        assert_eq!(RuntimeFlavor::Auto.resolve(2), RuntimeFlavor::CurrentThread);
-        assert_eq!(RuntimeFlavor::Auto.resolve(4), RuntimeFlavor::MultiThread);
-        assert_eq!(
-            RuntimeFlavor::MultiThread.resolve(2),
-            RuntimeFlavor::MultiThread,
-            "an explicit choice stands"
-        );
-        assert_eq!(cli(&[]).runtime, None, "unset means the default, auto");
-        assert_eq!(
-            cli(&["--runtime", "auto"]).runtime,
-            Some(RuntimeFlavor::Auto)
-        );
-    }
-
-    fn cli(args: &[&str]) -> Cli {
-        Cli::parse_from(std::iter::once("roomhooks").chain(args.iter().copied()))
-    }
-
-    fn file(text: &str) -> tempfile_path::TempPath {
-        tempfile_path::write(text)
-    }
-
-    /// A minimal temp-file helper so tests need no extra crate.
-    mod tempfile_path {
-        use std::path::PathBuf;
-
-        pub struct TempPath(pub PathBuf);
-        impl Drop for TempPath {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
-        pub fn write(text: &str) -> TempPath {
-            let path = std::env::temp_dir().join(format!(
-                "roomhooks-config-{:016x}.toml",
-                rand::random::<u64>()
-            ));
-            std::fs::write(&path, text).unwrap();
-            TempPath(path)
-        }
-    }
-
-    #[test]
-    fn defaults_need_no_configuration_and_are_valid() {
-        let config = Config::load(Cli::default()).unwrap();
-        assert_eq!(config.listen, Config::default().listen);
-        assert_eq!(config.max_timeout, Duration::from_secs(10));
-    }
-
-    #[test]
-    fn flags_win_over_the_file_which_wins_over_defaults() {
-        let f = file("listen = \"127.0.0.1:6000\"\nmax_timeout = \"20s\"\npost_window = 8\n");
-        let path = f.0.to_str().unwrap().to_owned();
-        let config = Config::load(cli(&["--config", &path, "--listen", "127.0.0.1:7000"])).unwrap();
-        assert_eq!(config.listen.port(), 7000, "flag over file");
-        assert_eq!(
-            config.max_timeout,
-            Duration::from_secs(20),
-            "file over default"
-        );
-        assert_eq!(config.post_window, 8);
-        assert_eq!(config.default_timeout, Duration::from_secs(1), "default");
-    }
-
-    #[test]
-    fn an_unknown_or_malformed_key_fails_naming_it() {
-        let f = file("listen = \"127.0.0.1:6000\"\nmax_timout = \"20s\"\n");
-        let err = Config::load(cli(&["--config", f.0.to_str().unwrap()])).unwrap_err();
-        assert!(err.to_string().contains("max_timout"), "{err}");
-        let f = file("[apps.filter]\nallowed_hooks = [\"PreRoomNope\"]\n");
-        let err = Config::load(cli(&["--config", f.0.to_str().unwrap()])).unwrap_err();
-        assert!(err.to_string().contains("PreRoomNope"), "{err}");
-    }
-
-    #[test]
-    fn a_default_timeout_above_the_max_is_refused_by_name() {
-        let err = Config::load(cli(&["--default-timeout", "30s"])).unwrap_err();
-        assert_eq!(err.key, "default_timeout");
-    }
-
-    #[test]
-    fn printed_configs_redact_tokens_and_round_trip() {
-        let config = Config::load(cli(&[
-            "--backend-token",
-            "s3cret",
-            "--app-token",
-            "filter=t0k",
-        ]))
-        .unwrap();
-        let printed = config.to_toml();
-        assert!(
-            !printed.contains("s3cret") && !printed.contains("t0k"),
-            "{printed}"
-        );
-        assert!(printed.contains("<redacted>"));
-        assert!(config.has_tokens());
-        let reparsed: FileConfig =
-            toml::from_str(&printed.replace("\"<redacted>\"", "\"x\"")).unwrap();
-        assert_eq!(reparsed.listen, Some(config.listen));
-    }
-}
+mod tests;

@@ -162,7 +162,7 @@ impl AppRuntimeService {
             )
             .inspect_err(|err| tracing::warn!(%app_id, "refused an app instance: {err}"))?;
         tracing::info!(%app_id, instance_id = %instance.id, version = %instance.version,
-            peer = ?peer, "app instance registered");
+            peer = peer.map(tracing::field::display), "app instance registered");
         if let Some(store) = self.registry.store() {
             store.put_app(&remembered, &instance.version).await;
         }
@@ -323,6 +323,12 @@ async fn read_loop(
             }
         }
     }
-    registry.depart(&instance);
+    if let Some((spec, version)) = registry.depart(&instance)
+        && let Some(store) = registry.store()
+    {
+        // The app's last instance left: the store notes when it was last seen, for
+        // --forget-apps-after across restarts.
+        store.put_app(&spec, &version).await;
+    }
     tracing::info!(app_id = %instance.app_id, instance_id = %instance.id, "app instance left");
 }

@@ -1,6 +1,5 @@
 //! The `roomhooks` binary: runs the sidecar until SIGINT or SIGTERM.
 
-use clap::Parser;
 use roomhooks_server::{
     Config, Sidecar,
     config::{Cli, LogFormat, RuntimeFlavor},
@@ -13,20 +12,27 @@ use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::Subscribe
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Dependencies that flood logs at low levels stay at warn unless RUST_LOG says otherwise.
-const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=info";
+const DEFAULT_FILTER: &str =
+    "info,h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=info,fjall=warn,lsm_tree=warn";
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     #[cfg(feature = "otlp")]
     let otlp_endpoint = cli.otlp_endpoint.clone();
+    let print_config = cli.print_config;
     let config = match Config::load(cli) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("roomhooks: {err}");
+            for problem in err.all() {
+                eprintln!("roomhooks: {problem}");
+            }
             return std::process::ExitCode::from(2);
         }
     };
-    if std::env::args().any(|a| a == "--print-config") {
+    if print_config {
+        for warning in &config.warnings {
+            eprintln!("roomhooks: warning: {warning}");
+        }
         print!("{}", config.to_toml());
         return std::process::ExitCode::SUCCESS;
     }
@@ -86,6 +92,10 @@ fn main() -> std::process::ExitCode {
     #[cfg(not(feature = "otlp"))]
     subscriber.init();
 
+    // Configuration warnings were found before logging was set up: log them now.
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(cores, runtime = ?flavor, requested = ?config.runtime, "async runtime");
     let outcome = runtime.block_on(run(config));
     #[cfg(feature = "otlp")]

@@ -15,6 +15,8 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use std::time::{Duration, SystemTime};
+
 use tokio::time::Instant;
 
 use crate::{
@@ -28,7 +30,7 @@ use crate::{
     settings::AppSettings,
     spec::{AppSpec, FailurePolicy, TimeoutLimits},
     stats::AppStats,
-    store::{Recovered, Store},
+    store::{Recovered, RecoveredApp, Store},
     tasks::Tasks,
 };
 
@@ -175,6 +177,8 @@ struct AppEntry {
     posts: Arc<PostQueue>,
     enabled: bool,
     stats: Arc<AppStats>,
+    /// Since when the app has had no instance (`None` while one is connected).
+    idle_since: Option<SystemTime>,
 }
 
 impl AppEntry {
@@ -244,12 +248,19 @@ impl Registry {
         };
         {
             let mut entries = registry.lock();
-            for (mut spec, version) in recovered.apps {
+            for RecoveredApp {
+                mut spec,
+                version,
+                last_seen,
+            } in recovered.apps
+            {
                 if let Some(settings) = registry.settings.get(&spec.app_id) {
                     spec.essential = settings.essential();
+                    spec.unavailable_message = settings.unavailable_message();
                 }
                 let app_id = spec.app_id.clone();
-                let entry = registry.new_entry(spec, Vec::new(), version, &mut recovery);
+                let mut entry = registry.new_entry(spec, Vec::new(), version, &mut recovery);
+                entry.idle_since = Some(last_seen.unwrap_or_else(SystemTime::now));
                 entries.insert(app_id, entry);
             }
             for (app_id, settings) in &registry.settings {
@@ -269,7 +280,7 @@ impl Registry {
                     timeout: settings.timeout.unwrap_or(limits.default).min(limits.max),
                     room_types: RoomTypeSet::default(),
                     essential: settings.essential(),
-                    unavailable_message: None,
+                    unavailable_message: settings.unavailable_message(),
                 };
                 let entry = registry.new_entry(spec, Vec::new(), String::new(), &mut recovery);
                 entries.insert(app_id.clone(), entry);
@@ -324,6 +335,7 @@ impl Registry {
             Arc::clone(&stats),
             &self.tasks,
         );
+        let idle_since = instances.is_empty().then(SystemTime::now);
         let entry = AppEntry {
             spec: Arc::new(spec),
             instances,
@@ -331,6 +343,7 @@ impl Registry {
             posts,
             enabled,
             stats,
+            idle_since,
         };
         entry.posts.set_instances(entry.post_targets());
         entry
@@ -419,6 +432,7 @@ impl Registry {
                     entry.spec = Arc::new(spec);
                 }
                 entry.instances.push(Arc::clone(&instance));
+                entry.idle_since = None;
                 entry.version = instance.version.clone();
                 entry.posts.set_instances(entry.post_targets());
                 Arc::clone(&entry.posts)
@@ -444,18 +458,49 @@ impl Registry {
         Ok((instance, posts))
     }
 
-    /// Takes a closed or closing instance out of rotation. The app stays known.
-    pub fn depart(&self, instance: &Arc<Instance>) {
+    /// Takes a closed or closing instance out of rotation. The app stays known; when this was
+    /// its last instance, returns what it registered (for the store to note when it was seen).
+    pub fn depart(&self, instance: &Arc<Instance>) -> Option<(Arc<AppSpec>, String)> {
         instance.close(None);
         let mut entries = self.lock();
-        if let Some(entry) = entries.get_mut(&instance.app_id) {
-            let before = entry.instances.len();
-            entry.instances.retain(|i| !Arc::ptr_eq(i, instance));
-            if entry.instances.len() != before {
-                entry.posts.set_instances(entry.post_targets());
-                self.publish(&entries);
-            }
+        let entry = entries.get_mut(&instance.app_id)?;
+        let before = entry.instances.len();
+        entry.instances.retain(|i| !Arc::ptr_eq(i, instance));
+        if entry.instances.len() == before {
+            return None;
         }
+        entry.posts.set_instances(entry.post_targets());
+        let last = entry.instances.is_empty().then(|| {
+            entry.idle_since = Some(SystemTime::now());
+            (Arc::clone(&entry.spec), entry.version.clone())
+        });
+        self.publish(&entries);
+        last
+    }
+
+    /// Forgets the apps that have had no instance, no queued post event and no dead letter for
+    /// `after` by `now` — except apps the config file declares (FAIL and essential ones among
+    /// them), which keep protecting. Returns each forgotten app with what its removal took.
+    pub fn forget_idle(&self, now: SystemTime, after: Duration) -> Vec<(AppId, Removed)> {
+        let idle: Vec<AppId> = self
+            .lock()
+            .iter()
+            .filter(|(app_id, entry)| {
+                // The operator declared it (FAIL and essential apps among them): it stays.
+                let protected = self.settings.contains_key(*app_id);
+                let quiet = entry.instances.iter().all(|i| !i.is_live())
+                    && entry.posts.is_empty()
+                    && entry.posts.dead_count() == 0;
+                let long_enough = entry
+                    .idle_since
+                    .is_some_and(|since| now.duration_since(since).unwrap_or_default() >= after);
+                !protected && quiet && long_enough
+            })
+            .map(|(app_id, _)| app_id.clone())
+            .collect();
+        idle.into_iter()
+            .filter_map(|app_id| self.remove(&app_id).map(|removed| (app_id, removed)))
+            .collect()
     }
 
     /// Forgets an app: disconnects its instances and drops its queue.

@@ -144,8 +144,13 @@ impl RoomHooksService {
         room_type: i32,
         ctx: CallContext,
     ) -> Result<Response<PreventResponse>, Status> {
-        let span = tracing::info_span!("backend_call", hook = hook.name(),
-            request_id = %ctx.request_id, dry_run = ctx.dry_run);
+        let span = tracing::info_span!(
+            "backend_call",
+            hook = hook.name(),
+            dry_run = ctx.dry_run,
+            request_id =
+                (!ctx.request_id.is_empty()).then(|| tracing::field::display(&ctx.request_id))
+        );
         #[cfg(feature = "otlp")]
         crate::otel::continue_trace(&span, &ctx.traceparent);
         let verdict = self
@@ -290,8 +295,13 @@ impl RoomHooks for RoomHooksService {
         let ctx = self.pre_context(&request);
         self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
         let room = validate::pre_room_create(request.into_inner())?;
-        let span = tracing::info_span!("backend_call", hook = "PreRoomCreate",
-            request_id = %ctx.request_id, dry_run = ctx.dry_run);
+        let span = tracing::info_span!(
+            "backend_call",
+            hook = "PreRoomCreate",
+            dry_run = ctx.dry_run,
+            request_id =
+                (!ctx.request_id.is_empty()).then(|| tracing::field::display(&ctx.request_id))
+        );
         #[cfg(feature = "otlp")]
         crate::otel::continue_trace(&span, &ctx.traceparent);
         let (verdict, room) = self

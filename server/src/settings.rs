@@ -51,6 +51,9 @@ pub struct AppSettings {
     pub token: Option<String>,
     /// Whether the app is called at start (default true); `Admin.SetAppEnabled` changes it.
     pub enabled: Option<bool>,
+    /// The message shown to the chat user when this FAIL or essential app is unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_message: Option<String>,
 }
 
 /// Writes a secret as `"<redacted>"` so printed configs can be shared.
@@ -128,6 +131,12 @@ impl AppSettings {
             spec.timeout = timeout.min(max_timeout);
         }
         spec.essential = self.essential();
+        spec.unavailable_message = self.unavailable_message();
         Ok(())
+    }
+
+    /// The message for the chat user when this app is unavailable, if the operator set one.
+    pub fn unavailable_message(&self) -> Option<std::sync::Arc<str>> {
+        self.unavailable_message.as_deref().map(Into::into)
     }
 }

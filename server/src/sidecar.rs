@@ -211,6 +211,13 @@ impl Sidecar {
             let (registry, stop) = (Arc::clone(&registry), tasks.stopping().child_token());
             async move { registry.time_out_calls(stop).await }
         });
+        if !config.forget_apps_after.is_zero() {
+            tasks.spawn(forget_idle_apps(
+                Arc::clone(&registry),
+                config.forget_apps_after,
+                tasks.stopping().child_token(),
+            ));
+        }
         tracing::info!(%local_addr, "roomhooks sidecar listening");
         Ok(Self {
             local_addr,
@@ -314,6 +321,30 @@ impl Drop for Sidecar {
         self.registry.close_all();
         self.server_stop.cancel();
         self.tasks.stopping().cancel();
+    }
+}
+
+/// Forgets, from time to time until `stop`, the apps idle for `after` (`--forget-apps-after`).
+async fn forget_idle_apps(registry: Arc<Registry>, after: Duration, stop: CancellationToken) {
+    // Looked at often enough that an app is forgotten at most a tenth later than due.
+    let every = (after / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (app_id, removed) in registry.forget_idle(std::time::SystemTime::now(), after) {
+            if let Some(store) = registry.store() {
+                store
+                    .delete_app(&app_id, removed.released, removed.cursor)
+                    .await;
+            }
+            tracing::info!(%app_id, idle_for = ?after,
+                "forgot an app with no instance and no pending post event for \
+                 --forget-apps-after; it is known again when it registers");
+        }
     }
 }
 

@@ -107,13 +107,26 @@ struct StoredApp {
     room_types: Vec<i32>,
     #[prost(string, tag = "6")]
     version: String,
+    /// When an instance of the app was last connected (Unix ms; 0 in older stores).
+    #[prost(int64, tag = "7")]
+    last_seen_unix_ms: i64,
+}
+
+/// An app the store remembers.
+pub struct RecoveredApp {
+    /// What it registered last.
+    pub spec: AppSpec,
+    /// The version it registered last.
+    pub version: String,
+    /// When an instance of it was last connected, if the store knows.
+    pub last_seen: Option<std::time::SystemTime>,
 }
 
 /// What the store held at start.
 #[derive(Default)]
 pub struct Recovered {
-    /// Apps remembered, with the version they last registered.
-    pub apps: Vec<(AppSpec, String)>,
+    /// Apps remembered, with the version they last registered and when they were last seen.
+    pub apps: Vec<RecoveredApp>,
     /// Events apps hold on their own (retried dead letters, older stores), per app, in order.
     pub events: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
     /// Dead letters per app, in sequence order.
@@ -355,7 +368,8 @@ impl Store {
         rx
     }
 
-    /// Remembers an app's registration.
+    /// Remembers an app's registration, seen connected now (on register, and when its last
+    /// instance leaves).
     pub async fn put_app(&self, spec: &AppSpec, version: &str) {
         let stored = StoredApp {
             interfaces: spec.interfaces.iter().map(|h| h.to_wire() as i32).collect(),
@@ -364,6 +378,13 @@ impl Store {
             timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
             room_types: spec.room_types.iter().map(|t| t as i32).collect(),
             version: version.to_owned(),
+            last_seen_unix_ms: i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis(),
+            )
+            .unwrap_or(i64::MAX),
         };
         self.send(Op::PutApp {
             app: spec.app_id.clone(),
@@ -502,7 +523,7 @@ fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
     Ok(recovered)
 }
 
-fn recover_apps(apps: &Keyspace) -> Result<Vec<(AppSpec, String)>, StoreError> {
+fn recover_apps(apps: &Keyspace) -> Result<Vec<RecoveredApp>, StoreError> {
     let mut recovered = Vec::new();
     for item in apps.iter() {
         let (k, v) = item.into_inner()?;
@@ -539,7 +560,15 @@ fn recover_apps(apps: &Keyspace) -> Result<Vec<(AppSpec, String)>, StoreError> {
             essential: HookSet::default(),
             unavailable_message: None,
         };
-        recovered.push((spec, stored.version));
+        let last_seen = u64::try_from(stored.last_seen_unix_ms)
+            .ok()
+            .filter(|&ms| ms > 0)
+            .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+        recovered.push(RecoveredApp {
+            spec,
+            version: stored.version,
+            last_seen,
+        });
     }
     Ok(recovered)
 }
@@ -744,7 +773,11 @@ mod tests {
             close(store, writer).await;
         }
         let (_store, _writer, recovered) = Store::open(&dir, false).unwrap();
-        assert_eq!(recovered.apps, vec![(spec, "1.0".to_owned())]);
+        assert_eq!(recovered.apps.len(), 1);
+        assert_eq!(recovered.apps[0].spec, spec);
+        assert_eq!(recovered.apps[0].version, "1.0");
+        let seen = recovered.apps[0].last_seen.expect("last seen is stored");
+        assert!(seen.elapsed().unwrap_or_default() < std::time::Duration::from_secs(60));
         let seqs: Vec<u64> = recovered.events[&app].iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, [1, 3]);
         let _ = std::fs::remove_dir_all(&dir);

@@ -22,6 +22,8 @@ use tonic_health::pb::{
 struct Running {
     child: Child,
     addr: String,
+    /// The log lines written before the address.
+    log: Vec<String>,
     _data: tempfile::TempDir,
 }
 
@@ -52,20 +54,22 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut seen = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("\"local_addr\":\"").nth(1) {
-                let _ = tx.send(Ok(rest.split('"').next().unwrap_or_default().to_owned()));
+                let addr = rest.split('"').next().unwrap_or_default().to_owned();
+                let _ = tx.send(Ok((addr, seen.clone())));
             }
             seen.push(line);
         }
         let _ = tx.send(Err(seen.join("\n")));
     });
-    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(addr)) => addr,
+    let (addr, log) = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(ready)) => ready,
         Ok(Err(log)) => panic!("the binary exited before listening; its log:\n{log}"),
         Err(_) => panic!("the binary did not log the address it listens on within 30 s"),
     };
     Running {
         child,
         addr,
+        log,
         _data: data,
     }
 }
@@ -274,5 +278,156 @@ fn an_invalid_config_fails_at_start_naming_the_key() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("default_timeout"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--default-timeout \"1m\""));
+}
+
+#[test]
+fn a_bad_file_value_and_a_bad_variable_stop_the_binary_with_code_2_saying_where_each_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("roomhooks.toml"),
+        "listen = \"127.0.0.1:6000\"\n\nmax_timeout = \"banana\"\nmax_timout = \"5s\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
+        .current_dir(dir.path())
+        .args(["--config", "roomhooks.toml"])
+        .env("ROOMHOOKS_POST_WINDOW", "lots")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "roomhooks: roomhooks.toml:3:15: max_timeout = \"banana\": expected a duration like \"5s\" or \"250ms\"\n\
+         roomhooks: roomhooks.toml:4:1: max_timout is not a setting; did you mean `max_timeout`?\n\
+         roomhooks: ROOMHOOKS_POST_WINDOW=\"lots\": expected a whole number from 0 to 18446744073709551615\n"
+    );
+}
+
+#[test]
+fn an_unknown_variable_is_logged_as_a_warning_naming_the_closest_one() {
+    let running = start(
+        &["--listen", "127.0.0.1:0"],
+        &[("ROOMHOOKS_HEARTBEAT_INTERVALL", "1s")],
+    );
+    let warning = running
+        .log
+        .iter()
+        .find(|line| line.contains("ROOMHOOKS_HEARTBEAT_INTERVALL"))
+        .unwrap_or_else(|| panic!("no warning in {:#?}", running.log));
+    assert!(warning.contains("\"level\":\"WARN\""), "{warning}");
+    assert!(
+        warning.contains("did you mean `ROOMHOOKS_HEARTBEAT_INTERVAL`?"),
+        "{warning}"
+    );
+}
+
+/// The rows of the README's "All settings" tables: flag, default (`None` for "none") and whether
+/// the row is for a build feature.
+fn readme_settings() -> Vec<(String, Option<String>, bool)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("the README is next to the workspace's Cargo.toml");
+    let section = readme
+        .split("\n## All settings\n")
+        .nth(1)
+        .expect("the README has a section \"All settings\"");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .lines()
+        .filter(|line| line.starts_with("| `--"))
+        .map(|line| {
+            let cells: Vec<&str> = line
+                .split(" | ")
+                .map(|c| c.trim_matches(['|', ' ']))
+                .collect();
+            let flag = cells[0].trim_matches('`').to_owned();
+            let default = match cells[2] {
+                "none" => None,
+                d => Some(d.trim_matches('`').to_owned()),
+            };
+            (flag, default, line.contains("feature `otlp`"))
+        })
+        .collect()
+}
+
+/// The flags of `roomhooks --help` (but --help and --version) with their `[default: …]`.
+fn help_settings() -> Vec<(String, Option<String>)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    let mut flags: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        let flag_line = trimmed
+            .strip_prefix("-h, ")
+            .or(trimmed.strip_prefix("-V, "))
+            .unwrap_or(trimmed);
+        if let Some(rest) = flag_line
+            .strip_prefix("--")
+            .filter(|_| line.starts_with("  "))
+        {
+            let name = rest.split([' ', '=']).next().unwrap_or_default();
+            flags.push((format!("--{name}"), rest.to_owned()));
+        } else if let Some((_, text)) = flags.last_mut().filter(|_| line.starts_with("          "))
+        {
+            text.push(' ');
+            text.push_str(trimmed);
+        }
+    }
+    flags
+        .into_iter()
+        .filter(|(flag, _)| flag != "--help" && flag != "--version")
+        .map(|(flag, text)| {
+            let default = text
+                .split("[default: ")
+                .nth(1)
+                .and_then(|d| d.split(']').next())
+                .map(str::to_owned);
+            (flag, default)
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_lists_every_flag_of_help_with_the_same_default_and_no_other() {
+    let readme = readme_settings();
+    let help = help_settings();
+    assert!(help.len() > 30, "{help:?}");
+    for (flag, default) in &help {
+        let row = readme.iter().find(|(f, _, _)| f == flag);
+        let Some((_, readme_default, _)) = row else {
+            panic!("{flag} is in --help but not in the README's All settings");
+        };
+        assert_eq!(
+            readme_default, default,
+            "the default of {flag}: README vs --help"
+        );
+    }
+    for (flag, _, feature) in &readme {
+        assert!(
+            *feature || help.iter().any(|(f, _)| f == flag),
+            "{flag} is in the README's All settings but not in --help"
+        );
+    }
+}
+
+#[test]
+fn dependencies_log_only_warnings_by_default() {
+    let running = start(&["--listen", "127.0.0.1:0"], &[]);
+    let chatty: Vec<&String> = running
+        .log
+        .iter()
+        .filter(|line| !line.contains("\"target\":\"roomhooks"))
+        .filter(|line| {
+            !line.contains("\"level\":\"WARN\"") && !line.contains("\"level\":\"ERROR\"")
+        })
+        .collect();
+    assert!(
+        chatty.is_empty(),
+        "dependencies (fjall, lsm_tree, h2, …) log below warn by default: {chatty:#?}"
+    );
 }

@@ -109,3 +109,58 @@ fn open_mode_says_at_start_that_any_process_can_register_app_ids() {
         sidecar.log().join("\n")
     );
 }
+
+#[tokio::test]
+async fn an_app_idle_for_forget_apps_after_is_forgotten_but_a_configured_fail_app_is_kept() {
+    use roomhooks_sdk::proto::{ListAppsRequest, admin_client::AdminClient};
+    let (dir, path) = data_dir();
+    let config = dir.path().join("roomhooks.toml");
+    std::fs::write(&config, "[apps.keeper]\nfailure_policy = \"fail\"\n").unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let sidecar = Binary::start(
+        &["--forget-apps-after", "1s", "--config", &config],
+        &path.join("data"),
+    );
+    for app_id in ["drifter", "keeper"] {
+        let mut app = App::builder(app_id)
+            .pre_room_user_joined(|_, _| async { Ok(()) })
+            .build()
+            .spawn(sidecar.endpoint());
+        tokio::time::timeout(Duration::from_secs(30), app.registered())
+            .await
+            .expect("registers in time")
+            .expect("registers");
+        app.shutdown().await.expect("leaves cleanly");
+    }
+
+    let mut admin = AdminClient::new(sidecar.channel().await);
+    let known = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let apps: Vec<String> = admin
+                .list_apps(ListAppsRequest::default())
+                .await
+                .expect("ListApps")
+                .into_inner()
+                .apps
+                .into_iter()
+                .map(|a| a.app_id)
+                .collect();
+            if !apps.iter().any(|a| a == "drifter") {
+                return apps;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the idle app is forgotten within the bound");
+    assert_eq!(
+        known,
+        vec!["keeper".to_owned()],
+        "a FAIL app configured in the file stays"
+    );
+    assert!(
+        sidecar.logged("forgot an app"),
+        "{}",
+        sidecar.log().join("\n")
+    );
+}
