@@ -21,10 +21,10 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    apps::settings::{AppSettings, PolicySetting},
+    apps::spec::TimeoutLimits,
     hook::Hook,
     post::PostConfig,
-    settings::{AppSettings, PolicySetting},
-    spec::TimeoutLimits,
 };
 
 /// How logs are written.
@@ -374,7 +374,7 @@ settings! {
     RUNTIME value worker_threads: Option<usize> = "", optional(count::<usize>),
         "Worker threads of the multi-thread runtime (unset: one per core)";
 
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::settings::redact")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::apps::settings::redact")]
     SECURITY value backend_token: Option<String> = "", optional(text),
         "The bearer token backends must send to RoomHooks and Admin (unset: open)";
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -843,10 +843,10 @@ impl Config {
     }
 
     /// The limits of one app call.
-    pub fn call_limits(&self) -> crate::call::CallLimits {
-        crate::call::CallLimits {
+    pub fn call_limits(&self) -> crate::dispatch::call::CallLimits {
+        crate::dispatch::call::CallLimits {
             max_in_flight_per_instance: self.max_in_flight_per_instance,
-            ejection: crate::instance::Ejection {
+            ejection: crate::apps::instance::Ejection {
                 after: self.eject_after,
                 base: self.eject_for,
             },

@@ -1,46 +1,32 @@
 //! The roomhooks sidecar: a gRPC service that runs chat-room hooks (Rocket.Chat Apps-Engine
 //! semantics) on app processes connected over bidirectional streams, and aggregates their answers.
 //!
-//! The data path, top to bottom: [`service`] (backend edge) → [`dispatch`] (stages) →
-//! [`call`] (one app call) → [`instance`] (one app stream, written as [`frame`]s) ← [`connection`] (app edge, served by
-//! [`runtime_server`]), with
-//! [`registry`] holding who is connected, [`verdict`] and [`extend`] aggregating answers, and
-//! [`post`] delivering notifications.
+//! The crate's folders follow the data path (docs/architecture.md draws it):
+//! - `edge` — the gRPC services, authentication, validation; the only place a `Status` is made;
+//! - `dispatch` — the Pre pipeline: veto, extend and modify stages, one app call, the alarm and
+//!   the verdict;
+//! - `apps` — the registry of apps and their instances (the app streams), specs, settings, stats;
+//! - `post` — accepting post events, each app's queue and delivery, recovery at start;
+//! - `store` — the embedded journal (fjall) post events are written to;
+//! - `lifecycle` — the shutdown drain and the owner of background tasks;
+//! - `ops` — metrics, logging, OpenTelemetry; [`config`] — the settings; [`sidecar`] assembles it
+//!   all.
+//!
+//! The public API is what the binary, the tests and the bench use: [`Sidecar`], [`Config`] and
+//! the settings types, [`hook::Hook`], and the log formatting of [`ops`].
 
-pub mod admin;
-pub mod alarm;
-pub mod auth;
-pub mod call;
+pub(crate) mod apps;
 pub mod config;
-pub mod connection;
-pub mod deadline;
-pub mod dispatch;
-pub mod drain;
-pub mod extend;
-pub mod frame;
+pub(crate) mod dispatch;
+pub(crate) mod edge;
 pub mod hook;
-pub mod ids;
-pub mod instance;
-pub mod log_fields;
-pub mod metrics;
-#[cfg(feature = "otlp")]
-pub mod otel;
-pub mod post;
-pub mod process;
-pub mod recover;
-pub mod registry;
-pub mod requests;
-pub mod runtime_server;
-pub mod sequence;
-pub mod service;
-pub mod settings;
+pub(crate) mod ids;
+pub(crate) mod lifecycle;
+pub mod ops;
+pub(crate) mod post;
 pub mod sidecar;
-pub mod spec;
-pub mod stats;
-pub mod store;
-pub mod tasks;
-pub mod validate;
-pub mod verdict;
+pub(crate) mod store;
 
+pub use apps::settings::{self, AppSettings, PolicySetting};
 pub use config::Config;
 pub use sidecar::{Sidecar, SidecarError};

@@ -65,7 +65,7 @@ fn main() -> std::process::ExitCode {
             .boxed(),
         LogFormat::Json => fmt
             .json()
-            .fmt_fields(roomhooks_server::log_fields::JsonFields)
+            .fmt_fields(roomhooks_server::ops::log_fields::JsonFields)
             .boxed(),
     };
     let subscriber = tracing_subscriber::registry().with(filter).with(fmt);
@@ -73,7 +73,7 @@ fn main() -> std::process::ExitCode {
     let _provider = match otlp_endpoint {
         Some(endpoint) => {
             let _entered = runtime.enter();
-            match roomhooks_server::otel::layer(&endpoint) {
+            match roomhooks_server::ops::otel::layer(&endpoint) {
                 Ok((layer, provider)) => {
                     subscriber.with(layer).init();
                     Some(provider)

@@ -16,23 +16,24 @@ use tonic::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    admin::AdminService,
-    auth::BackendAuth,
+    apps::registry::{Capacity, Registry},
+    apps::spec::FailurePolicy,
     config::{Config, ConfigError, MaybeAddr},
-    connection::AppRuntimeService,
-    connection::Liveness,
     dispatch::Dispatcher,
-    drain::Drain,
+    edge::admin::AdminService,
+    edge::auth::BackendAuth,
+    edge::connection::AppRuntimeService,
+    edge::connection::Liveness,
+    edge::recover::RecoverDecodeErrors,
+    edge::requests::{CountRequests, RequestCounters},
+    edge::runtime_server::AppRuntimeServer,
+    edge::service::{Limits, RoomHooksService},
     ids::AppId,
-    metrics::{self, Sources},
-    recover::RecoverDecodeErrors,
-    registry::{Capacity, Registry},
-    requests::{CountRequests, RequestCounters},
-    runtime_server::AppRuntimeServer,
-    service::{Limits, RoomHooksService},
-    spec::FailurePolicy,
+    lifecycle::drain::Drain,
+    lifecycle::tasks::Tasks,
+    ops::metrics::{self, Sources},
+    post::accept::Accept,
     store::{Recovered, Store, StoreError, StoreWriter},
-    tasks::Tasks,
 };
 
 /// Why the sidecar could not start or stopped with an error.
@@ -443,6 +444,7 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
                 RecoverDecodeErrors::new(
                     RoomHooksServer::new(RoomHooksService::new(
                         dispatcher,
+                        Accept::new(Arc::clone(registry)),
                         config.max_timeout,
                         Limits {
                             max_concurrent: config.max_concurrent_backend_calls,

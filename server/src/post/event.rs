@@ -11,7 +11,7 @@ use prost::Message;
 use roomhooks::v1::{PostEvent, post_event};
 
 use crate::{
-    frame::{self, Frame},
+    apps::frame::{self, Frame},
     hook::Hook,
     ids::EventId,
     store::StoredEvent,

@@ -6,8 +6,10 @@
 //! An event queued for several apps is stored once (see [`crate::store`]): each queue holds it
 //! and the last one to finish with it deletes the record; each queue keeps its cursor current.
 
+pub mod accept;
 mod event;
 mod recovery;
+pub mod sequence;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -25,13 +27,13 @@ pub use event::{PostEventData, unix_ms};
 pub use recovery::Recovery;
 
 use crate::{
-    frame::Frame,
+    apps::frame::Frame,
+    apps::instance::Instance,
+    apps::stats::AppStats,
     ids::{AppId, EventId, InstanceId},
-    instance::Instance,
-    sequence::Sequence,
-    stats::AppStats,
+    lifecycle::tasks::Tasks,
+    post::sequence::Sequence,
     store::{Committed, EventWrite, Store},
-    tasks::Tasks,
 };
 
 /// Limits of post-event delivery.

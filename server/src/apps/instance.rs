@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::{
-    frame::{CallHead, Frame, SharedCall},
+    apps::frame::{CallHead, Frame, SharedCall},
     hook::Hook,
     ids::{AppId, CallId, InstanceId},
 };
@@ -205,7 +205,7 @@ impl Instance {
     /// `hook`, due by `deadline`, plus the fan-out's `shared` fields. The deadline is kept with
     /// the call: whoever runs the registry's alarm must be told of it ([`Alarm::arm`]).
     ///
-    /// [`Alarm::arm`]: crate::alarm::Alarm::arm
+    /// [`Alarm::arm`]: crate::dispatch::alarm::Alarm::arm
     pub fn start_call(
         self: &Arc<Self>,
         hook: Hook,

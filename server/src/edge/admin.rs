@@ -11,9 +11,9 @@ use roomhooks::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::{
+    apps::registry::{AppView, Registry},
     hook::Hook,
     ids::{AppId, EventId},
-    registry::{AppView, Registry},
 };
 
 /// The statistics of every hook the app was called for.

@@ -14,16 +14,16 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    auth,
-    drain::Drain,
-    frame::Frame,
+    apps::frame::Frame,
+    apps::instance::{Completion, Instance, OUTBOUND_CAPACITY},
+    apps::registry::{AdmitError, NewInstance, Registry},
+    apps::settings::SettingsRefusal,
+    apps::spec::{AppSpec, TimeoutLimits},
+    edge::auth,
     ids::{AppId, CallId, EventId, InstanceId},
-    instance::{Completion, Instance, OUTBOUND_CAPACITY},
+    lifecycle::drain::Drain,
+    lifecycle::tasks::Tasks,
     post::PostQueue,
-    registry::{AdmitError, NewInstance, Registry},
-    settings::SettingsRefusal,
-    spec::{AppSpec, TimeoutLimits},
-    tasks::Tasks,
 };
 
 /// The stream of calls and events sent to one instance.

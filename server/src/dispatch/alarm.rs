@@ -2,7 +2,7 @@
 //!
 //! A tokio timer per call costs a wake-up of the runtime's driver whenever it is the earliest
 //! timer (on an idle sidecar: every call), a syscall per app per backend call. Instead each
-//! call keeps its deadline next to its reply channel (in [`Instance`](crate::instance::Instance))
+//! call keeps its deadline next to its reply channel (in [`Instance`](crate::apps::instance::Instance))
 //! and tells the alarm about it: the alarm is re-set only when a deadline is earlier than the one
 //! it is set for, which with equal app timeouts is almost never. When the alarm goes off, its
 //! owner times out every call that is due and sets it for the earliest one still waiting.

@@ -59,6 +59,7 @@ impl CallContext {
     }
 
     /// Time left before the deadline.
+    #[cfg(test)]
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }

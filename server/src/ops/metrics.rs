@@ -13,11 +13,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    apps::registry::Registry,
+    apps::stats::BUCKETS_US,
+    edge::requests::{RequestCounters, code_name},
     hook::{Hook, Stage},
-    process,
-    registry::Registry,
-    requests::{RequestCounters, code_name},
-    stats::BUCKETS_US,
+    ops::process,
 };
 
 /// What the endpoint reads.
@@ -27,7 +27,7 @@ pub struct Sources {
     /// Answered requests of RoomHooks, Admin and Health.
     pub requests: Arc<RequestCounters>,
     /// The shutdown drain: the sidecar is ready until it begins.
-    pub drain: Arc<crate::drain::Drain>,
+    pub drain: Arc<crate::lifecycle::drain::Drain>,
     /// The largest timeout: histogram buckets go at least this far.
     pub max_timeout: Duration,
 }
@@ -78,13 +78,13 @@ fn status_name(index: usize) -> Option<&'static str> {
 
 /// Reads per-hook counter values, each with an optional `status` label.
 type CounterValues<'a> =
-    &'a dyn Fn(&crate::stats::HookCounters) -> Vec<(Option<&'static str>, u64)>;
+    &'a dyn Fn(&crate::apps::stats::HookCounters) -> Vec<(Option<&'static str>, u64)>;
 /// A per-app series: name, type, help, value.
 type AppSeries<'a> = (
     &'a str,
     &'a str,
     &'a str,
-    &'a dyn Fn(&crate::registry::AppView) -> f64,
+    &'a dyn Fn(&crate::apps::registry::AppView) -> f64,
 );
 
 /// The exposition text.

@@ -8,12 +8,12 @@ use roomhooks::v1::{PreventDecision, RoomExtension, RoomModification, hook_resul
 use tokio::time::Instant;
 
 use crate::{
-    deadline::CallContext,
-    frame::SharedCall,
+    apps::frame::SharedCall,
+    apps::instance::{CallEnd, SendError},
+    apps::registry::{AppView, Registry},
+    edge::deadline::CallContext,
     hook::{Hook, Stage},
     ids::InstanceId,
-    instance::{CallEnd, SendError},
-    registry::{AppView, Registry},
 };
 
 /// Limits that shape one app call.
@@ -22,7 +22,7 @@ pub struct CallLimits {
     /// Calls one instance may have in flight; beyond it siblings or the failure policy take over.
     pub max_in_flight_per_instance: u32,
     /// When an instance that keeps timing out is taken out of rotation.
-    pub ejection: crate::instance::Ejection,
+    pub ejection: crate::apps::instance::Ejection,
     /// Largest encoded `custom_fields` an Extend or Modify answer may leave in the room.
     pub max_custom_field_bytes: usize,
 }

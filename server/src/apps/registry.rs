@@ -20,18 +20,18 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::{
-    alarm::Alarm,
+    apps::instance::{Instance, Outbound},
+    apps::settings::AppSettings,
+    apps::spec::{AppSpec, FailurePolicy, TimeoutLimits},
+    apps::stats::AppStats,
+    dispatch::alarm::Alarm,
     hook::Hook,
     hook::RoomTypeSet,
     ids::{AppId, InstanceId},
-    instance::{Instance, Outbound},
+    lifecycle::tasks::Tasks,
+    post::sequence::Sequence,
     post::{PostConfig, PostQueue, Recovery},
-    sequence::Sequence,
-    settings::AppSettings,
-    spec::{AppSpec, FailurePolicy, TimeoutLimits},
-    stats::AppStats,
     store::{Recovered, RecoveredApp, Store},
-    tasks::Tasks,
 };
 
 /// An app as the hot path sees it: its spec, live instances and post queue.
@@ -530,7 +530,7 @@ impl Registry {
     }
 
     /// Ends every app stream cleanly for a shutdown and admits no instance after: calls still
-    /// waiting end as [`CallEnd::ShutDown`](crate::instance::CallEnd::ShutDown).
+    /// waiting end as [`CallEnd::ShutDown`](crate::apps::instance::CallEnd::ShutDown).
     pub fn close_all(&self) {
         // Under the lock, so an instance is either admitted before (and closed here) or refused.
         let entries = self.lock();

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    apps::spec::{AppSpec, FailurePolicy},
     hook::{Hook, HookSet},
-    spec::{AppSpec, FailurePolicy},
 };
 
 /// A failure policy as written in the config file.

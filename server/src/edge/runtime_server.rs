@@ -18,8 +18,8 @@ use tonic::{
 };
 
 use crate::{
-    connection::{AppRuntimeService, OutboundStream},
-    frame::{Frame, FrameCodec},
+    apps::frame::{Frame, FrameCodec},
+    edge::connection::{AppRuntimeService, OutboundStream},
 };
 
 /// The path of the one method.

@@ -13,14 +13,17 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::{
-    deadline::CallContext,
-    dispatch::{Dispatcher, NewPost},
-    drain::{CallGuard, Drain, Draining},
+    dispatch::Dispatcher,
+    dispatch::verdict::Verdict,
+    edge::deadline::CallContext,
+    edge::validate::{self, FieldsOf},
     hook::Hook,
     ids::EventId,
-    post::PostEventData,
-    validate::{self, FieldsOf},
-    verdict::Verdict,
+    lifecycle::drain::{CallGuard, Drain, Draining},
+    post::{
+        PostEventData,
+        accept::{Accept, NewPost},
+    },
 };
 
 /// The most events one PostEvents call may carry.
@@ -29,6 +32,7 @@ pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// Serves `roomhooks.v1.RoomHooks`.
 pub struct RoomHooksService {
     dispatcher: Dispatcher,
+    accept: Accept,
     max_timeout: Duration,
     limits: Limits,
     in_flight: Arc<Semaphore>,
@@ -55,12 +59,14 @@ impl RoomHooksService {
     /// than `max_timeout`.
     pub fn new(
         dispatcher: Dispatcher,
+        accept: Accept,
         max_timeout: Duration,
         limits: Limits,
         drain: Arc<Drain>,
     ) -> Self {
         Self {
             dispatcher,
+            accept,
             max_timeout,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent)),
             limits,
@@ -152,7 +158,7 @@ impl RoomHooksService {
                 (!ctx.request_id.is_empty()).then(|| tracing::field::display(&ctx.request_id))
         );
         #[cfg(feature = "otlp")]
-        crate::otel::continue_trace(&span, &ctx.traceparent);
+        crate::ops::otel::continue_trace(&span, &ctx.traceparent);
         let verdict = self
             .dispatcher
             .prevent(hook, payload, room_type, &ctx)
@@ -232,9 +238,9 @@ impl RoomHooksService {
         let span = tracing::info_span!("backend_call", hook = post.event.hook.name(),
             event_id = %post.event.id);
         #[cfg(feature = "otlp")]
-        crate::otel::continue_trace(&span, &ctx.traceparent);
+        crate::ops::otel::continue_trace(&span, &ctx.traceparent);
         let response = self
-            .dispatcher
+            .accept
             .post(post, &ctx)
             .instrument(span)
             .await
@@ -303,7 +309,7 @@ impl RoomHooks for RoomHooksService {
                 (!ctx.request_id.is_empty()).then(|| tracing::field::display(&ctx.request_id))
         );
         #[cfg(feature = "otlp")]
-        crate::otel::continue_trace(&span, &ctx.traceparent);
+        crate::ops::otel::continue_trace(&span, &ctx.traceparent);
         let (verdict, room) = self
             .dispatcher
             .pre_room_create(room, &ctx)
@@ -434,9 +440,9 @@ impl RoomHooks for RoomHooksService {
             .collect::<Result<Vec<_>, Status>>()?;
         let span = tracing::info_span!("backend_call", hook = "PostEvents", events = posts.len());
         #[cfg(feature = "otlp")]
-        crate::otel::continue_trace(&span, &ctx.traceparent);
+        crate::ops::otel::continue_trace(&span, &ctx.traceparent);
         let results = self
-            .dispatcher
+            .accept
             .post_batch(posts, &ctx)
             .instrument(span)
             .await

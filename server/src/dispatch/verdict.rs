@@ -4,11 +4,11 @@
 use roomhooks::v1::{AppOutcome, OutcomeStatus, Prevention, PreventionReason};
 
 use crate::{
-    call::{CallMeta, Failure},
+    apps::registry::AppView,
+    apps::spec::FailurePolicy,
+    apps::stats::PolicyEffect,
+    dispatch::call::{CallMeta, Failure},
     hook::Hook,
-    registry::AppView,
-    spec::FailurePolicy,
-    stats::PolicyEffect,
 };
 
 /// What the chat user is shown when a FAIL or essential app cannot answer, unless the operator

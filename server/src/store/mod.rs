@@ -25,9 +25,9 @@ use roomhooks::v1::PostEvent;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    apps::spec::{AppSpec, FailurePolicy},
     hook::{Hook, HookSet, RoomTypeSet},
     ids::AppId,
-    spec::{AppSpec, FailurePolicy},
 };
 
 /// Resolves once a confirmed write group is committed (or failed to be).
