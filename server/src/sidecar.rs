@@ -2,35 +2,32 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use roomhooks::v1::{admin_server::AdminServer, room_hooks_server::RoomHooksServer};
-
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tonic::{
-    service::interceptor::InterceptedService,
-    transport::{
-        Certificate, Identity, Server, ServerTlsConfig,
-        server::{Router, TcpIncoming},
-    },
+use tonic::transport::{
+    Certificate, Identity, Server, ServerTlsConfig,
+    server::{Router, TcpIncoming},
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    apps::registry::{Capacity, Registry},
-    apps::spec::FailurePolicy,
+    apps::{
+        registry::{Capacity, Registry},
+        spec::FailurePolicy,
+    },
     config::{Config, ConfigError, MaybeAddr},
     dispatch::Dispatcher,
-    edge::admin::AdminService,
-    edge::auth::BackendAuth,
-    edge::connection::AppRuntimeService,
-    edge::connection::Liveness,
-    edge::recover::RecoverDecodeErrors,
-    edge::requests::{CountRequests, RequestCounters},
-    edge::runtime_server::AppRuntimeServer,
-    edge::service::{Limits, RoomHooksService},
+    edge::{
+        self,
+        admin::AdminService,
+        auth::BackendAuth,
+        connection::{AppRuntimeService, Liveness},
+        requests::{CountRequests, RequestCounters},
+        runtime_server::AppRuntimeServer,
+        service::RoomHooksService,
+    },
     ids::AppId,
-    lifecycle::drain::Drain,
-    lifecycle::tasks::Tasks,
+    lifecycle::{drain::Drain, tasks::Tasks},
     ops::metrics::{self, Sources},
     post::accept::Accept,
     store::{Recovered, Store, StoreError, StoreWriter},
@@ -425,7 +422,13 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
         .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let backend_auth = BackendAuth::new(config.backend_token.as_deref());
+    let layers = edge::Layers {
+        auth: BackendAuth::new(config.backend_token.as_deref()),
+        drain: Arc::clone(drain),
+        requests: Arc::clone(requests),
+        max_message_size: config.max_message_size,
+        max_concurrent: config.max_concurrent_backend_calls,
+    };
     let app_auth = config.apps.values().any(|a| a.token.is_some());
     let dispatcher = Dispatcher::new(Arc::clone(registry), config.call_limits());
 
@@ -439,26 +442,14 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(CountRequests::new(
-            InterceptedService::new(
-                RecoverDecodeErrors::new(
-                    RoomHooksServer::new(RoomHooksService::new(
-                        dispatcher,
-                        Accept::new(Arc::clone(registry)),
-                        config.max_timeout,
-                        Limits {
-                            max_concurrent: config.max_concurrent_backend_calls,
-                            max_custom_field_bytes: config.max_custom_field_bytes,
-                        },
-                        Arc::clone(drain),
-                    ))
-                    .max_decoding_message_size(config.max_message_size)
-                    .max_encoding_message_size(config.max_message_size),
-                    config.max_message_size,
-                ),
-                backend_auth.clone(),
+        .add_service(edge::room_hooks(
+            RoomHooksService::new(
+                dispatcher,
+                Accept::new(Arc::clone(registry)),
+                config.max_timeout,
+                config.max_custom_field_bytes,
             ),
-            Arc::clone(requests),
+            &layers,
         ))
         .add_service(
             AppRuntimeServer::new(AppRuntimeService::new(
@@ -475,16 +466,9 @@ fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarErro
             ))
             .max_decoding_message_size(config.max_message_size),
         )
-        .add_service(CountRequests::new(
-            InterceptedService::new(
-                RecoverDecodeErrors::new(
-                    AdminServer::new(AdminService::new(Arc::clone(registry)))
-                        .max_decoding_message_size(config.max_message_size),
-                    config.max_message_size,
-                ),
-                backend_auth,
-            ),
-            Arc::clone(requests),
+        .add_service(edge::admin(
+            AdminService::new(Arc::clone(registry)),
+            &layers,
         ))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha))

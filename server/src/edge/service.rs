@@ -3,8 +3,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
 use roomhooks::v1::{
     self as pb, PostEventResponse, PreRoomCreateResponse, PreventResponse, hook_call, post_event,
     post_events_item, room_hooks_server::RoomHooks,
@@ -19,7 +17,6 @@ use crate::{
     edge::validate::{self, FieldsOf},
     hook::Hook,
     ids::EventId,
-    lifecycle::drain::{CallGuard, Drain, Draining},
     post::{
         PostEventData,
         accept::{Accept, NewPost},
@@ -29,77 +26,38 @@ use crate::{
 /// The most events one PostEvents call may carry.
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 
-/// Serves `roomhooks.v1.RoomHooks`.
+/// Serves `roomhooks.v1.RoomHooks`: each handler validates, dispatches (or accepts) and shapes
+/// the response. Admission, authentication, counting and decode statuses are the layers around
+/// it ([`crate::edge::room_hooks`]).
 pub struct RoomHooksService {
     dispatcher: Dispatcher,
     accept: Accept,
     max_timeout: Duration,
-    limits: Limits,
-    in_flight: Arc<Semaphore>,
-    drain: Arc<Drain>,
-}
-
-/// What one admitted backend call holds while it runs.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    _drain: CallGuard,
-}
-
-/// Limits on backend requests.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Requests served at once; more are shed with RESOURCE_EXHAUSTED.
-    pub max_concurrent: usize,
-    /// Largest encoded `custom_fields` of a room.
-    pub max_custom_field_bytes: usize,
+    max_custom_field_bytes: usize,
 }
 
 impl RoomHooksService {
-    /// A service dispatching through `dispatcher` until `drain` begins; no call takes longer
-    /// than `max_timeout`.
+    /// A service running Pre calls through `dispatcher` and accepting post events through
+    /// `accept`; no call takes longer than `max_timeout`, no request carries more than
+    /// `max_custom_field_bytes` of custom fields.
     pub fn new(
         dispatcher: Dispatcher,
         accept: Accept,
         max_timeout: Duration,
-        limits: Limits,
-        drain: Arc<Drain>,
+        max_custom_field_bytes: usize,
     ) -> Self {
         Self {
             dispatcher,
             accept,
             max_timeout,
-            in_flight: Arc::new(Semaphore::new(limits.max_concurrent)),
-            limits,
-            drain,
+            max_custom_field_bytes,
         }
-    }
-
-    /// A slot for one request: UNAVAILABLE once the sidecar is shutting down, RESOURCE_EXHAUSTED
-    /// when it is at its limit.
-    fn admit(&self) -> Result<Slot, Status> {
-        let drain = self.drain.admit().map_err(|Draining| {
-            Status::unavailable(
-                "the roomhooks sidecar is shutting down: retry this call at another sidecar \
-                 (its health check already reports NOT_SERVING)",
-            )
-        })?;
-        let permit = Arc::clone(&self.in_flight).try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "the sidecar is serving {} backend calls already (--max-concurrent-backend-calls); \
-                 retry with backoff",
-                self.limits.max_concurrent
-            ))
-        })?;
-        Ok(Slot {
-            _permit: permit,
-            _drain: drain,
-        })
     }
 
     /// Refuses requests whose custom fields (rooms, creators and users) exceed the limit.
     fn check_fields(&self, sources: &[FieldsOf<'_>]) -> Result<(), Status> {
         Ok(validate::custom_fields(
-            self.limits.max_custom_field_bytes,
+            self.max_custom_field_bytes,
             sources,
         )?)
     }
@@ -232,7 +190,6 @@ impl RoomHooksService {
         request: Request<T>,
         kind: fn(T) -> post_events_item::Event,
     ) -> Result<Response<PostEventResponse>, Status> {
-        let _slot = self.admit()?;
         let ctx = self.context(&request, false, "");
         let post = self.new_post(kind(request.into_inner()))?;
         let span = tracing::info_span!("backend_call", hook = post.event.hook.name(),
@@ -297,7 +254,6 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PreRoomCreateRequest>,
     ) -> Result<Response<PreRoomCreateResponse>, Status> {
-        let _slot = self.admit()?;
         let ctx = self.pre_context(&request);
         self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
         let room = validate::pre_room_create(request.into_inner())?;
@@ -327,7 +283,6 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PreRoomDeleteRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let _slot = self.admit()?;
         let ctx = self.pre_context(&request);
         self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
         let room = validate::pre_room_delete(request.into_inner())?;
@@ -345,7 +300,6 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PreRoomUserJoinRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let _slot = self.admit()?;
         let ctx = self.pre_context(&request);
         let context = validate::pre_room_user_join(request.into_inner())?;
         self.check_joined(&context)?;
@@ -363,7 +317,6 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PreRoomUserLeaveRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
-        let _slot = self.admit()?;
         let ctx = self.pre_context(&request);
         let context = validate::pre_room_user_leave(request.into_inner())?;
         self.check_leave(&context)?;
@@ -413,7 +366,6 @@ impl RoomHooks for RoomHooksService {
         &self,
         request: Request<pb::PostEventsRequest>,
     ) -> Result<Response<pb::PostEventsResponse>, Status> {
-        let _slot = self.admit()?;
         let ctx = self.context(&request, false, "");
         let items = request.into_inner().events;
         if items.len() > MAX_BATCH_EVENTS {
