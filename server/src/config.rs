@@ -471,6 +471,7 @@ impl Cli {
                 .long("app-token")
                 .value_name("ID=TOKEN")
                 .action(ArgAction::Append)
+                .value_delimiter(',')
                 .help_heading(heading::SECURITY)
                 .help(with_env(
                     "An app's token, as APP_ID=TOKEN (repeatable; the variable is comma-separated)",
@@ -687,7 +688,8 @@ impl Config {
             let Some(setting) = SETTINGS.iter().find(|s| s.env() == *var) else {
                 continue;
             };
-            if !cli.flags.contains_key(setting.key) {
+            // An empty variable counts as unset, as it did with clap's `env`.
+            if !cli.flags.contains_key(setting.key) && !raw.is_empty() {
                 loading.apply(&mut config, setting, raw, format!("{var}={raw:?}"));
             }
         }

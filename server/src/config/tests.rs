@@ -364,3 +364,24 @@ fn help_groups_every_setting_under_its_heading_with_its_variable_and_default() {
     #[cfg(feature = "otlp")]
     assert!(help.contains("--otlp-endpoint"), "{help}");
 }
+
+#[test]
+fn app_tokens_come_from_repeated_or_comma_separated_flags_else_the_variable() {
+    let config = Config::load(cli(&["--app-token", "a=x,b=y", "--app-token", "c=z"])).unwrap();
+    let tokens: Vec<_> = config
+        .apps
+        .iter()
+        .map(|(id, app)| (id.as_str(), app.token.as_deref()))
+        .collect();
+    assert_eq!(
+        tokens,
+        [("a", Some("x")), ("b", Some("y")), ("c", Some("z"))]
+    );
+    let config = Config::load(cli_env(&[], &[("ROOMHOOKS_APP_TOKENS", "a=x,b=y")])).unwrap();
+    assert_eq!(config.apps.len(), 2);
+    let err = Config::load(cli(&["--app-token", "nonsense"])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"--app-token "nonsense": expected APP_ID=TOKEN"#
+    );
+}
