@@ -1,4 +1,5 @@
 use super::*;
+use crate::{hook::Hook, settings::PolicySetting};
 
 /// The command line `args` with no environment.
 fn cli(args: &[&str]) -> Cli {
@@ -384,4 +385,12 @@ fn app_tokens_come_from_repeated_or_comma_separated_flags_else_the_variable() {
         err.to_string(),
         r#"--app-token "nonsense": expected APP_ID=TOKEN"#
     );
+}
+
+#[test]
+fn integers_may_be_written_with_underscores_or_in_hex_as_toml_allows() {
+    let f = file("post_queue_max_events = 100_000\nmax_message_size = 0x100000\n");
+    let config = Config::load(cli(&["--config", &f.path()])).unwrap();
+    assert_eq!(config.post_queue_max_events, 100_000);
+    assert_eq!(config.max_message_size, 1 << 20);
 }
