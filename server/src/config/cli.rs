@@ -100,18 +100,37 @@ impl Cli {
     /// Reads the process's arguments and `ROOMHOOKS_*` variables; prints help or a usage error
     /// and exits (code 2) when `clap` says so.
     pub fn parse() -> Cli {
-        let env = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| k.starts_with("ROOMHOOKS_"));
-        match Cli::try_parse_from(std::env::args_os(), env) {
+        Cli::parse_from(std::env::args_os())
+    }
+
+    /// Like [`parse`](Self::parse), with `args` (the first is the program name) instead of the
+    /// process's arguments.
+    pub fn parse_from<I, T>(args: I) -> Cli
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        match Cli::try_parse_from(args) {
             Ok(cli) => cli,
             Err(err) => err.exit(),
         }
     }
 
-    /// Parses `args` (the first is the program name) with the variables `env` (others than
-    /// `ROOMHOOKS_*` are ignored).
-    pub fn try_parse_from<I, T>(
+    /// Parses `args` (the first is the program name) with the process's `ROOMHOOKS_*` variables.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Cli::try_parse_with_env(args, env)
+    }
+
+    /// Parses `args` (the first is the program name) with the variables `env` instead of the
+    /// process's (others than `ROOMHOOKS_*` are ignored): tests give both without touching the
+    /// process's environment.
+    pub fn try_parse_with_env<I, T>(
         args: I,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Cli, clap::Error>

@@ -8,7 +8,7 @@ fn cli(args: &[&str]) -> Cli {
 
 /// The command line `args` with the variables `env`.
 fn cli_env(args: &[&str], env: &[(&str, &str)]) -> Cli {
-    Cli::try_parse_from(
+    Cli::try_parse_with_env(
         std::iter::once("roomhooks").chain(args.iter().copied()),
         env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
     )
