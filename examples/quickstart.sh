@@ -115,7 +115,7 @@ check_alive() {
 start sidecar "$bin/roomhooks" --listen "$addr" --ephemeral
 for _ in $(seq 300); do # at most 30 s
   grep -q '^\[sidecar\] .*roomhooks sidecar listening' "$log" && break
-  check_alive "at start (is port $port or the metrics port 9464 taken? ROOMHOOKS_METRICS_LISTEN=off turns metrics off)"
+  check_alive "at start (is port $port taken? QUICKSTART_PORT=<port> picks another; the metrics port 9464? ROOMHOOKS_METRICS_LISTEN=off turns metrics off)"
   sleep 0.1
 done
 for app in "${apps[@]}"; do

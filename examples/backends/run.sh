@@ -4,8 +4,9 @@
 # Builds the `roomhooks` binary and the SDK examples, starts the sidecar on a free port (read from
 # its JSON log), starts word_filter, extender, modifier and audit_logger against it, installs the
 # backends' dependencies (a venv under the cargo target dir, `npm ci`), waits until the apps are
-# connected, then runs both backends. Exits non-zero when any backend's check fails. Every child
-# is stopped on exit; logs are kept under <target>/polyglot-logs/.
+# connected, then runs both backends and checks that each printed the sample output shown in
+# examples/backends/README.md (check_sample.py). Exits non-zero when any backend's check or the
+# sample check fails. Every child is stopped on exit; logs are kept under <target>/polyglot-logs/.
 #
 # Needs only cargo, python3 (with venv and pip) and node/npm.
 set -euo pipefail
@@ -61,7 +62,7 @@ rm -f "$logs"/*.log
 rm -rf "$logs/sidecar-data" # a fresh store each run: no apps remembered from an earlier one
 
 step "start the sidecar on a free port"
-RUST_LOG=info "$bin/roomhooks" --listen 127.0.0.1:0 --log-format json --metrics-listen off --data-dir "$logs/sidecar-data" 2>"$logs/sidecar.log" >/dev/null &
+"$bin/roomhooks" --listen 127.0.0.1:0 --log-format json --metrics-listen off --data-dir "$logs/sidecar-data" 2>"$logs/sidecar.log" >/dev/null &
 pids+=($!)
 addr=""
 for _ in $(seq 300); do # at most 30 s
@@ -94,15 +95,19 @@ step "wait until Admin.ListApps shows the four apps connected"
 
 failed=0
 step "python backend"
-"$venv/bin/python" "$here/python/backend.py" "$addr" || failed=1
+"$venv/bin/python" "$here/python/backend.py" "$addr" | tee "$logs/python-backend.out" || failed=1
 step "node backend"
-node "$here/node/backend.js" "$addr" || failed=1
+node "$here/node/backend.js" "$addr" | tee "$logs/node-backend.out" || failed=1
+
+step "the README's sample output is what both backends printed"
+python3 "$here/check_sample.py" "$here/README.md" "$logs/python-backend.out" "Sample output (Python" || failed=1
+python3 "$here/check_sample.py" "$here/README.md" "$logs/node-backend.out" "Sample output (Node.js" || failed=1
 
 step "what the audit logger printed"
 grep '^audit ' "$logs/audit_logger.log" || true
 
 if [[ $failed != 0 ]]; then
-  echo "run.sh: a backend check failed" >&2
+  echo "run.sh: a backend check or the README sample check failed" >&2
   exit 1
 fi
-echo "run.sh: both backends passed in $((SECONDS - started)) s"
+echo "run.sh: both backends passed and printed the README's sample, in $((SECONDS - started)) s"

@@ -12,20 +12,14 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     str::FromStr,
     time::Duration,
 };
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    apps::settings::{AppSettings, PolicySetting},
-    apps::spec::TimeoutLimits,
-    hook::Hook,
-    post::PostConfig,
-};
+use crate::{apps::settings::AppSettings, apps::spec::TimeoutLimits, post::PostConfig};
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -409,168 +403,6 @@ const APP_KEYS: [&str; 8] = [
     "unavailable_message",
 ];
 
-/// The command line, and the `ROOMHOOKS_*` variables read with it.
-#[derive(Debug, Default)]
-pub struct Cli {
-    /// The TOML config file (`--config`, or `ROOMHOOKS_CONFIG`).
-    pub config: Option<PathBuf>,
-    /// Print the effective configuration as TOML and exit.
-    pub print_config: bool,
-    /// Apps' tokens, as APP_ID=TOKEN (`--app-token`, else `ROOMHOOKS_APP_TOKENS`).
-    pub app_tokens: Vec<String>,
-    /// Where to export spans over OTLP/gRPC (`--otlp-endpoint`, or `ROOMHOOKS_OTLP_ENDPOINT`).
-    #[cfg(feature = "otlp")]
-    pub otlp_endpoint: Option<String>,
-    /// Settings given as flags, by file key, as written.
-    flags: BTreeMap<&'static str, String>,
-    /// The `ROOMHOOKS_*` variables.
-    env: BTreeMap<String, String>,
-}
-
-impl Cli {
-    /// The `clap` command: every setting's flag, under its heading, with its variable and default.
-    pub fn command() -> Command {
-        let mut command = Command::new("roomhooks")
-            .version(env!("CARGO_PKG_VERSION"))
-            .about("The roomhooks sidecar: runs chat-room hooks on app processes connected over gRPC.")
-            .after_help(
-                "Every setting is also a ROOMHOOKS_* variable and a key of the --config file \
-                 (the flag's name with underscores); flags win over variables, which win over the file.",
-            )
-            .arg(
-                Arg::new("config")
-                    .long("config")
-                    .value_name("PATH")
-                    .help(with_env(
-                        "A TOML config file (keys are the flag names with underscores, plus [apps.<app_id>] tables)",
-                        CONFIG_ENV,
-                        "",
-                    )),
-            )
-            .arg(
-                Arg::new("print_config")
-                    .long("print-config")
-                    .action(ArgAction::SetTrue)
-                    .help("Print the effective configuration as TOML and exit"),
-            );
-        for setting in SETTINGS {
-            let mut arg = Arg::new(setting.key)
-                .long(setting.key.replace('_', "-"))
-                .help_heading(setting.heading)
-                .help(with_env(setting.help, &setting.env(), setting.default));
-            arg = if setting.switch {
-                arg.action(ArgAction::SetTrue)
-            } else {
-                arg.value_name(setting.key.to_uppercase())
-                    .allow_hyphen_values(true)
-            };
-            command = command.arg(arg);
-        }
-        command = command.arg(
-            Arg::new("app_tokens")
-                .long("app-token")
-                .value_name("ID=TOKEN")
-                .action(ArgAction::Append)
-                .help_heading(heading::SECURITY)
-                .help(with_env(
-                    "An app's token, as APP_ID=TOKEN (repeatable; the variable is comma-separated)",
-                    APP_TOKENS_ENV,
-                    "",
-                )),
-        );
-        #[cfg(feature = "otlp")]
-        {
-            command = command.arg(
-                Arg::new("otlp_endpoint")
-                    .long("otlp-endpoint")
-                    .value_name("URL")
-                    .help_heading(heading::OBSERVABILITY)
-                    .help(with_env(
-                        "Export spans over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317)",
-                        OTLP_ENV,
-                        "",
-                    )),
-            );
-        }
-        command
-    }
-
-    /// Reads the process's arguments and `ROOMHOOKS_*` variables; prints help or a usage error
-    /// and exits (code 2) when `clap` says so.
-    pub fn parse() -> Cli {
-        let env = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| k.starts_with("ROOMHOOKS_"));
-        match Cli::try_parse_from(std::env::args_os(), env) {
-            Ok(cli) => cli,
-            Err(err) => err.exit(),
-        }
-    }
-
-    /// Parses `args` (the first is the program name) with the variables `env` (others than
-    /// `ROOMHOOKS_*` are ignored).
-    pub fn try_parse_from<I, T>(
-        args: I,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Cli, clap::Error>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
-    {
-        let matches = Cli::command().try_get_matches_from(args)?;
-        let env: BTreeMap<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("ROOMHOOKS_"))
-            .collect();
-        let mut flags = BTreeMap::new();
-        for setting in SETTINGS {
-            if setting.switch {
-                if matches.get_flag(setting.key) {
-                    flags.insert(setting.key, "true".to_owned());
-                }
-            } else if let Some(value) = matches.get_one::<String>(setting.key) {
-                flags.insert(setting.key, value.clone());
-            }
-        }
-        let app_tokens = match matches.get_many::<String>("app_tokens") {
-            Some(values) => values.cloned().collect(),
-            None => env
-                .get(APP_TOKENS_ENV)
-                .map(|v| v.split(',').map(str::to_owned).collect())
-                .unwrap_or_default(),
-        };
-        Ok(Cli {
-            config: string_or_env(&matches, "config", &env, CONFIG_ENV).map(PathBuf::from),
-            print_config: matches.get_flag("print_config"),
-            app_tokens,
-            #[cfg(feature = "otlp")]
-            otlp_endpoint: string_or_env(&matches, "otlp_endpoint", &env, OTLP_ENV),
-            flags,
-            env,
-        })
-    }
-}
-
-fn string_or_env(
-    matches: &ArgMatches,
-    id: &str,
-    env: &BTreeMap<String, String>,
-    var: &str,
-) -> Option<String> {
-    matches
-        .get_one::<String>(id)
-        .cloned()
-        .or_else(|| env.get(var).filter(|v| !v.is_empty()).cloned())
-}
-
-/// A setting's help line: what it does, its variable and its default.
-fn with_env(help: &str, var: &str, default: &str) -> String {
-    match default {
-        "" => format!("{help} [env: {var}]"),
-        default => format!("{help} [env: {var}] [default: {default}]"),
-    }
-}
-
 /// A setting that cannot work, or a config file that cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", self.describe())]
@@ -663,7 +495,7 @@ impl Config {
         let mut loading = Loading::default();
         if let Some(path) = &cli.config {
             match std::fs::read_to_string(path) {
-                Ok(text) => read_file(path, &text, &mut config, &mut loading),
+                Ok(text) => file::read_file(path, &text, &mut config, &mut loading),
                 Err(e) => {
                     return bad(
                         "config",
@@ -687,7 +519,8 @@ impl Config {
             let Some(setting) = SETTINGS.iter().find(|s| s.env() == *var) else {
                 continue;
             };
-            if !cli.flags.contains_key(setting.key) {
+            // An empty variable counts as unset, as it did with clap's `env`.
+            if !cli.flags.contains_key(setting.key) && !raw.is_empty() {
                 loading.apply(&mut config, setting, raw, format!("{var}={raw:?}"));
             }
         }
@@ -867,214 +700,9 @@ impl Config {
     }
 }
 
-// === the config file ===
-
-use toml::{
-    Spanned,
-    de::{DeTable, DeValue},
-};
-
-/// The config file being read: its path and text, to say where a value was written.
-struct Source<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Source<'_> {
-    /// `path:line:column` of a byte offset (both counted from 1, columns in characters).
-    fn position(&self, offset: usize) -> String {
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        format!("{}:{line}:{column}", self.path.display())
-    }
-
-    /// `path:line:column: key = <the value as written>`.
-    fn origin(&self, key: &str, value: &Spanned<DeValue<'_>>) -> String {
-        let span = value.span();
-        let written = self.text.get(span.clone()).unwrap_or("?");
-        format!("{}: {key} = {written}", self.position(span.start))
-    }
-
-    fn unknown(
-        &self,
-        key: &Spanned<std::borrow::Cow<'_, str>>,
-        what: &str,
-        known: &[&str],
-    ) -> ConfigError {
-        let name = key.get_ref();
-        ConfigError::at(
-            name.as_ref(),
-            self.position(key.span().start),
-            format!(
-                "{what}{}",
-                did_you_mean(closest(name, known.iter().copied()))
-            ),
-        )
-    }
-}
-
-/// A scalar TOML value as the text a setting parses (a string's content, a number or a boolean
-/// as written); `None` for arrays, tables and dates.
-fn scalar<'a>(value: &'a DeValue<'_>) -> Option<std::borrow::Cow<'a, str>> {
-    match value {
-        DeValue::String(s) => Some(std::borrow::Cow::Borrowed(s.as_ref())),
-        DeValue::Integer(i) => Some(std::borrow::Cow::Borrowed(i.as_str())),
-        DeValue::Float(f) => Some(std::borrow::Cow::Borrowed(f.as_str())),
-        DeValue::Boolean(b) => Some(std::borrow::Cow::Owned(b.to_string())),
-        _ => None,
-    }
-}
-
-/// Reads the file's settings into `config`, collecting every problem with its line and column.
-fn read_file(path: &Path, text: &str, config: &mut Config, loading: &mut Loading) {
-    let source = Source { path, text };
-    let table = match DeTable::parse(text) {
-        Ok(table) => table,
-        Err(e) => {
-            let at = match e.span() {
-                Some(span) => source.position(span.start),
-                None => path.display().to_string(),
-            };
-            let problem = e.message().trim().to_owned();
-            loading.errors.push(ConfigError::at(
-                "config",
-                at,
-                format!("{problem} (not valid TOML)"),
-            ));
-            return;
-        }
-    };
-    let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).chain(["apps"]).collect();
-    for (key, value) in table.get_ref().iter() {
-        let name = key.get_ref().as_ref();
-        if name == "apps" {
-            read_apps(&source, value, config, loading);
-            continue;
-        }
-        let Some(setting) = Setting::named(name) else {
-            loading
-                .errors
-                .push(source.unknown(key, &format!("{name} is not a setting"), &keys));
-            continue;
-        };
-        let origin = source.origin(name, value);
-        match scalar(value.get_ref()) {
-            Some(raw) => loading.apply(config, setting, &raw, origin),
-            None => loading.errors.push(ConfigError::at(
-                name,
-                origin,
-                format!(
-                    "expected a single value, not {}",
-                    value.get_ref().type_str()
-                ),
-            )),
-        }
-    }
-}
-
-/// Reads the `[apps.<id>]` tables.
-fn read_apps(
-    source: &Source<'_>,
-    apps: &Spanned<DeValue<'_>>,
-    config: &mut Config,
-    loading: &mut Loading,
-) {
-    let Some(apps_table) = apps.get_ref().as_table() else {
-        loading.errors.push(ConfigError::at(
-            "apps",
-            source.origin("apps", apps),
-            "expected tables [apps.<app_id>]",
-        ));
-        return;
-    };
-    for (id, table) in apps_table.iter() {
-        let app_id = id.get_ref().as_ref();
-        let Some(entries) = table.get_ref().as_table() else {
-            loading.errors.push(ConfigError::at(
-                format!("apps.{app_id}"),
-                source.origin(&format!("apps.{app_id}"), table),
-                "expected a table [apps.<app_id>] of the app's settings",
-            ));
-            continue;
-        };
-        let mut app = AppSettings::default();
-        for (key, value) in entries.iter() {
-            let name = key.get_ref().as_ref();
-            let full = format!("apps.{app_id}.{name}");
-            let origin = source.origin(&full, value);
-            if !APP_KEYS.contains(&name) {
-                loading.errors.push(source.unknown(
-                    key,
-                    &format!("{full} is not an app setting"),
-                    &APP_KEYS,
-                ));
-                continue;
-            }
-            match read_app_setting(&mut app, name, value.get_ref()) {
-                Ok(()) => {
-                    loading.origins.insert(full, origin);
-                }
-                Err(problem) => loading.errors.push(ConfigError::at(full, origin, problem)),
-            }
-        }
-        config.apps.insert(app_id.to_owned(), app);
-    }
-}
-
-/// Sets one key of an app's table.
-fn read_app_setting(app: &mut AppSettings, key: &str, value: &DeValue<'_>) -> Result<(), String> {
-    let one = || scalar(value).ok_or_else(|| "expected a single value".to_owned());
-    match key {
-        "priority" => {
-            app.priority = Some(one()?.parse().map_err(|_| {
-                format!("expected a whole number from {} to {}", i32::MIN, i32::MAX)
-            })?)
-        }
-        "failure_policy" => {
-            app.failure_policy = Some(match one()?.as_ref() {
-                "ignore" => PolicySetting::Ignore,
-                "fail" => PolicySetting::Fail,
-                _ => return Err(r#"expected "ignore" or "fail""#.into()),
-            })
-        }
-        "timeout" => app.timeout = Some(duration(&one()?)?),
-        "allowed_hooks" => app.allowed_hooks = Some(hooks(value)?),
-        "essential_hooks" => app.essential_hooks = hooks(value)?,
-        "token" => app.token = Some(one()?.into_owned()),
-        "enabled" => {
-            app.enabled = match value {
-                DeValue::Boolean(b) => Some(*b),
-                _ => return Err("expected true or false".into()),
-            }
-        }
-        "unavailable_message" => match value {
-            DeValue::String(s) => app.unavailable_message = Some(s.to_string()),
-            _ => return Err("expected a string (the message shown to the chat user)".into()),
-        },
-        _ => return Err("is not an app setting".into()),
-    }
-    Ok(())
-}
-
-/// A list of hook names.
-fn hooks(value: &DeValue<'_>) -> Result<Vec<Hook>, String> {
-    let expected = || {
-        format!(
-            "expected a list of hooks from {}",
-            Hook::ALL.map(Hook::name).join(", ")
-        )
-    };
-    let Some(list) = value.as_array() else {
-        return Err(expected());
-    };
-    list.iter()
-        .map(|item| match item.get_ref() {
-            DeValue::String(name) => name.parse::<Hook>(),
-            _ => Err(expected()),
-        })
-        .collect()
-}
-
+mod cli;
+mod file;
 #[cfg(test)]
 mod tests;
+
+pub use cli::Cli;

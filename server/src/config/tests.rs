@@ -1,4 +1,5 @@
 use super::*;
+use crate::{hook::Hook, settings::PolicySetting};
 
 /// The command line `args` with no environment.
 fn cli(args: &[&str]) -> Cli {
@@ -7,7 +8,7 @@ fn cli(args: &[&str]) -> Cli {
 
 /// The command line `args` with the variables `env`.
 fn cli_env(args: &[&str], env: &[(&str, &str)]) -> Cli {
-    Cli::try_parse_from(
+    Cli::try_parse_with_env(
         std::iter::once("roomhooks").chain(args.iter().copied()),
         env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
     )
@@ -363,4 +364,33 @@ fn help_groups_every_setting_under_its_heading_with_its_variable_and_default() {
     assert!(help.contains("--app-token"), "{help}");
     #[cfg(feature = "otlp")]
     assert!(help.contains("--otlp-endpoint"), "{help}");
+}
+
+#[test]
+fn app_tokens_come_from_repeated_or_comma_separated_flags_else_the_variable() {
+    let config = Config::load(cli(&["--app-token", "a=x,b=y", "--app-token", "c=z"])).unwrap();
+    let tokens: Vec<_> = config
+        .apps
+        .iter()
+        .map(|(id, app)| (id.as_str(), app.token.as_deref()))
+        .collect();
+    assert_eq!(
+        tokens,
+        [("a", Some("x")), ("b", Some("y")), ("c", Some("z"))]
+    );
+    let config = Config::load(cli_env(&[], &[("ROOMHOOKS_APP_TOKENS", "a=x,b=y")])).unwrap();
+    assert_eq!(config.apps.len(), 2);
+    let err = Config::load(cli(&["--app-token", "nonsense"])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"--app-token "nonsense": expected APP_ID=TOKEN"#
+    );
+}
+
+#[test]
+fn integers_may_be_written_with_underscores_or_in_hex_as_toml_allows() {
+    let f = file("post_queue_max_events = 100_000\nmax_message_size = 0x100000\n");
+    let config = Config::load(cli(&["--config", &f.path()])).unwrap();
+    assert_eq!(config.post_queue_max_events, 100_000);
+    assert_eq!(config.max_message_size, 1 << 20);
 }
