@@ -1,173 +1,42 @@
-//! The additive merge of Extend answers: new custom-field keys and new members only. An addition
-//! that would overwrite a key already in the room (or added by an earlier app) is rejected; the
-//! rest of that app's additions still apply.
+//! The Extend stage: every matching app sees the same room and is asked at once; their additions
+//! merge in app order under the room rules (new keys and members only).
 
-use std::collections::HashMap;
+use roomhooks::v1::{OutcomeStatus, Room};
 
-use prost_types::Struct;
-use roomhooks::v1::{Room, RoomExtension};
+use super::{
+    Pipeline,
+    call::{Answer, Reply},
+    rules::{ExtendMerge, Merge},
+    wrong_kind,
+};
+use crate::{apps::frame::SharedCall, hook::Hook};
 
-use crate::ids::AppId;
-
-/// What one app's extension did to the room.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Merge {
-    /// Something was added.
-    Changed,
-    /// Nothing was added (an empty extension, or only members already present).
-    Unchanged,
-    /// Some additions broke the rule and were dropped; the detail names them.
-    Rejected(String),
-}
-
-/// Merges extensions into a room, remembering who added which key.
-pub struct ExtendMerge<'a> {
-    room: &'a mut Room,
-    added_by: HashMap<String, AppId>,
-    max_field_bytes: usize,
-}
-
-impl<'a> ExtendMerge<'a> {
-    /// Starts merging into `room`, whose encoded custom fields may not exceed `max_field_bytes`.
-    pub fn new(room: &'a mut Room, max_field_bytes: usize) -> Self {
-        Self {
-            room,
-            added_by: HashMap::new(),
-            max_field_bytes,
+impl Pipeline<'_> {
+    /// Merges every Extend app's additions into `room` (`shared` carries the room as it was).
+    pub(super) async fn extend(&mut self, room: &mut Room, shared: &SharedCall) {
+        let hook = Hook::PreRoomCreateExtend;
+        let apps = self.matching(hook, room.r#type);
+        if apps.is_empty() {
+            return;
         }
-    }
-
-    /// Applies one app's additions.
-    pub fn apply(&mut self, app: &AppId, extension: RoomExtension) -> Merge {
-        let mut changed = false;
-        let mut refused = Vec::new();
-        for (key, value) in extension
-            .custom_fields
-            .map(|s| s.fields)
-            .unwrap_or_default()
-        {
-            let taken = self
-                .room
-                .custom_fields
-                .as_ref()
-                .is_some_and(|f| f.fields.contains_key(&key));
-            if taken {
-                let owner = match self.added_by.get(&key) {
-                    Some(earlier) => format!("added by app {earlier}"),
-                    None => "already in the room".to_owned(),
-                };
-                refused.push(format!("custom field {key:?} ({owner})"));
-                continue;
+        let answers = self.call_all(&apps, hook, shared).await;
+        let mut merge = ExtendMerge::new(room, self.limits.max_custom_field_bytes);
+        for (app, Answer { meta, result }) in apps.iter().zip(answers) {
+            match result {
+                Ok(Reply::Extension(extension)) => {
+                    let (status, detail) = match merge.apply(&app.spec.app_id, extension) {
+                        Merge::Changed => (OutcomeStatus::Changed, String::new()),
+                        Merge::Unchanged => (OutcomeStatus::Unchanged, String::new()),
+                        Merge::Rejected(detail) => (OutcomeStatus::Rejected, detail),
+                    };
+                    self.verdict.record(app, hook, &meta, status, detail);
+                }
+                Ok(other) => self.verdict.fail(app, hook, &meta, &wrong_kind(&other)),
+                Err(failure) => self.verdict.fail(app, hook, &meta, &failure),
             }
-            let fields = self.room.custom_fields.get_or_insert_with(Struct::default);
-            fields.fields.insert(key.clone(), value);
-            if prost::Message::encoded_len(&*fields) > self.max_field_bytes {
-                fields.fields.remove(&key);
-                refused.push(format!(
-                    "custom field {key:?} (it would make custom_fields larger than {} bytes)",
-                    self.max_field_bytes
-                ));
-                continue;
-            }
-            self.added_by.insert(key, app.clone());
-            changed = true;
-        }
-        for username in extension.member_usernames {
-            if username.trim().is_empty() {
-                refused.push("an empty member username".to_owned());
-            } else if !self.room.member_usernames.contains(&username) {
-                self.room.member_usernames.push(username);
-                changed = true;
+            if !self.verdict.allowed() {
+                return;
             }
         }
-        if !refused.is_empty() {
-            Merge::Rejected(format!(
-                "extensions may only add; refused {} (the rest was applied)",
-                refused.join(", ")
-            ))
-        } else if changed {
-            Merge::Changed
-        } else {
-            Merge::Unchanged
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use prost_types::Value;
-
-    fn fields(pairs: &[(&str, &str)]) -> Option<Struct> {
-        Some(Struct {
-            fields: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), Value::from(v.to_string())))
-                .collect(),
-        })
-    }
-
-    #[test]
-    fn additions_merge_in_order_and_overwrites_are_refused_by_key() {
-        let mut room = Room {
-            custom_fields: fields(&[("team", "core")]),
-            member_usernames: vec!["alice".into()],
-            ..Default::default()
-        };
-        let (a, b) = (AppId::parse("a").unwrap(), AppId::parse("b").unwrap());
-        let mut merge = ExtendMerge::new(&mut room, 64 * 1024);
-        let first = merge.apply(
-            &a,
-            RoomExtension {
-                custom_fields: fields(&[("tier", "gold")]),
-                member_usernames: vec!["alice".into(), "bot".into()],
-            },
-        );
-        assert_eq!(first, Merge::Changed);
-        let second = merge.apply(
-            &b,
-            RoomExtension {
-                custom_fields: fields(&[("tier", "silver"), ("team", "x"), ("score", "1")]),
-                member_usernames: vec![],
-            },
-        );
-        let Merge::Rejected(detail) = second else {
-            panic!("expected a rejection, got {second:?}");
-        };
-        assert!(detail.contains("\"tier\" (added by app a)"), "{detail}");
-        assert!(
-            detail.contains("\"team\" (already in the room)"),
-            "{detail}"
-        );
-        let custom = room.custom_fields.unwrap().fields;
-        assert_eq!(custom["tier"], Value::from("gold".to_string()));
-        assert_eq!(custom["score"], Value::from("1".to_string()));
-        assert_eq!(room.member_usernames, vec!["alice", "bot"]);
-    }
-
-    #[test]
-    fn an_addition_that_would_exceed_the_size_limit_is_refused() {
-        let mut room = Room::default();
-        let mut merge = ExtendMerge::new(&mut room, 64);
-        let result = merge.apply(
-            &AppId::parse("a").unwrap(),
-            RoomExtension {
-                custom_fields: fields(&[("small", "ok"), ("big", &"x".repeat(100))]),
-                member_usernames: vec![],
-            },
-        );
-        let Merge::Rejected(detail) = result else {
-            panic!("expected a rejection, got {result:?}");
-        };
-        assert!(detail.contains("\"big\""), "{detail}");
-        assert!(room.custom_fields.unwrap().fields.contains_key("small"));
-    }
-
-    #[test]
-    fn an_empty_extension_leaves_the_room_unchanged() {
-        let mut room = Room::default();
-        let merge = ExtendMerge::new(&mut room, 64 * 1024)
-            .apply(&AppId::parse("a").unwrap(), RoomExtension::default());
-        assert_eq!(merge, Merge::Unchanged);
     }
 }
