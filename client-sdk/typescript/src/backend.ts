@@ -135,6 +135,8 @@ export interface CallOptions {
   deadlineMs?: number;
   /** Aborting it cancels the call (the sidecar then cancels its app calls). */
   signal?: AbortSignal;
+  /** A W3C trace context to send as the `traceparent` header; apps see it as `ctx.traceparent`. */
+  traceparent?: string;
 }
 
 /** A gRPC error from the sidecar: `code` is the status code (e.g. `grpc.status.INVALID_ARGUMENT`), `details` its message. */
@@ -164,7 +166,9 @@ export class RoomHooksClient {
       const deadlineMs = options?.deadlineMs ?? this.deadlineMs;
       const callOptions: grpc.CallOptions = deadlineMs === undefined ? {} : { deadline: new Date(Date.now() + deadlineMs) };
       const signal = options?.signal;
-      const call = invoke(this.metadata.clone(), callOptions, (err, response) => {
+      const metadata = this.metadata.clone();
+      if (options?.traceparent) metadata.set('traceparent', options.traceparent);
+      const call = invoke(metadata, callOptions, (err, response) => {
         signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else if (response === undefined) reject(new Error('the sidecar sent no response'));
