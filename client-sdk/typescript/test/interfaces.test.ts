@@ -112,7 +112,7 @@ test('an app registers exactly the interfaces whose execute methods it implement
   });
 });
 
-test('PreRoomCreatePrevent: prevent(message) vetoes with the message, true vetoes with the sidecar's default message, false allows', async () => {
+test("PreRoomCreatePrevent: prevent(message) vetoes with the message, true vetoes with the sidecar's default message, false allows", async () => {
   await withSidecar(async (sidecar, track) => {
     track(await started(new Everything(quiet({ appId: 'everything' })), sidecar.endpoint));
     const backend = track(sidecar.backend());
