@@ -1,0 +1,141 @@
+// Connecting: reconnect after the sidecar restarts, endpoints that rotate, a shared HTTP/2
+// connection for several apps, refusals, tokens and bad endpoints that say what to do.
+
+import { test } from 'node:test';
+import { strict as assert } from 'node:assert';
+import { Connection, InvalidEndpointError, RefusedError, app } from '../dist';
+import { Sidecar, quiet, recordingLogger, started, stored, waitFor, withSidecar } from './harness';
+
+const join = (username: string) => ({ context: { room: stored('general'), joiningUser: { username } } });
+const bouncer = (appId: string, extra: Parameters<typeof quiet>[0] | object = {}) =>
+  app(quiet({ appId, ...extra })).preRoomUserJoined((context) => {
+    if (context.joiningUser.username === 'troll') throw new Error('unreachable');
+  });
+
+test('the app reconnects and re-registers after the sidecar restarts on the same address', async () => {
+  const first = await Sidecar.start();
+  const logger = recordingLogger();
+  const survivor = await started(bouncer('survivor', { logger }), first.endpoint);
+  const firstInstance = await survivor.registered();
+  let second: Sidecar | undefined;
+  try {
+    await first.stop('SIGKILL');
+    second = await Sidecar.start([], { port: first.port });
+    const secondInstance = await survivor.registered();
+    await waitFor(async () => (await second!.instances('survivor')).length === 1, 'the app on the new sidecar');
+    const backend = second.backend();
+    const res = await backend.preRoomUserJoin(join('alice'));
+    backend.close();
+    assert.equal(res.outcomes[0].status, 'OUTCOME_STATUS_ALLOWED');
+    assert.notEqual(secondInstance, firstInstance, 'a new registration, so a new instance id');
+    assert.ok(logger.lines.some((l) => /connection to the sidecar ended .*reconnecting in \d+ ms/.test(l)), logger.lines.join('\n'));
+  } finally {
+    await survivor.stop();
+    await second?.stop();
+    await first.stop();
+  }
+});
+
+test('a stream the sidecar ends with OK (its graceful shutdown) is reconnected like an error', async () => {
+  const first = await Sidecar.start(['--drain-timeout', '1s']);
+  const logger = recordingLogger();
+  const survivor = await started(bouncer('survivor', { logger }), first.endpoint);
+  let second: Sidecar | undefined;
+  try {
+    await first.stop('SIGTERM');
+    second = await Sidecar.start([], { port: first.port });
+    await waitFor(async () => (await second!.instances('survivor')).length === 1, 'the app on the restarted sidecar');
+    assert.ok(
+      logger.lines.some((l) => l.includes('connection to the sidecar ended (the sidecar ended the stream); reconnecting')),
+      `the stream ended with OK, and the app reconnected:\n${logger.lines.join('\n')}`,
+    );
+  } finally {
+    await survivor.stop();
+    await second?.stop();
+  }
+});
+
+test('several endpoints rotate: an app given a dead endpoint first registers on the next one', async () => {
+  await withSidecar(async (sidecar, track) => {
+    const logger = recordingLogger();
+    track(await started(bouncer('rotator', { logger }), ['http://127.0.0.1:1', sidecar.endpoint]));
+    assert.equal((await sidecar.instances('rotator')).length, 1);
+    assert.ok(
+      logger.lines.some((l) => l.includes('cannot reach the sidecar at http://127.0.0.1:1') && l.includes('retrying in')),
+      logger.lines.join('\n'),
+    );
+  });
+});
+
+test('apps on one Connection share one HTTP/2 connection; apps on their own have one each', async () => {
+  await withSidecar(async (sidecar, track) => {
+    const shared = track(new Connection(sidecar.endpoint));
+    for (const id of ['shared-a', 'shared-b', 'shared-c']) track(await started(bouncer(id), shared));
+    for (const id of ['own-a', 'own-b']) track(await started(bouncer(id), sidecar.endpoint));
+    const peers = async (ids: string[]) => {
+      const apps = await sidecar.listApps();
+      return ids.map((id) => apps.find((a) => a.appId === id)?.instances[0]?.peerAddress);
+    };
+    const sharedPeers = await peers(['shared-a', 'shared-b', 'shared-c']);
+    assert.equal(new Set(sharedPeers).size, 1, `one client address for the three shared apps: ${sharedPeers}`);
+    const ownPeers = await peers(['own-a', 'own-b']);
+    assert.equal(new Set([...ownPeers, sharedPeers[0]]).size, 3, `own connections differ: ${ownPeers}`);
+    // A fan-out to all three shared apps works over the one connection.
+    const res = await track(sidecar.backend()).preRoomUserJoin(join('alice'));
+    assert.equal(res.outcomes.filter((o) => o.status === 'OUTCOME_STATUS_ALLOWED').length, 5);
+  });
+});
+
+test('an endpoint without http:// is refused at once with an error that says what to write', async () => {
+  const noScheme = bouncer('typo').run('127.0.0.1:50051');
+  await assert.rejects(noScheme, (err: Error) => {
+    assert.ok(err instanceof InvalidEndpointError);
+    assert.match(err.message, /has no scheme: write http:\/\/127\.0\.0\.1:50051 \(plaintext\) or https:\/\/127\.0\.0\.1:50051 \(TLS\)/);
+    return true;
+  });
+  await assert.rejects(bouncer('typo').run('grpc://127.0.0.1:50051'), /use http:\/\/ \(plaintext\) or https:\/\/ \(TLS\)/);
+  assert.throws(() => new Connection('localhost:50051'), InvalidEndpointError);
+});
+
+test('an unreachable sidecar is retried with a warning naming the endpoint until stop()', async () => {
+  const logger = recordingLogger();
+  const lonely = bouncer('lonely', { logger });
+  const running = lonely.run('http://127.0.0.1:1');
+  await waitFor(() => logger.lines.filter((l) => l.startsWith('WARN cannot reach the sidecar at http://127.0.0.1:1')).length >= 2, 'two retries');
+  assert.match(logger.lines[0], /is it running and listening there\? retrying in \d+ ms/);
+  await lonely.stop();
+  await running;
+});
+
+test('a registration the sidecar refuses for good rejects run() with RefusedError naming the field', async () => {
+  await withSidecar(async (sidecar) => {
+    const logger = recordingLogger();
+    await assert.rejects(bouncer('not a valid id!', { logger }).run(sidecar.endpoint), (err: Error) => {
+      assert.ok(err instanceof RefusedError, String(err));
+      assert.equal(err.code, 'INVALID_ARGUMENT');
+      assert.match(err.message, /app_id/);
+      assert.match(err.message, /fix the registration and restart/);
+      return true;
+    });
+    assert.ok(logger.lines.some((l) => l.startsWith('ERROR the sidecar refused the app')));
+  });
+});
+
+test('an app without its token is refused UNAUTHENTICATED; with it, it registers', async () => {
+  await withSidecar(
+    async (sidecar, track) => {
+      await assert.rejects(bouncer('guarded').run(sidecar.endpoint), (err: Error) => err instanceof RefusedError && err.code === 'UNAUTHENTICATED');
+      await assert.rejects(
+        bouncer('guarded', { token: 'wrong' }).run(sidecar.endpoint),
+        (err: Error) => err instanceof RefusedError && ['UNAUTHENTICATED', 'PERMISSION_DENIED'].includes(err.code),
+      );
+      track(await started(bouncer('guarded', { token: 's3cret' }), sidecar.endpoint));
+      assert.equal((await sidecar.instances('guarded')).length, 1);
+    },
+    ['--app-token', 'guarded=s3cret'],
+  );
+});
+
+test('an app with no handlers is refused before connecting, saying what to add', async () => {
+  await assert.rejects(app(quiet({ appId: 'empty' })).run('http://127.0.0.1:50051'), /implements none of the ten interfaces: add a method such as executePreRoomCreatePrevent/);
+});
