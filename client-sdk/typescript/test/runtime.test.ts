@@ -3,7 +3,9 @@
 
 import { test } from 'node:test';
 import { strict as assert } from 'node:assert';
+import * as grpc from '@grpc/grpc-js';
 import { app } from '../dist';
+import { v1 } from '../dist/wire';
 import type { HookContext } from '../dist';
 import { channel, quiet, recordingLogger, sleep, started, stored, waitFor, withSidecar } from './harness';
 
@@ -52,6 +54,25 @@ test('heartbeats are answered while a handler runs: a 1.5 s handler outlives a 4
       assert.equal(res.outcomes[0].status, 'OUTCOME_STATUS_ALLOWED');
       const instances = await sidecar.instances('slow');
       assert.deepEqual(instances.map((i) => i.instanceId), [instance], 'still the same instance: never disconnected');
+    },
+    ['--heartbeat-interval', '100ms', '--heartbeat-timeout', '400ms'],
+  );
+});
+
+test('the control for the heartbeat test: a raw stream that never answers heartbeats is cut off under the same settings', async () => {
+  await withSidecar(
+    async (sidecar) => {
+      const client = new (v1().AppRuntime)(sidecar.addr, grpc.credentials.createInsecure());
+      const stream = client.Connect();
+      const ended = new Promise<number>((resolve) => stream.on('status', (s: grpc.StatusObject) => resolve(s.code)));
+      stream.on('error', () => {});
+      stream.on('data', () => {}); // reads, registers, and never acks a heartbeat
+      stream.write({ register: { appId: 'mute', interfaces: ['HOOK_INTERFACE_PRE_ROOM_USER_JOINED'] } });
+      const startedAt = Date.now();
+      await waitFor(async () => (await sidecar.instances('mute')).length === 1, 'the raw app to register');
+      await ended;
+      assert.ok(Date.now() - startedAt < 1500, 'disconnected well before the 1.5 s handler of the test above would end');
+      client.close();
     },
     ['--heartbeat-interval', '100ms', '--heartbeat-timeout', '400ms'],
   );
