@@ -122,6 +122,7 @@ export class RoomHooksApp {
   private wake: (() => void) | undefined;
   private instance: string | undefined;
   private waiters: { resolve: (id: string) => void; reject: (err: Error) => void }[] = [];
+  private readonly postTail = { current: Promise.resolve() };
 
   /** An app with these options (only `appId` is required). */
   constructor(options: AppOptions) {
@@ -242,6 +243,7 @@ export class RoomHooksApp {
           registerTimeoutMs: o.registerTimeoutMs,
           logger: o.logger,
           onRegistered: (id) => this.setRegistered(id),
+          postTail: this.postTail,
         },
         link.lease(index % link.targets.length),
       );

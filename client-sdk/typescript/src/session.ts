@@ -55,6 +55,11 @@ export interface SessionApp {
   logger: Logger;
   /** Told when the sidecar accepted the registration. */
   onRegistered(instanceId: string): void;
+  /**
+   * The app's last post handler, across sessions: a new session waits for a handler the previous
+   * one left running (its event is redelivered) so post events never overlap.
+   */
+  postTail: { current: Promise<void> };
 }
 
 /** How a session ended. */
@@ -250,12 +255,18 @@ export function startSession(app: SessionApp, lease: Lease): Session {
     if (posting) return;
     posting = true;
     try {
+      await app.postTail.current;
       while (state === 'running' && backlog.length > 0) {
         const event = backlog.shift() as PostEvent__Output;
         const ctx: PostContext = { eventId: event.eventId, hook: event.hook, attempt: event.attempt, appId, instanceId };
         let ok = false;
         try {
-          await handlePost(app.handlers, event, ctx);
+          const handled = handlePost(app.handlers, event, ctx);
+          app.postTail.current = handled.then(
+            () => {},
+            () => {},
+          );
+          await handled;
           ok = true;
         } catch (err) {
           logger.warn(`post handler failed: ${messageOf(err)}; not acknowledged, the sidecar will redeliver it`, {

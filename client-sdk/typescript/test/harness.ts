@@ -101,9 +101,15 @@ export class Sidecar {
     return new RoomHooksClient(this.endpoint, { deadlineMs: 5000 });
   }
 
+  /** How the admin view dials it (set for a TLS sidecar). */
+  admin: { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } = {
+    credentials: grpc.credentials.createInsecure(),
+    options: {},
+  };
+
   /** Admin.ListApps. */
   async listApps(): Promise<AppInfo__Output[]> {
-    const client: AdminClient = new (v1().Admin)(this.addr, grpc.credentials.createInsecure());
+    const client: AdminClient = new (v1().Admin)(this.addr, this.admin.credentials, this.admin.options);
     try {
       return await new Promise((resolve, reject) =>
         client.ListApps({}, { deadline: new Date(Date.now() + 5000) }, (err, res) => (err || !res ? reject(err) : resolve(res.apps))),
