@@ -76,3 +76,4 @@ export type {
   RoomUserJoinedInput,
   RoomUserLeaveInput,
 } from './types';
+export { createRoom, createUser, createHookContext, createPostContext } from './testing';

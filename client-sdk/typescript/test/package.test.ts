@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Backoff, RoomBuilder, RoomExtender, RoomHooksClient, app } from '../dist';
+import { Backoff, RoomBuilder, RoomExtender, RoomHooksClient, UserNotAllowedException, app, createHookContext, createRoom, createUser, prevent } from '../dist';
 import type { Room } from '../dist';
 import { channel, quiet, started, stored, withSidecar } from './harness';
 
@@ -120,4 +120,19 @@ test('the backend client surfaces the sidecar INVALID_ARGUMENT naming the field,
     const capped = await backend.preRoomCreate({ room: channel('x') }, { deadlineMs: 300 });
     assert.equal(capped.outcomes[0].status, 'OUTCOME_STATUS_TIMEOUT');
   });
+});
+
+test('handlers can be unit-tested without a sidecar with createRoom / createUser / createHookContext', async () => {
+  const filter = app('unit')
+    .preRoomCreatePrevent((room) => (room.displayName.includes('spam') ? prevent('No spam.') : false))
+    .preRoomUserJoined((context) => {
+      if (context.joiningUser.username === 'troll') throw new UserNotAllowedException('Banned.');
+    });
+  const ctx = createHookContext({ dryRun: true });
+  assert.deepEqual(await filter.executePreRoomCreatePrevent?.(createRoom({ displayName: 'spam' }), ctx), prevent('No spam.'));
+  assert.equal(await filter.executePreRoomCreatePrevent?.(createRoom({ displayName: 'fine' }), ctx), false);
+  await assert.rejects(
+    async () => filter.executePreRoomUserJoined?.({ room: createRoom(), joiningUser: createUser({ username: 'troll' }), inviter: null }, ctx),
+    UserNotAllowedException,
+  );
 });
