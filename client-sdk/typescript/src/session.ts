@@ -75,8 +75,35 @@ export interface Session {
   drain(): void;
 }
 
+/**
+ * A call's abort signal, created only when the handler looks at it: most handlers never do, and
+ * an AbortController per call was the largest single cost of a call in the profile.
+ */
+class CallAbort {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  private aborted = false;
+
+  /** The signal (already aborted when the call was). */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Aborts with `reason` (made only now, and only once). */
+  abort(reason: () => unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    if (this.controller) this.controller.abort(reason());
+    else this.reason = reason();
+  }
+}
+
 interface InFlight {
-  controller: AbortController;
+  abort: CallAbort;
   timer: NodeJS.Timeout;
 }
 
@@ -136,7 +163,7 @@ export function startSession(app: SessionApp, lease: Lease): Session {
     clearTimeout(closeTimer);
     for (const [, call] of calls) {
       clearTimeout(call.timer);
-      call.controller.abort(new DOMException('the connection to the sidecar ended', 'AbortError'));
+      call.abort.abort(() => new DOMException('the connection to the sidecar ended', 'AbortError'));
     }
     calls.clear();
     backlog.length = 0;
@@ -189,7 +216,7 @@ export function startSession(app: SessionApp, lease: Lease): Session {
       }
       for (const [, call] of calls) {
         clearTimeout(call.timer);
-        call.controller.abort(new DOMException('the app is shutting down', 'AbortError'));
+        call.abort.abort(() => new DOMException('the app is shutting down', 'AbortError'));
       }
       calls.clear();
       halfClose();
@@ -212,15 +239,15 @@ export function startSession(app: SessionApp, lease: Lease): Session {
       return;
     }
     const timeoutMs = durationMs(call.timeout) ?? DEFAULT_CALL_TIMEOUT_MS;
-    const controller = new AbortController();
+    const abort = new CallAbort();
     const timer = setTimeout(() => {
       // Past the deadline the sidecar no longer waits: send nothing.
       if (calls.delete(callId)) {
-        controller.abort(new DOMException(`the call's deadline (${Math.round(timeoutMs)} ms) passed`, 'TimeoutError'));
+        abort.abort(() => new DOMException(`the call's deadline (${Math.round(timeoutMs)} ms) passed`, 'TimeoutError'));
         closeIfDrained();
       }
     }, timeoutMs);
-    calls.set(callId, { controller, timer });
+    calls.set(callId, { abort, timer });
     const ctx: HookContext = {
       callId,
       hook: call.hook,
@@ -228,13 +255,15 @@ export function startSession(app: SessionApp, lease: Lease): Session {
       dryRun: call.dryRun,
       traceparent: call.traceparent,
       deadline: Date.now() + timeoutMs,
-      signal: controller.signal,
+      get signal() {
+        return abort.signal;
+      },
       appId,
       instanceId,
     };
     void answer(app.handlers, call, ctx).then((answered) => {
       const entry = calls.get(callId);
-      if (!entry || entry.controller !== controller) return; // cancelled, timed out or disconnected
+      if (!entry || entry.abort !== abort) return; // cancelled, timed out or disconnected
       clearTimeout(entry.timer);
       calls.delete(callId);
       result(callId, answered);
@@ -246,7 +275,7 @@ export function startSession(app: SessionApp, lease: Lease): Session {
     if (!entry) return;
     calls.delete(callId);
     clearTimeout(entry.timer);
-    entry.controller.abort(new DOMException('the sidecar cancelled the call (CancelCall)', 'AbortError'));
+    entry.abort.abort(() => new DOMException('the sidecar cancelled the call (CancelCall)', 'AbortError'));
     closeIfDrained();
   };
 
