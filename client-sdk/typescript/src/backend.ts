@@ -152,7 +152,8 @@ export class RoomHooksClient {
   constructor(endpoint: string, options: RoomHooksClientOptions = {}) {
     const target = parseEndpoint(endpoint);
     const Client = v1().RoomHooks;
-    this.raw = new Client(target.address, credentialsFor(target, options.tls), channelOptions(options.tls));
+    // Unary calls keep grpc-js's transparent retries (channelOptions turns them off for app streams).
+    this.raw = new Client(target.address, credentialsFor(target, options.tls), { ...channelOptions(options.tls), 'grpc.enable_retries': 1 });
     this.metadata = new grpc.Metadata();
     if (options.token !== undefined) this.metadata.set('authorization', `Bearer ${options.token}`);
     this.deadlineMs = options.deadlineMs;

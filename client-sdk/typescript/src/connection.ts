@@ -81,6 +81,9 @@ export function channelOptions(tls: TlsOptions | undefined): grpc.ChannelOptions
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    // An app stream is never retried by grpc-js (the SDK reconnects itself); without this every
+    // message written also goes through grpc-js's retry buffer.
+    'grpc.enable_retries': 0,
   };
   if (tls?.serverName) {
     options['grpc.ssl_target_name_override'] = tls.serverName;
