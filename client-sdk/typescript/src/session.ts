@@ -117,6 +117,17 @@ function messageOf(err: unknown): string {
   return String(err);
 }
 
+/**
+ * This SDK's `UserNotAllowedException`, or one with that name from elsewhere — Apps-Engine's own
+ * (`@rocket.chat/apps-engine/definition/exceptions`), so ported app code keeps working.
+ */
+function isUserNotAllowed(err: unknown): err is Error {
+  return (
+    err instanceof UserNotAllowedException ||
+    (err instanceof Error && (err.name === 'UserNotAllowedException' || err.constructor?.name === 'UserNotAllowedException'))
+  );
+}
+
 function describe(hook: HookInterface): string {
   return hook.replace(/^HOOK_INTERFACE_/, '');
 }
@@ -438,7 +449,7 @@ async function answer(h: AnyHandlers, call: HookCall__Output, ctx: HookContext):
       call.hook === 'HOOK_INTERFACE_PRE_ROOM_USER_LEAVE' ||
       call.hook === 'HOOK_INTERFACE_PRE_ROOM_CREATE_PREVENT' ||
       call.hook === 'HOOK_INTERFACE_PRE_ROOM_DELETE_PREVENT';
-    if (vetoHook && err instanceof UserNotAllowedException) return { decision: { prevent: true, message: err.message } };
+    if (vetoHook && isUserNotAllowed(err)) return { decision: { prevent: true, message: err.message } };
     return error(messageOf(err));
   }
   const present = INTERFACE_METHOD[call.hook];

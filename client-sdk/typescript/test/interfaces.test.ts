@@ -271,3 +271,20 @@ test('a handler that throws becomes an AppError with its message (outcome ERROR)
     assert.match(joined.outcomes[0].detail, /cannot read the ban list/);
   });
 });
+
+test("an exception named UserNotAllowedException from elsewhere (Apps-Engine's own class) also prevents with its message", async () => {
+  // What @rocket.chat/apps-engine/definition/exceptions declares, in shape: its own class, not this SDK's.
+  class UserNotAllowedException extends Error {}
+  await withSidecar(async (sidecar, track) => {
+    track(
+      await started(
+        app(quiet({ appId: 'ported' })).preRoomUserLeave(() => {
+          throw new UserNotAllowedException('Stay a while.');
+        }),
+        sidecar.endpoint,
+      ),
+    );
+    const res = await track(sidecar.backend()).preRoomUserLeave({ context: { room: stored('general'), leavingUser: { username: 'bob' } } });
+    assert.equal(userMessage(res), 'Stay a while.');
+  });
+});
