@@ -38,6 +38,32 @@ test('many calls are in flight at once: 20 joins that each wait for all 20 to ar
   });
 });
 
+test('calls beyond maxConcurrentCalls are answered at once with an error (the failure policy applies)', async () => {
+  await withSidecar(async (sidecar, track) => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered = 0;
+    track(
+      await started(
+        app(quiet({ appId: 'narrow', maxConcurrentCalls: 1, timeoutMs: 3000 })).preRoomUserJoined(async () => {
+          entered += 1;
+          await held;
+        }),
+        sidecar.endpoint,
+      ),
+    );
+    const backend = track(sidecar.backend());
+    const first = backend.preRoomUserJoin(join('first'));
+    await waitFor(() => entered === 1, 'the first call to be in its handler');
+    const second = await backend.preRoomUserJoin(join('second'));
+    assert.equal(second.outcomes[0].status, 'OUTCOME_STATUS_ERROR');
+    assert.match(second.outcomes[0].detail, /at its maxConcurrentCalls \(1\)/);
+    release();
+    assert.equal((await first).outcomes[0].status, 'OUTCOME_STATUS_ALLOWED');
+    assert.equal(entered, 1);
+  });
+});
+
 test('heartbeats are answered while a handler runs: a 1.5 s handler outlives a 400 ms heartbeat timeout', async () => {
   await withSidecar(
     async (sidecar, track) => {
