@@ -10,7 +10,10 @@ import type { JsonObject, JsonValue, Room, RoomType, User } from './types';
 /** A veto with a message for the end user; return it (or `prevent(message)`) from a Prevent handler. */
 export class Prevent {
   /** A veto; the message is shown to the end user (the first veto's message wins). */
-  constructor(readonly message: string) {}
+  constructor(
+    /** The message for the end user. */
+    readonly message: string,
+  ) {}
 }
 
 /** Stops the action with a message for the end user. */

@@ -144,7 +144,7 @@ export interface ConnectionOptions {
 export class Connection {
   /** The endpoints, as given. */
   readonly endpoints: readonly string[];
-  /** @internal */
+  /** The endpoints, parsed (scheme, address, TLS or not). @internal */
   readonly targets: readonly Target[];
   private readonly tls: TlsOptions | undefined;
   private readonly clients: (AppRuntimeClient | undefined)[];

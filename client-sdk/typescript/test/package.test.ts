@@ -7,6 +7,7 @@ import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import * as ts from 'typescript';
 import { Backoff, RoomBuilder, RoomExtender, RoomHooksClient, UserNotAllowedException, app, createHookContext, createRoom, createUser, prevent } from '../dist';
 import type { Room } from '../dist';
 import { channel, quiet, started, stored, withSidecar } from './harness';
@@ -135,4 +136,36 @@ test('handlers can be unit-tested without a sidecar with createRoom / createUser
     async () => filter.executePreRoomUserJoined?.({ room: createRoom(), joiningUser: createUser({ username: 'troll' }), inviter: null }, ctx),
     UserNotAllowedException,
   );
+});
+
+test('every public item (exports and their members) has a doc comment, and no public type is any', () => {
+  const program = ts.createProgram([path.join(PKG, 'dist', 'index.d.ts')], { strict: true });
+  const checker = program.getTypeChecker();
+  const index = program.getSourceFile(path.join(PKG, 'dist', 'index.d.ts'));
+  assert.ok(index);
+  const moduleSymbol = checker.getSymbolAtLocation(index);
+  assert.ok(moduleSymbol);
+  const missing: string[] = [];
+  const anys: string[] = [];
+  const documented = (symbol: ts.Symbol) => symbol.getDocumentationComment(checker).length > 0;
+  for (const exported of checker.getExportsOfModule(moduleSymbol)) {
+    const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+    if (!documented(symbol)) missing.push(exported.name);
+    const decl = symbol.declarations?.[0];
+    if (!decl) continue;
+    if (symbol.flags & (ts.SymbolFlags.Class | ts.SymbolFlags.Interface)) {
+      const type = checker.getDeclaredTypeOfSymbol(symbol);
+      for (const member of checker.getPropertiesOfType(type)) {
+        const memberDecl = member.declarations?.[0];
+        if (!memberDecl || memberDecl.getSourceFile().fileName.includes('node_modules')) continue; // inherited from Error etc.
+        const modifiers = ts.getCombinedModifierFlags(memberDecl as ts.Declaration);
+        if (modifiers & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)) continue;
+        if (!documented(member)) missing.push(`${exported.name}.${member.name}`);
+        const text = checker.typeToString(checker.getTypeOfSymbolAtLocation(member, memberDecl));
+        if (/\bany\b/.test(text)) anys.push(`${exported.name}.${member.name}: ${text}`);
+      }
+    }
+  }
+  assert.deepEqual(missing, [], `undocumented: ${missing.join(', ')}`);
+  assert.deepEqual(anys, []);
 });
