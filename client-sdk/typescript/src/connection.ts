@@ -166,7 +166,13 @@ export class Connection {
     let client = this.clients[index];
     if (!client) {
       const target = this.targets[index];
-      const channel = new grpc.Channel(target.address, credentialsFor(target, this.tls), channelOptions(this.tls));
+      const channel = new grpc.Channel(target.address, credentialsFor(target, this.tls), {
+        ...channelOptions(this.tls),
+        // The channel outlives sessions and redials by itself; grpc-js's default backoff (1 s,
+        // growing to 120 s) would keep every app on it waiting long after the sidecar is back.
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+      });
       const Client = v1().AppRuntime;
       client = new Client(target.address, grpc.credentials.createInsecure(), { channelOverride: channel });
       this.clients[index] = client;

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import { strict as assert } from 'node:assert';
 import { Connection, InvalidEndpointError, RefusedError, app } from '../dist';
-import { Sidecar, quiet, recordingLogger, started, stored, waitFor, withSidecar } from './harness';
+import { Sidecar, quiet, recordingLogger, sleep, started, stored, waitFor, withSidecar } from './harness';
 
 const join = (username: string) => ({ context: { room: stored('general'), joiningUser: { username } } });
 const bouncer = (appId: string, extra: Parameters<typeof quiet>[0] | object = {}) =>
@@ -33,6 +33,26 @@ test('the app reconnects and re-registers after the sidecar restarts on the same
     await survivor.stop();
     await second?.stop();
     await first.stop();
+  }
+});
+
+test('apps on a shared Connection re-register after the sidecar was down for a while', async () => {
+  const first = await Sidecar.start();
+  const shared = new Connection(first.endpoint);
+  const apps = ['shared-a', 'shared-b'].map((id) => bouncer(id));
+  let second: Sidecar | undefined;
+  try {
+    for (const a of apps) await started(a, shared);
+    await first.stop('SIGKILL');
+    await sleep(6000); // long enough for grpc-js's default channel backoff (1 s, x1.6 each try) to reach 4 s
+    second = await Sidecar.start([], { port: first.port });
+    const started_ = Date.now();
+    await waitFor(async () => (await second!.listApps()).filter((a) => a.instances.length === 1).length === 2, 'both apps back', 8000);
+    assert.ok(Date.now() - started_ < 2000, `back ${Date.now() - started_} ms after the restart`);
+  } finally {
+    await Promise.all(apps.map((a) => a.stop()));
+    shared.close();
+    await second?.stop();
   }
 });
 
