@@ -82,7 +82,7 @@ class Everything
     if (context.room.id === 'lobby') throw new UserNotAllowedException(`Nobody leaves the lobby, ${context.leavingUser.username}.`);
   }
   async executePostRoomUserLeave(context: RoomUserLeave, ctx: PostContext): Promise<void> {
-    this.posts.push({ hook: 'left', ctx, what: `${context.leavingUser.username}@${context.room.id}` });
+    this.posts.push({ hook: 'left', ctx, what: `${context.leavingUser.username}@${context.room.id} by ${context.removedBy?.username}` });
   }
 }
 
@@ -194,7 +194,7 @@ test('UserNotAllowedException from executePreRoomUserJoined / executePreRoomUser
   });
 });
 
-test('the four post hooks get their event, its id and attempt 1, through each backend Post call', async () => {
+test('the four post hooks get their event, its id and attempt 1, through each backend Post call and PostEvents', async () => {
   await withSidecar(async (sidecar, track) => {
     const everything = track(await started(new Everything(quiet({ appId: 'everything' })), sidecar.endpoint));
     const backend = track(sidecar.backend());
@@ -208,14 +208,16 @@ test('the four post hooks get their event, its id and attempt 1, through each ba
     const batch = await backend.postEvents([{ userLeave: { context: { room: stored('r1'), leavingUser: { username: 'alice' } }, eventId: 'ev-left' } }]);
     assert.equal(batch.length, 1);
     assert.equal(batch[0].subscribedApps, 1);
-    await waitFor(() => everything.posts.length === 4, 'four post events');
+    await backend.postRoomUserLeave({ context: { room: stored('r2'), leavingUser: { username: 'bob' }, removedBy: { username: 'mod' } }, eventId: 'ev-left-2' });
+    await waitFor(() => everything.posts.length === 5, 'five post events');
     assert.deepEqual(
       everything.posts.map((p) => [p.hook, p.ctx.eventId, p.ctx.attempt, p.what]),
       [
         ['create', 'ev-create', 1, 'r1'],
         ['deleted', 'ev-deleted', 1, 'r1'],
         ['joined', 'ev-joined', 1, 'alice@r1 by bob'],
-        ['left', 'ev-left', 1, 'alice@r1'],
+        ['left', 'ev-left', 1, 'alice@r1 by undefined'],
+        ['left', 'ev-left-2', 1, 'bob@r2 by mod'],
       ],
     );
     assert.equal(everything.posts[0].ctx.appId, 'everything');
