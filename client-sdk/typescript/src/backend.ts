@@ -148,9 +148,9 @@ export class RoomHooksClient {
   private readonly metadata: grpc.Metadata;
   private readonly deadlineMs: number | undefined;
 
-  /** A client for the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`). */
+  /** A client for the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`; without a scheme `http://` is assumed). */
   constructor(endpoint: string, options: RoomHooksClientOptions = {}) {
-    const target = parseEndpoint(endpoint);
+    const target = parseEndpoint(endpoint, options.tls !== undefined);
     const Client = v1().RoomHooks;
     // Unary calls keep grpc-js's transparent retries (channelOptions turns them off for app streams).
     this.raw = new Client(target.address, credentialsFor(target, options.tls), { ...channelOptions(options.tls), 'grpc.enable_retries': 1 });

@@ -32,27 +32,29 @@ export interface Target {
   secure: boolean;
 }
 
-/** Parses `http://host:port` / `https://host:port`; throws an `InvalidEndpointError` that says what to write. @internal */
-export function parseEndpoint(endpoint: string): Target {
+/**
+ * Parses `http://host:port` / `https://host:port`. As in the Rust SDK, an endpoint without a
+ * scheme means `http://` (`https://` when TLS settings are given); any other scheme, an empty
+ * endpoint or a path throws an `InvalidEndpointError` that says what to write. @internal
+ */
+export function parseEndpoint(endpoint: string, tls = false): Target {
   const example = 'http://127.0.0.1:50051 (plaintext) or https://sidecar.example:50051 (TLS)';
   if (typeof endpoint !== 'string' || endpoint.trim() === '') {
-    throw new InvalidEndpointError(`the sidecar endpoint is empty: pass one such as ${example}`);
+    throw new InvalidEndpointError(`the sidecar endpoint is empty: give its address, e.g. ${example}`);
   }
-  if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(endpoint)) {
+  const given = endpoint.trim();
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(given);
+  const full = scheme ? given : `${tls ? 'https' : 'http'}://${given}`;
+  if (scheme && scheme[1] !== 'http' && scheme[1] !== 'https') {
     throw new InvalidEndpointError(
-      `the sidecar endpoint "${endpoint}" has no scheme: write http://${endpoint} (plaintext) or https://${endpoint} (TLS)`,
+      `the sidecar endpoint "${endpoint}" has the scheme ${scheme[1]}://, which is not supported: use http:// (plaintext) or https:// (TLS), e.g. ${example}`,
     );
   }
   let url: URL;
   try {
-    url = new URL(endpoint);
+    url = new URL(full);
   } catch {
-    throw new InvalidEndpointError(`the sidecar endpoint "${endpoint}" is not a valid URL: write one such as ${example}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidEndpointError(
-      `the sidecar endpoint "${endpoint}" has the scheme ${url.protocol.replace(/:$/, '')}: use http:// (plaintext) or https:// (TLS), e.g. ${example}`,
-    );
+    throw new InvalidEndpointError(`the sidecar endpoint "${endpoint}" is not a valid address: write one such as ${example}`);
   }
   if (url.hostname === '') throw new InvalidEndpointError(`the sidecar endpoint "${endpoint}" has no host: write one such as ${example}`);
   if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '') {
@@ -60,7 +62,7 @@ export function parseEndpoint(endpoint: string): Target {
   }
   const secure = url.protocol === 'https:';
   const port = url.port !== '' ? url.port : secure ? '443' : '80';
-  return { endpoint, address: `${url.hostname}:${port}`, secure };
+  return { endpoint: full, address: `${url.hostname}:${port}`, secure };
 }
 
 /** The credentials for a target. @internal */
@@ -110,7 +112,7 @@ export interface Link {
 
 /** A connection of the app's own: a fresh HTTP/2 connection for every session. @internal */
 export function ownLink(endpoints: readonly string[], tls: TlsOptions | undefined): Link {
-  const targets = endpoints.map(parseEndpoint);
+  const targets = endpoints.map((e) => parseEndpoint(e, tls !== undefined));
   const creds = targets.map((t) => credentialsFor(t, tls));
   return {
     targets,
@@ -150,11 +152,11 @@ export class Connection {
   private readonly clients: (AppRuntimeClient | undefined)[];
   private closed = false;
 
-  /** A connection to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`), or to several endpoints; it opens when the first app starts. */
+  /** A connection to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`; without a scheme `http://` is assumed), or to several endpoints; it opens when the first app starts. */
   constructor(endpoint: string | readonly string[], options: ConnectionOptions = {}) {
     this.endpoints = typeof endpoint === 'string' ? [endpoint] : [...endpoint];
     if (this.endpoints.length === 0) throw new InvalidEndpointError('a Connection needs at least one endpoint, e.g. http://127.0.0.1:50051');
-    this.targets = this.endpoints.map(parseEndpoint);
+    this.targets = this.endpoints.map((e) => parseEndpoint(e, options.tls !== undefined));
     this.tls = options.tls;
     this.targets.forEach((t) => credentialsFor(t, this.tls)); // fail now, not at the first app
     this.clients = this.targets.map(() => undefined);

@@ -106,15 +106,18 @@ test('apps on one Connection share one HTTP/2 connection; apps on their own have
   });
 });
 
-test('an endpoint without http:// is refused at once with an error that says what to write', async () => {
-  const noScheme = bouncer('typo').run('127.0.0.1:50051');
-  await assert.rejects(noScheme, (err: Error) => {
+test('an endpoint without a scheme means http:// (as in the Rust SDK); another scheme, or none at all, is refused at once saying what to write', async () => {
+  await withSidecar(async (sidecar, track) => {
+    track(await started(bouncer('no-scheme'), sidecar.addr));
+    assert.equal((await sidecar.instances('no-scheme')).length, 1);
+  });
+  await assert.rejects(bouncer('typo').run('grpc://127.0.0.1:50051'), (err: Error) => {
     assert.ok(err instanceof InvalidEndpointError);
-    assert.match(err.message, /has no scheme: write http:\/\/127\.0\.0\.1:50051 \(plaintext\) or https:\/\/127\.0\.0\.1:50051 \(TLS\)/);
+    assert.match(err.message, /has the scheme grpc:\/\/, which is not supported: use http:\/\/ \(plaintext\) or https:\/\/ \(TLS\), e\.g\. http:\/\/127\.0\.0\.1:50051/);
     return true;
   });
-  await assert.rejects(bouncer('typo').run('grpc://127.0.0.1:50051'), /use http:\/\/ \(plaintext\) or https:\/\/ \(TLS\)/);
-  assert.throws(() => new Connection('localhost:50051'), InvalidEndpointError);
+  await assert.rejects(bouncer('typo').run(''), /the sidecar endpoint is empty: give its address, e\.g\. http:\/\/127\.0\.0\.1:50051/);
+  assert.throws(() => new Connection('localhost:50051/roomhooks'), /has a path or query; write only scheme, host and port/);
 });
 
 test('an unreachable sidecar is retried with a warning naming the endpoint until stop()', async () => {

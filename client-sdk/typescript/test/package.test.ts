@@ -107,7 +107,7 @@ test('the backend client surfaces the sidecar INVALID_ARGUMENT naming the field,
       return true;
     });
     await assert.rejects(backend.preRoomUserJoin({ context: { room: stored('general') } }), /joining_user is required/);
-    assert.throws(() => new RoomHooksClient('127.0.0.1:1'), /has no scheme: write http:\/\/127\.0\.0\.1:1/);
+    assert.throws(() => new RoomHooksClient('ftp://127.0.0.1:1'), /the scheme ftp:\/\/, which is not supported/);
     track(
       await started(
         app(quiet({ appId: 'slow', timeoutMs: 5000 })).preRoomCreatePrevent(async () => {
