@@ -260,3 +260,27 @@ test('stop() drains: a call in flight is answered by its handler, a call arrivin
     await waitFor(async () => (await sidecar.instances('drainer')).length === 0, 'the instance to leave');
   });
 });
+
+test('stop() gives up on a handler that outlives drainTimeoutMs: its signal aborts and the app stops anyway', async () => {
+  await withSidecar(async (sidecar, track) => {
+    let reason: DOMException | undefined;
+    let entered = false;
+    const stuck = await started(
+      app(quiet({ appId: 'stuck', timeoutMs: 5000, drainTimeoutMs: 300 })).preRoomUserJoined(async (_context, ctx) => {
+        entered = true;
+        ctx.signal.addEventListener('abort', () => (reason = ctx.signal.reason as DOMException));
+        await new Promise(() => {}); // never resolves
+      }),
+      sidecar.endpoint,
+    );
+    const backend = track(sidecar.backend());
+    const call = backend.preRoomUserJoin(join('alice'));
+    await waitFor(() => entered, 'the handler to start');
+    const stopping = Date.now();
+    await stuck.stop();
+    assert.ok(Date.now() - stopping < 3000, `stopped after ${Date.now() - stopping} ms`);
+    assert.match(reason?.message ?? '', /shutting down/);
+    const res = await call;
+    assert.notEqual(res.outcomes[0].status, 'OUTCOME_STATUS_ALLOWED', 'the abandoned call got no answer from the app');
+  });
+});
