@@ -144,6 +144,18 @@ test('a registration the sidecar refuses for good rejects run() with RefusedErro
   });
 });
 
+test('a taken instance id (FAILED_PRECONDITION) is retried, not fatal: the second instance registers once the first left', async () => {
+  await withSidecar(async (sidecar, track) => {
+    const first = await started(bouncer('twin', { instanceId: 'twin-1' }), sidecar.endpoint);
+    const logger = recordingLogger();
+    const second = track(bouncer('twin', { instanceId: 'twin-1', logger }));
+    second.start(sidecar.endpoint);
+    await waitFor(() => logger.lines.some((l) => l.includes('FAILED_PRECONDITION')), 'the refusal to be logged');
+    await first.stop();
+    assert.equal(await second.registered(), 'twin-1');
+  });
+});
+
 test('an app without its token is refused UNAUTHENTICATED; with it, it registers', async () => {
   await withSidecar(
     async (sidecar, track) => {
