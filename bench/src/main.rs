@@ -33,6 +33,7 @@ mod scenario;
 mod sidecar;
 mod stats;
 mod targets;
+mod ts_app;
 mod workload;
 
 use std::process::ExitCode;

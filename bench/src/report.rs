@@ -27,12 +27,18 @@ pub struct Summary {
     pub peak_rss: Option<u64>,
     /// Whether the hop is the sidecar.
     pub is_sidecar: bool,
+    /// TypeScript only: median CPU time of the Node app process per call, µs.
+    pub app_cpu_us_per_call: Option<f64>,
 }
 
 impl Summary {
     /// Medians of `rounds`.
     pub fn of(key: Key, rounds: &[Round], peak_rss: Option<u64>, is_sidecar: bool) -> Self {
         let delivered: Vec<f64> = rounds.iter().filter_map(|r| r.delivered_per_sec).collect();
+        let app_cpu: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| r.app_cpu_us_per_call)
+            .collect();
         Self {
             key,
             latency: Latency {
@@ -44,6 +50,7 @@ impl Summary {
             delivered_per_sec: (!delivered.is_empty()).then(|| median(delivered)),
             peak_rss,
             is_sidecar,
+            app_cpu_us_per_call: (!app_cpu.is_empty()).then(|| median(app_cpu)),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::{
     report::{self, Summary},
     rss::PeakSampler,
     scenario::{Key, Scenario},
-    sidecar, targets, workload,
+    sidecar, targets, ts_app, workload,
 };
 
 /// The scenarios, in table order.
@@ -75,8 +75,14 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     );
     let at_rest = memory::at_rest(&plan, &exe, &sidecar_bin).await?;
 
-    let mut scenarios = Vec::with_capacity(SCENARIOS.len());
-    for key in SCENARIOS {
+    let mut keys = SCENARIOS.to_vec();
+    match ts_app::locate() {
+        // Right after the Rust SDK's 1-app row, which it is compared with.
+        Ok(_) => keys.insert(4, Key::JoinTs(1)),
+        Err(why) => eprintln!("skipping the TypeScript SDK row: {why}"),
+    }
+    let mut scenarios = Vec::with_capacity(keys.len());
+    for key in keys {
         eprintln!("starting: {}", key.label());
         scenarios.push(Scenario::start(key, &plan, &exe, &sidecar_bin).await?);
     }

@@ -16,6 +16,7 @@ use crate::{
     plan::Plan,
     sidecar::SidecarProcess,
     stats::Latency,
+    ts_app,
 };
 
 /// How long a child process has to get ready.
@@ -34,6 +35,9 @@ pub enum Key {
     Unary,
     /// PreRoomUserJoin with this many veto apps.
     Join(usize),
+    /// PreRoomUserJoin with this many veto apps written with the TypeScript SDK, in one Node
+    /// process (`client-sdk/typescript/bench/veto-app.js`), each on its own connection.
+    JoinTs(usize),
     /// PreRoomUserJoin with this many veto apps sharing one connection (one app process
     /// hosting them all on a `roomhooks_sdk::Connection`).
     JoinShared(usize),
@@ -69,6 +73,7 @@ impl Key {
             Key::Unary => "reference: bare tonic unary, no hop".to_owned(),
             Key::Join(n) => format!("PreRoomUserJoin veto, {}", apps(n)),
             Key::JoinShared(n) => format!("PreRoomUserJoin veto, {}, one connection", apps(n)),
+            Key::JoinTs(n) => format!("PreRoomUserJoin veto, {} (TypeScript SDK, Node)", apps(n)),
             Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
             Key::CreateShared(n) => {
                 format!(
@@ -93,6 +98,8 @@ pub struct Round {
     pub per_sec: f64,
     /// Post only: events per second handled by every app.
     pub delivered_per_sec: Option<f64>,
+    /// TypeScript only: CPU time of the Node app process per call (sequential and in flight), µs.
+    pub app_cpu_us_per_call: Option<f64>,
 }
 
 /// The processes of a scenario.
@@ -189,6 +196,7 @@ impl Scenario {
                 return Self::start_relay(key, plan, exe, true).await;
             }
             Key::Unary => return Self::start_relay(key, plan, exe, false).await,
+            Key::JoinTs(n) => return Self::start_node_apps(key, n, plan, sidecar_bin).await,
             Key::Join(n) => (AppKind::Veto, n, Wire::PerInstance),
             Key::JoinShared(n) => (AppKind::Veto, n, Wire::Shared),
             Key::Create(n) => (AppKind::Create, n, Wire::PerInstance),
@@ -216,6 +224,44 @@ impl Scenario {
                 apps: apps_process,
             },
             calls,
+            rounds: Vec::new(),
+        })
+    }
+
+    /// Starts a sidecar and `apps` TypeScript SDK veto apps in one Node process.
+    async fn start_node_apps(
+        key: Key,
+        apps: usize,
+        plan: &Plan,
+        sidecar_bin: &Path,
+    ) -> Result<Self, Error> {
+        let node = ts_app::locate().map_err(Error::Child)?;
+        let sidecar = SidecarProcess::start(sidecar_bin, plan).await?;
+        let endpoint = sidecar.endpoint();
+        let script = node.script.display().to_string();
+        let mut args = vec![script, "--endpoint".to_owned(), endpoint.clone()];
+        if apps != 1 {
+            return Err(Error::Child(format!(
+                "the TypeScript row runs 1 app, not {apps}"
+            )));
+        }
+        args.extend(["--app-id".to_owned(), "veto-00".to_owned()]);
+        let mut apps_process = Child::spawn(
+            "the TypeScript SDK app (node)",
+            &node.node,
+            args,
+            Stderr::Inherit,
+            plan.rest_cpus(),
+        )?;
+        apps_process.expect_line("ready", READY_TIMEOUT).await?;
+        let backend = channel(&endpoint).await?;
+        Ok(Self {
+            key,
+            hop: Hop::Sidecar {
+                sidecar,
+                apps: apps_process,
+            },
+            calls: Calls::Join(JoinCaller::new(backend, apps)),
             rounds: Vec::new(),
         })
     }
@@ -308,9 +354,22 @@ impl Scenario {
 
     async fn exercise(&mut self, seq_calls: u64, plan: &Plan, stop: Stop) -> Result<Round, Error> {
         let in_flight = plan.in_flight;
+        let node_app = match (&mut self.hop, self.key) {
+            (Hop::Sidecar { apps, .. }, Key::JoinTs(_)) => Some(apps),
+            _ => None,
+        };
         match &mut self.calls {
             Calls::Floor(caller) => simple(caller, seq_calls, in_flight, stop).await,
-            Calls::Join(caller) => simple(caller, seq_calls, in_flight, stop).await,
+            Calls::Join(caller) => match node_app {
+                Some(node) => {
+                    let before = node_cpu(node).await?;
+                    let (mut round, calls) = counted(caller, seq_calls, in_flight, stop).await?;
+                    let used = node_cpu(node).await? - before;
+                    round.app_cpu_us_per_call = Some(used / calls.max(1) as f64);
+                    Ok(round)
+                }
+                None => simple(caller, seq_calls, in_flight, stop).await,
+            },
             Calls::Create(caller) => simple(caller, seq_calls, in_flight, stop).await,
             Calls::Post {
                 caller,
@@ -342,6 +401,7 @@ impl Scenario {
                     latency,
                     per_sec: load.per_sec() * per_call as f64,
                     delivered_per_sec: Some(delivery.per_sec()),
+                    app_cpu_us_per_call: None,
                 })
             }
         }
@@ -354,13 +414,35 @@ async fn simple<C: Caller>(
     in_flight: usize,
     stop: Stop,
 ) -> Result<Round, Error> {
+    counted(caller, seq_calls, in_flight, stop)
+        .await
+        .map(|(round, _)| round)
+}
+
+/// A [`simple`] run, with the number of calls it made (sequential and in flight).
+async fn counted<C: Caller>(
+    caller: &C,
+    seq_calls: u64,
+    in_flight: usize,
+    stop: Stop,
+) -> Result<(Round, u64), Error> {
     let latency = sequential(caller, seq_calls).await?;
     let load = concurrent(caller, in_flight, stop).await?;
-    Ok(Round {
+    let round = Round {
         latency,
         per_sec: load.per_sec(),
         delivered_per_sec: None,
-    })
+        app_cpu_us_per_call: None,
+    };
+    Ok((round, seq_calls + load.calls))
+}
+
+/// The Node app process's CPU time so far, in µs.
+async fn node_cpu(node: &mut Child) -> Result<f64, Error> {
+    node.send_line("cpu").await?;
+    let answer = node.expect_line("cpu ", READY_TIMEOUT).await?;
+    ts_app::parse_cpu(&answer)
+        .ok_or_else(|| Error::Child(format!("the TypeScript app answered `cpu {answer}`")))
 }
 
 /// Waits until every app handled `total` events, then until the sidecar holds no unacknowledged

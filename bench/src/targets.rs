@@ -72,6 +72,31 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
         join1.map(|s| s.latency.p50),
         2.0,
     ));
+    let ts = find(summaries, Key::JoinTs(1));
+    checks.push(ratio_check(
+        "PreRoomUserJoin 1 TypeScript SDK app sequential p50 <= 1.3x the Rust SDK app's",
+        ts.map(|s| s.latency.p50),
+        join1.map(|s| s.latency.p50),
+        1.3,
+    ));
+    let ts_tput = ts
+        .zip(join1)
+        .filter(|(_, r)| r.per_sec > 0.0)
+        .map(|(t, r)| t.per_sec / r.per_sec);
+    checks.push(Check {
+        what: format!(
+            "PreRoomUserJoin 1 TypeScript SDK app calls/s @{in_flight} >= 0.5x the Rust SDK app's"
+        ),
+        actual: ts_tput.map_or("n/a".into(), |r| format!("{r:.3}x")),
+        met: ts_tput.map(|r| r >= 0.5),
+    });
+    checks.push(Check {
+        what: "the TypeScript app's Node process CPU per call (reported; no target)".into(),
+        actual: ts
+            .and_then(|s| s.app_cpu_us_per_call)
+            .map_or("n/a".into(), |us| format!("{us:.1} µs")),
+        met: None,
+    });
     let join3 = find(summaries, Key::Join(3)).map(|s| s.per_sec);
     let tput = join3
         .zip(floor_rate)
