@@ -42,7 +42,11 @@ pub enum Stage {
 
 impl Hook {
     /// Every hook, in wire order.
-    pub const ALL: [Hook; 10] = [
+    /// How many hooks there are.
+    pub const COUNT: usize = 10;
+
+    /// Every hook, in wire order.
+    pub const ALL: [Hook; Hook::COUNT] = [
         Hook::PreRoomCreatePrevent,
         Hook::PreRoomCreateExtend,
         Hook::PreRoomCreateModify,

@@ -3,7 +3,7 @@
 //! with each hook's subscribers already in dispatch order.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -65,7 +65,9 @@ impl AppView {
 #[derive(Default)]
 pub struct Snapshot {
     apps: Vec<Arc<AppView>>,
-    by_hook: [Vec<Arc<AppView>>; 10],
+    by_hook: [Vec<Arc<AppView>>; Hook::COUNT],
+    /// Each app's index in `apps`, by id.
+    by_id: HashMap<AppId, usize, foldhash::fast::RandomState>,
 }
 
 impl Snapshot {
@@ -76,7 +78,7 @@ impl Snapshot {
 
     /// The app with this id, if known.
     pub fn app(&self, app_id: &AppId) -> Option<&Arc<AppView>> {
-        self.apps.iter().find(|a| &a.spec.app_id == app_id)
+        self.apps.get(*self.by_id.get(app_id)?)
     }
 
     /// The apps registered for `hook`, in dispatch order (room types not yet filtered).
@@ -569,7 +571,16 @@ impl Registry {
                 .cloned()
                 .collect()
         });
-        self.snapshot.store(Arc::new(Snapshot { apps, by_hook }));
+        let by_id = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.spec.app_id.clone(), i))
+            .collect();
+        self.snapshot.store(Arc::new(Snapshot {
+            apps,
+            by_hook,
+            by_id,
+        }));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AppId, AppEntry>> {

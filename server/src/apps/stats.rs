@@ -149,7 +149,7 @@ impl HookCounters {
 /// Statistics of one app, per hook.
 #[derive(Default)]
 pub struct AppStats {
-    hooks: [HookCounters; 10],
+    hooks: [HookCounters; Hook::COUNT],
 }
 
 impl AppStats {

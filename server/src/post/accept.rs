@@ -2,7 +2,11 @@
 //! written once to the store (one record however many apps hold it) in a group commit, and
 //! answered once durable — with `wait_for_delivery`, once each app acknowledged or timed out.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    sync::Arc,
+    time::SystemTime,
+};
 
 use futures_util::future::join_all;
 use roomhooks::v1::{AppOutcome, OutcomeStatus, PostEventResponse};
@@ -53,28 +57,38 @@ impl Accept {
     ) -> Result<Vec<PostEventResponse>, StoreError> {
         let snapshot = self.registry.snapshot();
         // Which events each subscribed app gets, in batch order; apps in dispatch order.
-        let mut per_app: Vec<(&Arc<AppView>, Vec<usize>)> = Vec::new();
-        let mut subscribed = vec![0u32; events.len()];
-        for (
-            i,
-            NewPost {
-                event, room_type, ..
-            },
-        ) in events.iter().enumerate()
-        {
-            // Disabled apps still get their events queued: delivery resumes when they are enabled.
-            let apps = snapshot
-                .subscribers(event.hook)
-                .iter()
-                .filter(|app| app.spec.room_types.matches(*room_type));
-            for app in apps {
-                subscribed[i] = subscribed[i].saturating_add(1);
-                match per_app.iter_mut().find(|(a, _)| Arc::ptr_eq(a, app)) {
-                    Some((_, mine)) => mine.push(i),
-                    None => per_app.push((app, vec![i])),
+        // Raw pointers are not Send: the index lives only while the batch is sorted by app.
+        let (per_app, subscribed) = {
+            let mut per_app: Vec<(&Arc<AppView>, Vec<usize>)> = Vec::new();
+            // Each app's place in `per_app`: a batch of many events for many apps stays linear.
+            let mut slot_of: HashMap<*const AppView, usize, foldhash::fast::RandomState> =
+                HashMap::default();
+            let mut subscribed = vec![0u32; events.len()];
+            for (
+                i,
+                NewPost {
+                    event, room_type, ..
+                },
+            ) in events.iter().enumerate()
+            {
+                // Disabled apps still get their events queued: delivery resumes when they are enabled.
+                let apps = snapshot
+                    .subscribers(event.hook)
+                    .iter()
+                    .filter(|app| app.spec.room_types.matches(*room_type));
+                for app in apps {
+                    subscribed[i] = subscribed[i].saturating_add(1);
+                    match slot_of.entry(Arc::as_ptr(app)) {
+                        Entry::Occupied(slot) => per_app[*slot.get()].1.push(i),
+                        Entry::Vacant(slot) => {
+                            slot.insert(per_app.len());
+                            per_app.push((app, vec![i]));
+                        }
+                    }
                 }
             }
-        }
+            (per_app, subscribed)
+        };
         let live: Vec<bool> = per_app
             .iter()
             .map(|(app, _)| app.enabled && app.posts.has_live_instance())

@@ -12,7 +12,7 @@ mod recovery;
 pub mod sequence;
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -134,7 +134,8 @@ impl Queued {
 #[derive(Default)]
 struct QueueState {
     events: VecDeque<Queued>,
-    ids: HashSet<EventId, foldhash::fast::RandomState>,
+    /// The sequence number of each queued event, by id (acks look events up here).
+    ids: HashMap<EventId, u64, foldhash::fast::RandomState>,
     bytes: usize,
     recent: HashMap<EventId, Instant, foldhash::fast::RandomState>,
     recent_order: VecDeque<(EventId, Instant)>,
@@ -157,12 +158,23 @@ struct QueueState {
 }
 
 impl QueueState {
-    /// Queues `queued` at the back.
+    /// Queues `queued` in sequence order: at the back, as every caller numbers events under
+    /// the sequence lock; an older number would go to its place, so the queue stays sorted
+    /// (acks find events by binary search).
     fn push(&mut self, queued: Queued) {
-        self.ids.insert(queued.event.id.clone());
+        self.ids.insert(queued.event.id.clone(), queued.seq);
         self.bytes += queued.size;
         self.last_seq = self.last_seq.max(queued.seq);
-        self.events.push_back(queued);
+        match self.events.back() {
+            Some(last) if last.seq > queued.seq => {
+                let at = self.events.partition_point(|q| q.seq < queued.seq);
+                if at < self.sent_upto {
+                    self.sent_upto += 1;
+                }
+                self.events.insert(at, queued);
+            }
+            _ => self.events.push_back(queued),
+        }
     }
 
     /// Takes the event at `pos` out of the queue.
@@ -338,7 +350,7 @@ impl PostQueue {
         } else {
             (None, None)
         };
-        if state.ids.contains(&event.id) {
+        if state.ids.contains_key(&event.id) {
             if let Some(tx) = tx
                 && let Some(q) = state.events.iter_mut().find(|q| q.event.id == event.id)
             {
@@ -405,15 +417,17 @@ impl PostQueue {
     pub fn ack(&self, event_id: &EventId, from: &InstanceId) -> bool {
         let done = {
             let mut state = self.lock();
-            let window = self.config.window;
-            let Some(pos) = state
-                .events
-                .iter()
-                .take(window)
-                .position(|q| &q.event.id == event_id)
-            else {
+            // Events are queued in sequence order: the id's number finds it in O(log n), and
+            // only the first `window` events can have been sent.
+            let Some(&seq) = state.ids.get(event_id) else {
                 return false;
             };
+            let Ok(pos) = state.events.binary_search_by_key(&seq, |q| q.seq) else {
+                return false;
+            };
+            if pos >= self.config.window {
+                return false;
+            }
             let Some(done) = state.remove(pos) else {
                 return false;
             };
