@@ -289,6 +289,10 @@ impl Registry {
             }
             registry.publish(&entries);
         }
+        // Delivery starts once the lock is released: no task is spawned under it.
+        for app in registry.snapshot().apps() {
+            app.posts.start(&registry.tasks);
+        }
         let unclaimed = recovery.unclaimed();
         if unclaimed > 0 {
             tracing::warn!(
@@ -328,7 +332,7 @@ impl Registry {
             .and_then(|s| s.enabled)
             .unwrap_or(true);
         let stats = Arc::<AppStats>::default();
-        let posts = PostQueue::spawn(
+        let posts = PostQueue::new(
             spec.app_id.clone(),
             self.post_config,
             self.store.clone(),
@@ -403,6 +407,7 @@ impl Registry {
         if self.is_closing() {
             return Err(AdmitError::ShuttingDown);
         }
+        let mut fresh = None;
         let app_id = spec.app_id.clone();
         let instance = Arc::new(Instance::new(
             app_id.clone(),
@@ -453,10 +458,16 @@ impl Registry {
                 );
                 let posts = Arc::clone(&entry.posts);
                 entries.insert(app_id, entry);
+                fresh = Some(Arc::clone(&posts));
                 posts
             }
         };
         self.publish(&entries);
+        drop(entries);
+        // A new app's delivery starts once the lock is released: no task is spawned under it.
+        if let Some(queue) = fresh {
+            queue.start(&self.tasks);
+        }
         Ok((instance, posts))
     }
 

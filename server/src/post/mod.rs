@@ -243,9 +243,9 @@ pub struct PostQueue {
 }
 
 impl PostQueue {
-    /// A queue (holding what the store recovered for this app) whose delivery task, owned by
-    /// `tasks`, runs until they stop or [`PostQueue::stop`].
-    pub fn spawn(
+    /// A queue holding what the store recovered for this app; its delivery task, once
+    /// [`PostQueue::start`]ed, runs until `tasks` stop or [`PostQueue::stop`].
+    pub fn new(
         app_id: AppId,
         config: PostConfig,
         store: Option<Store>,
@@ -285,7 +285,7 @@ impl PostQueue {
         if !state.events.is_empty() {
             tracing::info!(%app_id, pending = state.events.len(), "recovered post events from the store");
         }
-        let queue = Arc::new(Self {
+        Arc::new(Self {
             app_id,
             config,
             store,
@@ -294,9 +294,12 @@ impl PostQueue {
             wake: Notify::new(),
             stop: tasks.stopping().child_token(),
             stats,
-        });
-        tasks.spawn(Arc::clone(&queue).deliver());
-        queue
+        })
+    }
+
+    /// Starts the queue's delivery task, owned by `tasks`. Call it once, with no lock held.
+    pub fn start(self: &Arc<Self>, tasks: &Tasks) {
+        tasks.spawn(Arc::clone(self).deliver());
     }
 
     /// Queues offered events in the order given, under one lock, unless an event's id is
