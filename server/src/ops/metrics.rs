@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    apps::registry::Registry,
+    apps::registry::{Registry, Snapshot},
     apps::stats::BUCKETS_US,
     edge::requests::{RequestCounters, code_name},
     hook::{Hook, Stage},
@@ -91,8 +91,17 @@ type AppSeries<'a> = (
 pub fn render(sources: &Sources) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let snapshot = sources.registry.snapshot();
-    let buckets = exported_buckets(sources.max_timeout);
+    latency_histograms(&mut out, &snapshot, &exported_buckets(sources.max_timeout));
+    hook_counters(&mut out, &snapshot);
+    app_gauges(&mut out, &snapshot);
+    request_counters(&mut out, sources);
+    sidecar_info(&mut out, sources);
+    process::render(&mut out);
+    out
+}
 
+/// Per app and hook: the call latency histogram.
+fn latency_histograms(out: &mut String, snapshot: &Snapshot, buckets: &[usize]) {
     let _ = writeln!(
         out,
         "# HELP roomhooks_app_call_duration_seconds Time from sending a hook call to its outcome, per app and hook."
@@ -111,7 +120,7 @@ pub fn render(sources: &Sources) -> String {
                 .iter()
                 .map(|a| a.load(Ordering::Relaxed))
                 .collect();
-            for &i in &buckets {
+            for &i in buckets {
                 let cumulative: u64 = counts[..=i].iter().sum();
                 let le = BUCKETS_US[i] as f64 / 1e6;
                 let _ = writeln!(
@@ -135,7 +144,10 @@ pub fn render(sources: &Sources) -> String {
             );
         }
     }
+}
 
+/// Per app and hook: calls by status, vetoes, failure-policy effects, post deliveries and acks.
+fn hook_counters(out: &mut String, snapshot: &Snapshot) {
     let mut counter = |name: &str, help: &str, stages: &[Stage], value: CounterValues<'_>| {
         let _ = writeln!(out, "# HELP roomhooks_{name} {help}");
         let _ = writeln!(out, "# TYPE roomhooks_{name} counter");
@@ -210,7 +222,10 @@ pub fn render(sources: &Sources) -> String {
         &[Stage::Post],
         &|c| vec![(None, c.acks.load(Ordering::Relaxed))],
     );
+}
 
+/// Per app: instances, enabled, and its post queue.
+fn app_gauges(out: &mut String, snapshot: &Snapshot) {
     let gauges: [AppSeries<'_>; 6] = [
         (
             "app_instances",
@@ -258,7 +273,10 @@ pub fn render(sources: &Sources) -> String {
             );
         }
     }
+}
 
+/// Every counted RPC by service, method and code.
+fn request_counters(out: &mut String, sources: &Sources) {
     let _ = writeln!(
         out,
         "# HELP roomhooks_backend_requests_total RPCs answered by RoomHooks, Admin and Health, by \
@@ -274,7 +292,10 @@ pub fn render(sources: &Sources) -> String {
             code_name(code)
         );
     }
+}
 
+/// Readiness and the build.
+fn sidecar_info(out: &mut String, sources: &Sources) {
     let _ = writeln!(
         out,
         "# HELP roomhooks_ready 1 while the sidecar takes new calls, 0 once it drains for shutdown."
@@ -296,8 +317,6 @@ pub fn render(sources: &Sources) -> String {
         env!("CARGO_PKG_VERSION"),
         option_env!("ROOMHOOKS_COMMIT").unwrap_or("unknown")
     );
-    process::render(&mut out);
-    out
 }
 
 #[cfg(test)]
