@@ -4,6 +4,8 @@ use roomhooks_server::{
     Config, Sidecar,
     config::{Cli, LogFormat, RuntimeFlavor},
 };
+use std::process::ExitCode;
+
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// mimalloc instead of the system allocator: glibc malloc/free was about 40 % of the sidecar's CPU
@@ -15,7 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const DEFAULT_FILTER: &str =
     "info,h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=info,fjall=warn,lsm_tree=warn";
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     #[cfg(feature = "otlp")]
     let otlp_endpoint = cli.otlp_endpoint.clone();
@@ -26,7 +28,7 @@ fn main() -> std::process::ExitCode {
             for problem in err.all() {
                 eprintln!("roomhooks: {problem}");
             }
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
     if print_config {
@@ -34,32 +36,91 @@ fn main() -> std::process::ExitCode {
             eprintln!("roomhooks: warning: {warning}");
         }
         print!("{}", config.to_toml());
-        return std::process::ExitCode::SUCCESS;
+        return ExitCode::SUCCESS;
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let flavor = config.runtime.resolve(cores);
+    let runtime = match build_runtime(flavor, config.worker_threads) {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("roomhooks: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let logging = init_logging(
+        config.log_format,
+        &runtime,
+        #[cfg(feature = "otlp")]
+        otlp_endpoint,
+    );
+    let telemetry = match logging {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("roomhooks: {err}");
+            return ExitCode::from(2);
+        }
+    };
+
+    // Configuration warnings were found before logging was set up: log them now.
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(cores, runtime = ?flavor, requested = ?config.runtime, "async runtime");
+    let outcome = runtime.block_on(run(config));
+    telemetry.shutdown();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The tokio runtime of the resolved `flavor`.
+fn build_runtime(
+    flavor: RuntimeFlavor,
+    worker_threads: Option<usize>,
+) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = match flavor {
         RuntimeFlavor::CurrentThread | RuntimeFlavor::Auto => {
             tokio::runtime::Builder::new_current_thread()
         }
         RuntimeFlavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
     };
-    if let (RuntimeFlavor::MultiThread, Some(workers)) = (flavor, config.worker_threads) {
+    if let (RuntimeFlavor::MultiThread, Some(workers)) = (flavor, worker_threads) {
         builder.worker_threads(workers);
     }
-    let runtime = match builder.enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("roomhooks: cannot start the async runtime: {err}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    builder.enable_all().build()
+}
 
-    // Logs go to stderr; colours only on a terminal.
+/// What must be flushed at exit: the OpenTelemetry exporter, when one runs.
+struct Telemetry {
+    #[cfg(feature = "otlp")]
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes the spans still buffered.
+    fn shutdown(self) {
+        #[cfg(feature = "otlp")]
+        if let Some(provider) = self.provider {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Logs to stderr (colours only on a terminal; `RUST_LOG` filters, dependencies at warn), and
+/// exports spans over OTLP when an endpoint is given.
+fn init_logging(
+    format: LogFormat,
+    runtime: &tokio::runtime::Runtime,
+    #[cfg(feature = "otlp")] otlp_endpoint: Option<String>,
+) -> Result<Telemetry, String> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = match config.log_format {
+    let fmt = match format {
         LogFormat::Pretty => fmt
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .boxed(),
@@ -70,45 +131,20 @@ fn main() -> std::process::ExitCode {
     };
     let subscriber = tracing_subscriber::registry().with(filter).with(fmt);
     #[cfg(feature = "otlp")]
-    let _provider = match otlp_endpoint {
-        Some(endpoint) => {
-            let _entered = runtime.enter();
-            match roomhooks_server::ops::otel::layer(&endpoint) {
-                Ok((layer, provider)) => {
-                    subscriber.with(layer).init();
-                    Some(provider)
-                }
-                Err(err) => {
-                    eprintln!("roomhooks: {err}");
-                    return std::process::ExitCode::from(2);
-                }
-            }
-        }
-        None => {
-            subscriber.init();
-            None
-        }
-    };
-    #[cfg(not(feature = "otlp"))]
+    if let Some(endpoint) = otlp_endpoint {
+        let _entered = runtime.enter();
+        let (layer, provider) = roomhooks_server::ops::otel::layer(&endpoint)?;
+        subscriber.with(layer).init();
+        return Ok(Telemetry {
+            provider: Some(provider),
+        });
+    }
+    let _ = runtime;
     subscriber.init();
-
-    // Configuration warnings were found before logging was set up: log them now.
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
-    tracing::info!(cores, runtime = ?flavor, requested = ?config.runtime, "async runtime");
-    let outcome = runtime.block_on(run(config));
-    #[cfg(feature = "otlp")]
-    if let Some(provider) = _provider {
-        let _ = provider.shutdown();
-    }
-    match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    Ok(Telemetry {
+        #[cfg(feature = "otlp")]
+        provider: None,
+    })
 }
 
 async fn run(config: Config) -> Result<(), roomhooks_server::SidecarError> {
