@@ -20,11 +20,7 @@ use roomhooks_sdk::{
         admin_client::AdminClient,
     },
 };
-use roomhooks_server::{
-    config::MaybeAddr,
-    hook::Hook,
-    settings::{AppSettings, PolicySetting},
-};
+use roomhooks_server::{config::MaybeAddr, hook::Hook, settings::AppSettings};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -258,7 +254,7 @@ async fn configured_overrides_replace_what_the_app_registers() {
             "tuned".into(),
             AppSettings {
                 priority: Some(-5),
-                failure_policy: Some(PolicySetting::Fail),
+                failure_policy: Some(roomhooks_server::FailurePolicy::Fail),
                 timeout: Some(Duration::from_millis(250)),
                 ..Default::default()
             },

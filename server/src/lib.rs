@@ -27,6 +27,9 @@ pub(crate) mod post;
 pub mod sidecar;
 pub(crate) mod store;
 
-pub use apps::settings::{self, AppSettings, PolicySetting};
+pub use apps::{
+    settings::{self, AppSettings},
+    spec::FailurePolicy,
+};
 pub use config::Config;
 pub use sidecar::{Sidecar, SidecarError};

@@ -276,9 +276,7 @@ impl Registry {
                     app_id: app_id.clone(),
                     interfaces: settings.essential(),
                     priority: settings.priority.unwrap_or(0),
-                    failure_policy: settings
-                        .failure_policy
-                        .map_or(FailurePolicy::Fail, Into::into),
+                    failure_policy: settings.failure_policy.unwrap_or(FailurePolicy::Fail),
                     timeout: settings.timeout.unwrap_or(limits.default).min(limits.max),
                     room_types: RoomTypeSet::default(),
                     essential: settings.essential(),

@@ -10,25 +10,6 @@ use crate::{
     hook::{Hook, HookSet},
 };
 
-/// A failure policy as written in the config file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicySetting {
-    /// Fail open.
-    Ignore,
-    /// Fail closed.
-    Fail,
-}
-
-impl From<PolicySetting> for FailurePolicy {
-    fn from(setting: PolicySetting) -> Self {
-        match setting {
-            PolicySetting::Ignore => FailurePolicy::Ignore,
-            PolicySetting::Fail => FailurePolicy::Fail,
-        }
-    }
-}
-
 /// The `[apps.<app_id>]` table of the config file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +17,7 @@ pub struct AppSettings {
     /// Replaces the priority the app registers.
     pub priority: Option<i32>,
     /// Replaces the failure policy the app registers.
-    pub failure_policy: Option<PolicySetting>,
+    pub failure_policy: Option<FailurePolicy>,
     /// Replaces the timeout the app registers (still capped by `max_timeout`).
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
@@ -125,7 +106,7 @@ impl AppSettings {
             spec.priority = priority;
         }
         if let Some(policy) = self.failure_policy {
-            spec.failure_policy = policy.into();
+            spec.failure_policy = policy;
         }
         if let Some(timeout) = self.timeout {
             spec.timeout = timeout.min(max_timeout);

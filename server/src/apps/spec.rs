@@ -10,8 +10,11 @@ use crate::{
     ids::{AppId, InvalidId},
 };
 
-/// What an app's error, timeout or missing instance means for the action.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// What an app's error, timeout or missing instance means for the action — the one spelling
+/// the sidecar uses (the config file writes it `"ignore"` / `"fail"`; the wire has its own enum,
+/// converted at the edge; the store keeps `fail_closed`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FailurePolicy {
     /// Fail open: no objection, no change.
     Ignore,

@@ -12,10 +12,7 @@ use toml::{
 use super::{
     APP_KEYS, Config, ConfigError, Loading, SETTINGS, Setting, closest, did_you_mean, duration,
 };
-use crate::{
-    hook::Hook,
-    settings::{AppSettings, PolicySetting},
-};
+use crate::{apps::spec::FailurePolicy, hook::Hook, settings::AppSettings};
 
 /// The config file being read: its path and text, to say where a value was written.
 struct Source<'a> {
@@ -181,8 +178,8 @@ fn read_app_setting(app: &mut AppSettings, key: &str, value: &DeValue<'_>) -> Re
         }
         "failure_policy" => {
             app.failure_policy = Some(match one()?.as_ref() {
-                "ignore" => PolicySetting::Ignore,
-                "fail" => PolicySetting::Fail,
+                "ignore" => FailurePolicy::Ignore,
+                "fail" => FailurePolicy::Fail,
                 _ => return Err(r#"expected "ignore" or "fail""#.into()),
             })
         }

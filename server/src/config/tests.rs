@@ -1,5 +1,5 @@
 use super::*;
-use crate::{hook::Hook, settings::PolicySetting};
+use crate::{apps::spec::FailurePolicy, hook::Hook};
 
 /// The command line `args` with no environment.
 fn cli(args: &[&str]) -> Cli {
@@ -287,7 +287,7 @@ fn an_app_table_reads_every_key_including_its_unavailable_message() {
     let config = Config::load(cli(&["--config", &f.path()])).unwrap();
     let app = &config.apps["filter"];
     assert_eq!(app.priority, Some(-3));
-    assert_eq!(app.failure_policy, Some(PolicySetting::Fail));
+    assert_eq!(app.failure_policy, Some(FailurePolicy::Fail));
     assert_eq!(app.timeout, Some(Duration::from_millis(300)));
     assert_eq!(
         app.allowed_hooks,
