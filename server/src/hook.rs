@@ -208,10 +208,11 @@ impl RoomTypeSet {
         }
     }
 
-    /// Whether an app with this filter wants a room of wire type `room_type`.
-    pub fn matches(self, room_type: i32) -> bool {
-        self.0 == 0
-            || (0..8).contains(&room_type) && room_type != 0 && self.0 & (1 << room_type) != 0
+    /// Whether an app with this filter wants a room of type `room_type` (an empty filter wants
+    /// every room; `ROOM_TYPE_UNSPECIFIED` matches only an empty filter).
+    pub fn matches(self, room_type: RoomType) -> bool {
+        let bit = room_type as i32;
+        self.0 == 0 || (1..8).contains(&bit) && self.0 & (1 << bit) != 0
     }
 
     /// The room types in the set, in wire order.
@@ -239,12 +240,17 @@ mod tests {
     #[test]
     fn an_empty_room_type_filter_matches_everything_and_a_set_one_only_its_types() {
         let all = RoomTypeSet::default();
-        assert!(all.matches(RoomType::Livechat as i32));
+        assert!(all.matches(RoomType::Livechat));
         let mut channels = RoomTypeSet::default();
         channels.insert(RoomType::Channel);
-        assert!(channels.matches(RoomType::Channel as i32));
-        assert!(!channels.matches(RoomType::DirectMessage as i32));
-        assert!(!channels.matches(RoomType::Unspecified as i32));
-        assert!(!channels.matches(99));
+        assert!(channels.matches(RoomType::Channel));
+        assert!(!channels.matches(RoomType::DirectMessage));
+        assert!(!channels.matches(RoomType::Unspecified));
+        // An unknown wire value reads as ROOM_TYPE_UNSPECIFIED, which no set filter wants.
+        let unknown = roomhooks::v1::Room {
+            r#type: 99,
+            ..Default::default()
+        };
+        assert!(!channels.matches(unknown.r#type()));
     }
 }

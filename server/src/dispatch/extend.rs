@@ -15,7 +15,7 @@ impl Pipeline<'_> {
     /// Merges every Extend app's additions into `room` (`shared` carries the room as it was).
     pub(super) async fn extend(&mut self, room: &mut Room, shared: &SharedCall) {
         let hook = Hook::PreRoomCreateExtend;
-        let apps = self.matching(hook, room.r#type);
+        let apps = self.matching(hook, room.r#type());
         if apps.is_empty() {
             return;
         }

@@ -15,7 +15,7 @@ mod veto;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream::FuturesUnordered};
-use roomhooks::v1::{Room, hook_call};
+use roomhooks::v1::{Room, RoomType, hook_call};
 use tracing::Instrument;
 
 use crate::{
@@ -50,7 +50,7 @@ impl Dispatcher {
         // Prevent and Extend apps see the same room: encoded once for both stages.
         let shared = room_call(&room, ctx);
         // 1. Any app may prevent the creation, all asked at once.
-        call.veto(Hook::PreRoomCreatePrevent, &shared, room.r#type)
+        call.veto(Hook::PreRoomCreatePrevent, &shared, room.r#type())
             .await;
         // 2. Additions only, merged in app order.
         if call.verdict.allowed() {
@@ -68,7 +68,7 @@ impl Dispatcher {
         &self,
         hook: Hook,
         payload: hook_call::Payload,
-        room_type: i32,
+        room_type: RoomType,
         ctx: &CallContext,
     ) -> Verdict {
         let mut call = self.pipeline(ctx);
@@ -103,7 +103,7 @@ impl Pipeline<'_> {
     /// The apps subscribed to `hook` whose room-type filter admits `room_type`. Disabled apps
     /// are left out, except where they are essential for `hook` (then the call fails at once
     /// and the action is prevented).
-    fn matching(&self, hook: Hook, room_type: i32) -> Vec<Arc<AppView>> {
+    fn matching(&self, hook: Hook, room_type: RoomType) -> Vec<Arc<AppView>> {
         self.snapshot
             .subscribers(hook)
             .iter()

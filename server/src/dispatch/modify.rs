@@ -17,7 +17,7 @@ impl Pipeline<'_> {
     /// Runs the Modify chain over `room`.
     pub(super) async fn modify(&mut self, room: &mut Room) {
         let hook = Hook::PreRoomCreateModify;
-        for app in self.matching(hook, room.r#type) {
+        for app in self.matching(hook, room.r#type()) {
             let shared = room_call(room, self.ctx);
             let Answer { meta, result } = self.call(&app, hook, &shared).await;
             match result {

@@ -1,14 +1,14 @@
 //! The veto stage (create-prevent, delete-prevent, user-joined, user-leave): every matching app
 //! is asked at once, so the stage takes as long as the slowest app; any veto prevents.
 
-use roomhooks::v1::OutcomeStatus;
+use roomhooks::v1::{OutcomeStatus, RoomType};
 
 use super::{Pipeline, call::Answer, call::Reply};
 use crate::{apps::frame::SharedCall, hook::Hook};
 
 impl Pipeline<'_> {
     /// Asks every app subscribed to `hook` (and matching `room_type`) whether to prevent.
-    pub(super) async fn veto(&mut self, hook: Hook, shared: &SharedCall, room_type: i32) {
+    pub(super) async fn veto(&mut self, hook: Hook, shared: &SharedCall, room_type: RoomType) {
         let apps = self.matching(hook, room_type);
         if apps.is_empty() {
             return;

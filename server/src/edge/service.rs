@@ -105,7 +105,7 @@ impl RoomHooksService {
         &self,
         hook: Hook,
         payload: hook_call::Payload,
-        room_type: i32,
+        room_type: pb::RoomType,
         ctx: CallContext,
     ) -> Result<Response<PreventResponse>, Status> {
         let span = tracing::info_span!(
@@ -165,7 +165,7 @@ impl RoomHooksService {
             }
         };
         let room_type = match &payload {
-            post_event::Payload::Room(room) => room.r#type,
+            post_event::Payload::Room(room) => room.r#type(),
             post_event::Payload::UserJoined(c) => room_type(&c.room),
             post_event::Payload::UserLeave(c) => room_type(&c.room),
         };
@@ -244,8 +244,9 @@ fn prevent_response(verdict: Verdict) -> PreventResponse {
     }
 }
 
-fn room_type(room: &Option<pb::Room>) -> i32 {
-    room.as_ref().map_or(0, |r| r.r#type)
+fn room_type(room: &Option<pb::Room>) -> pb::RoomType {
+    room.as_ref()
+        .map_or(pb::RoomType::Unspecified, pb::Room::r#type)
 }
 
 #[tonic::async_trait]
@@ -286,7 +287,7 @@ impl RoomHooks for RoomHooksService {
         let ctx = self.pre_context(&request);
         self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
         let room = validate::pre_room_delete(request.into_inner())?;
-        let room_type = room.r#type;
+        let room_type = room.r#type();
         self.veto(
             Hook::PreRoomDeletePrevent,
             hook_call::Payload::Room(room),

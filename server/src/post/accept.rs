@@ -9,7 +9,7 @@ use std::{
 };
 
 use futures_util::future::join_all;
-use roomhooks::v1::{AppOutcome, OutcomeStatus, PostEventResponse};
+use roomhooks::v1::{AppOutcome, OutcomeStatus, PostEventResponse, RoomType};
 use tokio::time::Instant;
 
 use crate::{
@@ -192,7 +192,7 @@ pub struct NewPost {
     /// The event (shared by every queue that takes it).
     pub event: Arc<PostEventData>,
     /// The room's type, for the apps' room-type filters.
-    pub room_type: i32,
+    pub room_type: RoomType,
     /// Whether the backend waits for delivery.
     pub wait: bool,
 }
