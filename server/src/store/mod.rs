@@ -17,16 +17,21 @@
 //! which survives a crash of the sidecar process (`kill -9`); `--fsync` adds `fdatasync` per
 //! commit for power-loss durability.
 
-use std::{collections::BTreeMap, path::Path, thread::JoinHandle};
+mod keys;
+mod records;
+mod recover;
+mod writer;
+
+use std::{path::Path, thread::JoinHandle};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use prost::Message;
-use roomhooks::v1::PostEvent;
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::records::{Recovered, RecoveredApp, RecoveredPost, StoredEvent};
+use self::{keys::post_key, records::StoredApp, recover::recover, writer::write_loop};
 use crate::{
     apps::spec::{AppSpec, FailurePolicy},
-    hook::{Hook, HookSet, RoomTypeSet},
     ids::AppId,
 };
 
@@ -70,83 +75,6 @@ impl From<fjall::Error> for StoreError {
     fn from(err: fjall::Error) -> Self {
         StoreError::Failed(err.to_string())
     }
-}
-
-/// An event as stored: the wire event plus bookkeeping.
-#[derive(Clone, PartialEq, Message)]
-pub struct StoredEvent {
-    /// The event (its `attempt` is the last attempt known to have been made).
-    #[prost(message, optional, tag = "1")]
-    pub event: Option<PostEvent>,
-    /// When the backend's call was accepted (Unix ms).
-    #[prost(int64, tag = "2")]
-    pub accepted_unix_ms: i64,
-    /// Why it became a dead letter (dead letters only).
-    #[prost(string, tag = "3")]
-    pub reason: String,
-    /// When it became a dead letter (Unix ms; dead letters only).
-    #[prost(int64, tag = "4")]
-    pub dead_unix_ms: i64,
-    /// The apps a shared event (the `posts` keyspace) was queued for.
-    #[prost(string, repeated, tag = "5")]
-    pub apps: Vec<String>,
-}
-
-/// An app's registration as stored, so it stays known after a restart.
-#[derive(Clone, PartialEq, Message)]
-struct StoredApp {
-    #[prost(int32, repeated, tag = "1")]
-    interfaces: Vec<i32>,
-    #[prost(int32, tag = "2")]
-    priority: i32,
-    #[prost(bool, tag = "3")]
-    fail_closed: bool,
-    #[prost(uint64, tag = "4")]
-    timeout_ms: u64,
-    #[prost(int32, repeated, tag = "5")]
-    room_types: Vec<i32>,
-    #[prost(string, tag = "6")]
-    version: String,
-    /// When an instance of the app was last connected (Unix ms; 0 in older stores).
-    #[prost(int64, tag = "7")]
-    last_seen_unix_ms: i64,
-}
-
-/// An app the store remembers.
-pub struct RecoveredApp {
-    /// What it registered last.
-    pub spec: AppSpec,
-    /// The version it registered last.
-    pub version: String,
-    /// When an instance of it was last connected, if the store knows.
-    pub last_seen: Option<std::time::SystemTime>,
-}
-
-/// What the store held at start.
-#[derive(Default)]
-pub struct Recovered {
-    /// Apps remembered, with the version they last registered and when they were last seen.
-    pub apps: Vec<RecoveredApp>,
-    /// Events apps hold on their own (retried dead letters, older stores), per app, in order.
-    pub events: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
-    /// Dead letters per app, in sequence order.
-    pub dead: BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
-    /// Shared events some app has not finished, in sequence order.
-    pub posts: Vec<RecoveredPost>,
-    /// The first sequence number not used by anything stored.
-    pub next_seq: u64,
-    /// Shared events every app had finished (deleted when the store opens).
-    finished: Vec<u64>,
-}
-
-/// A shared event read back at start.
-pub struct RecoveredPost {
-    /// Its sequence number.
-    pub seq: u64,
-    /// The event as stored (its attempt is 0; `apps` is cleared).
-    pub stored: StoredEvent,
-    /// The apps that have not finished it, with the last delivery attempt made to each.
-    pub apps: Vec<(AppId, u32)>,
 }
 
 enum Op {
@@ -231,26 +159,6 @@ impl StoreWriter {
             let _ = thread.join();
         }
     }
-}
-
-fn key(app: &AppId, seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(app.as_str().len() + 9);
-    key.extend_from_slice(app.as_str().as_bytes());
-    key.push(0);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// A shared event's key: its sequence number, big-endian so keys sort in sequence order.
-fn post_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
-}
-
-fn split_key(key: &[u8]) -> Option<(AppId, u64)> {
-    let zero = key.iter().position(|&b| b == 0)?;
-    let (app, rest) = key.split_at(zero);
-    let seq = u64::from_be_bytes(rest.get(1..9)?.try_into().ok()?);
-    Some((AppId::parse(std::str::from_utf8(app).ok()?).ok()?, seq))
 }
 
 /// The memtable size of the short-lived keyspaces (events, posts); fjall flushes it to a segment
@@ -447,249 +355,14 @@ fn confirmation(confirm: bool) -> (Option<CommitSender>, Option<Committed>) {
     }
 }
 
-fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
-    let mut recovered = Recovered {
-        apps: recover_apps(&ks.apps)?,
-        ..Recovered::default()
-    };
-    let mut max_seq = 0;
-    for (keyspace, into) in [
-        (&ks.events, &mut recovered.events),
-        (&ks.dead, &mut recovered.dead),
-    ] {
-        for item in keyspace.iter() {
-            let (k, v) = item.into_inner()?;
-            match (split_key(&k), StoredEvent::decode(&*v)) {
-                (Some((app, seq)), Ok(event)) => {
-                    max_seq = max_seq.max(seq);
-                    into.entry(app).or_default().push((seq, event));
-                }
-                _ => tracing::warn!("skipping an unreadable event record in the store"),
-            }
-        }
-    }
-    let mut cursors = BTreeMap::new();
-    for item in ks.cursors.iter() {
-        let (k, v) = item.into_inner()?;
-        let app = std::str::from_utf8(&k)
-            .ok()
-            .and_then(|s| AppId::parse(s).ok());
-        let seq = <[u8; 8]>::try_from(&*v).ok().map(u64::from_be_bytes);
-        match (app, seq) {
-            (Some(app), Some(seq)) => {
-                cursors.insert(app, seq);
-            }
-            _ => tracing::warn!("skipping an unreadable cursor record in the store"),
-        }
-    }
-    let mut attempts = BTreeMap::new();
-    for item in ks.attempts.iter() {
-        let (k, v) = item.into_inner()?;
-        let attempt = <[u8; 4]>::try_from(&*v).ok().map(u32::from_be_bytes);
-        match (split_key(&k), attempt) {
-            (Some(key), Some(attempt)) => {
-                attempts.insert(key, attempt);
-            }
-            _ => tracing::warn!("skipping an unreadable attempt record in the store"),
-        }
-    }
-    for item in ks.posts.iter() {
-        let (k, v) = item.into_inner()?;
-        let seq = <[u8; 8]>::try_from(&*k).ok().map(u64::from_be_bytes);
-        let (Some(seq), Ok(mut stored)) = (seq, StoredEvent::decode(&*v)) else {
-            tracing::warn!("skipping an unreadable shared event in the store");
-            continue;
-        };
-        max_seq = max_seq.max(seq);
-        let apps = std::mem::take(&mut stored.apps)
-            .iter()
-            .filter_map(|app| AppId::parse(app).ok())
-            // An app past this event acknowledged it before the restart.
-            .filter(|app| cursors.get(app).is_none_or(|&cursor| seq >= cursor))
-            .map(|app| {
-                let attempt = attempts.get(&(app.clone(), seq)).copied().unwrap_or(0);
-                (app, attempt)
-            })
-            .collect::<Vec<_>>();
-        if apps.is_empty() {
-            // Every app it went to had finished it; only its delete was not written.
-            recovered.finished.push(seq);
-            continue;
-        }
-        recovered.posts.push(RecoveredPost { seq, stored, apps });
-    }
-    max_seq = max_seq.max(cursors.values().copied().max().unwrap_or(0));
-    recovered.next_seq = max_seq + 1;
-    Ok(recovered)
-}
-
-fn recover_apps(apps: &Keyspace) -> Result<Vec<RecoveredApp>, StoreError> {
-    let mut recovered = Vec::new();
-    for item in apps.iter() {
-        let (k, v) = item.into_inner()?;
-        let (Ok(id), Ok(stored)) = (
-            std::str::from_utf8(&k)
-                .map_err(|_| ())
-                .and_then(|s| AppId::parse(s).map_err(|_| ())),
-            StoredApp::decode(&*v),
-        ) else {
-            tracing::warn!("skipping an unreadable app record in the store");
-            continue;
-        };
-        let spec = AppSpec {
-            app_id: id,
-            interfaces: HookSet::of(stored.interfaces.iter().filter_map(|&h| Hook::from_wire(h))),
-            priority: stored.priority,
-            failure_policy: if stored.fail_closed {
-                FailurePolicy::Fail
-            } else {
-                FailurePolicy::Ignore
-            },
-            timeout: std::time::Duration::from_millis(stored.timeout_ms),
-            room_types: {
-                let mut set = RoomTypeSet::default();
-                for t in stored
-                    .room_types
-                    .iter()
-                    .filter_map(|&t| roomhooks::v1::RoomType::try_from(t).ok())
-                {
-                    set.insert(t);
-                }
-                set
-            },
-            essential: HookSet::default(),
-            unavailable_message: None,
-        };
-        let last_seen = u64::try_from(stored.last_seen_unix_ms)
-            .ok()
-            .filter(|&ms| ms > 0)
-            .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
-        recovered.push(RecoveredApp {
-            spec,
-            version: stored.version,
-            last_seen,
-        });
-    }
-    Ok(recovered)
-}
-
-/// Notes `app`'s cursor for the group being built (the furthest one wins).
-fn note_cursor(cursors: &mut Vec<(AppId, u64)>, app: &AppId, seq: u64) {
-    match cursors.iter_mut().find(|(a, _)| a == app) {
-        Some((_, cursor)) => *cursor = (*cursor).max(seq),
-        None => cursors.push((app.clone(), seq)),
-    }
-}
-
-fn write_loop(db: Database, ks: Keyspaces, mut rx: mpsc::Receiver<Op>, mode: PersistMode) {
-    let mut closing = false;
-    while !closing && let Some(first) = rx.blocking_recv() {
-        let mut batch = db.batch().durability(Some(mode));
-        let mut waiters = Vec::new();
-        // Only an app's last cursor in a group is written.
-        let mut cursors: Vec<(AppId, u64)> = Vec::new();
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(op) = next.take() {
-            taken += 1;
-            match op {
-                Op::Posts { writes, done } => {
-                    for write in writes {
-                        match write {
-                            PostWrite::Put(seq, bytes) => {
-                                batch.insert(&ks.posts, post_key(seq), bytes)
-                            }
-                            PostWrite::Delete(seq) => batch.remove(&ks.posts, post_key(seq)),
-                        }
-                    }
-                    waiters.extend(done);
-                }
-                Op::Events { app, writes, done } => {
-                    for write in writes {
-                        match write {
-                            EventWrite::Put(seq, bytes) => {
-                                batch.insert(&ks.events, key(&app, seq), bytes)
-                            }
-                            EventWrite::Delete(seq) => batch.remove(&ks.events, key(&app, seq)),
-                            EventWrite::PutDead(seq, bytes) => {
-                                batch.insert(&ks.dead, key(&app, seq), bytes)
-                            }
-                            EventWrite::DeleteDead(seq) => batch.remove(&ks.dead, key(&app, seq)),
-                            EventWrite::Attempt(seq, attempt) => {
-                                batch.insert(&ks.attempts, key(&app, seq), attempt.to_be_bytes())
-                            }
-                            EventWrite::ForgetAttempt(seq) => {
-                                batch.remove(&ks.attempts, key(&app, seq))
-                            }
-                            EventWrite::Cursor(seq) => note_cursor(&mut cursors, &app, seq),
-                            EventWrite::DeletePost(seq) => batch.remove(&ks.posts, post_key(seq)),
-                        }
-                    }
-                    waiters.extend(done);
-                }
-                Op::PutApp { app, bytes } => {
-                    batch.insert(&ks.apps, app.as_str().as_bytes().to_vec(), bytes)
-                }
-                Op::DeleteApp {
-                    app,
-                    released,
-                    cursor,
-                } => {
-                    batch.remove(&ks.apps, app.as_str().as_bytes().to_vec());
-                    note_cursor(&mut cursors, &app, cursor);
-                    for seq in released {
-                        batch.remove(&ks.posts, post_key(seq));
-                    }
-                    let mut prefix = app.as_str().as_bytes().to_vec();
-                    prefix.push(0);
-                    for keyspace in [&ks.events, &ks.dead, &ks.attempts] {
-                        for item in keyspace.prefix(&prefix) {
-                            if let Ok(k) = item.key() {
-                                batch.remove(keyspace, k);
-                            }
-                        }
-                    }
-                }
-                Op::Flush { done } => waiters.push(done),
-                Op::Close { done } => {
-                    waiters.push(done);
-                    closing = true;
-                }
-            }
-            if taken < MAX_GROUP && !closing {
-                next = rx.try_recv().ok();
-            }
-        }
-        for (app, seq) in cursors {
-            // A cursor only moves forward: a late write from a queue that was since removed
-            // (whose removal moved the cursor past everything) must not move it back.
-            let key = app.as_str().as_bytes().to_vec();
-            let stored = ks
-                .cursors
-                .get(&key)
-                .ok()
-                .flatten()
-                .and_then(|v| <[u8; 8]>::try_from(&*v).ok().map(u64::from_be_bytes));
-            if stored.is_none_or(|stored| seq > stored) {
-                batch.insert(&ks.cursors, key, seq.to_be_bytes());
-            }
-        }
-        let result = batch.commit().map_err(StoreError::from);
-        if let Err(err) = &result {
-            tracing::error!("{err}; backends are told their post events were not accepted");
-        }
-        for waiter in waiters {
-            let _ = waiter.send(result.clone());
-        }
-    }
-    if let Err(err) = db.persist(PersistMode::SyncAll) {
-        tracing::error!("could not flush the post-event store at shutdown: {err}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        keys::{key, split_key},
+        *,
+    };
+    use crate::hook::{Hook, HookSet, RoomTypeSet};
+    use roomhooks::v1::PostEvent;
 
     /// Commits what was sent, then stops the writer (as the sidecar does at shutdown).
     async fn close(store: Store, writer: StoreWriter) {

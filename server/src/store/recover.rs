@@ -1,0 +1,144 @@
+//! Reading the store back at start: the apps it remembers, each app's unfinished events, dead
+//! letters, the shared events some app has not finished, and the next sequence number.
+
+use std::collections::BTreeMap;
+
+use fjall::Keyspace;
+use prost::Message;
+
+use super::{
+    Keyspaces, StoreError,
+    keys::split_key,
+    records::{Recovered, RecoveredApp, RecoveredPost, StoredApp, StoredEvent},
+};
+use crate::{
+    apps::spec::{AppSpec, FailurePolicy},
+    hook::{Hook, HookSet, RoomTypeSet},
+    ids::AppId,
+};
+
+pub(super) fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
+    let mut recovered = Recovered {
+        apps: recover_apps(&ks.apps)?,
+        ..Recovered::default()
+    };
+    let mut max_seq = 0;
+    for (keyspace, into) in [
+        (&ks.events, &mut recovered.events),
+        (&ks.dead, &mut recovered.dead),
+    ] {
+        for item in keyspace.iter() {
+            let (k, v) = item.into_inner()?;
+            match (split_key(&k), StoredEvent::decode(&*v)) {
+                (Some((app, seq)), Ok(event)) => {
+                    max_seq = max_seq.max(seq);
+                    into.entry(app).or_default().push((seq, event));
+                }
+                _ => tracing::warn!("skipping an unreadable event record in the store"),
+            }
+        }
+    }
+    let mut cursors = BTreeMap::new();
+    for item in ks.cursors.iter() {
+        let (k, v) = item.into_inner()?;
+        let app = std::str::from_utf8(&k)
+            .ok()
+            .and_then(|s| AppId::parse(s).ok());
+        let seq = <[u8; 8]>::try_from(&*v).ok().map(u64::from_be_bytes);
+        match (app, seq) {
+            (Some(app), Some(seq)) => {
+                cursors.insert(app, seq);
+            }
+            _ => tracing::warn!("skipping an unreadable cursor record in the store"),
+        }
+    }
+    let mut attempts = BTreeMap::new();
+    for item in ks.attempts.iter() {
+        let (k, v) = item.into_inner()?;
+        let attempt = <[u8; 4]>::try_from(&*v).ok().map(u32::from_be_bytes);
+        match (split_key(&k), attempt) {
+            (Some(key), Some(attempt)) => {
+                attempts.insert(key, attempt);
+            }
+            _ => tracing::warn!("skipping an unreadable attempt record in the store"),
+        }
+    }
+    for item in ks.posts.iter() {
+        let (k, v) = item.into_inner()?;
+        let seq = <[u8; 8]>::try_from(&*k).ok().map(u64::from_be_bytes);
+        let (Some(seq), Ok(mut stored)) = (seq, StoredEvent::decode(&*v)) else {
+            tracing::warn!("skipping an unreadable shared event in the store");
+            continue;
+        };
+        max_seq = max_seq.max(seq);
+        let apps = std::mem::take(&mut stored.apps)
+            .iter()
+            .filter_map(|app| AppId::parse(app).ok())
+            // An app past this event acknowledged it before the restart.
+            .filter(|app| cursors.get(app).is_none_or(|&cursor| seq >= cursor))
+            .map(|app| {
+                let attempt = attempts.get(&(app.clone(), seq)).copied().unwrap_or(0);
+                (app, attempt)
+            })
+            .collect::<Vec<_>>();
+        if apps.is_empty() {
+            // Every app it went to had finished it; only its delete was not written.
+            recovered.finished.push(seq);
+            continue;
+        }
+        recovered.posts.push(RecoveredPost { seq, stored, apps });
+    }
+    max_seq = max_seq.max(cursors.values().copied().max().unwrap_or(0));
+    recovered.next_seq = max_seq + 1;
+    Ok(recovered)
+}
+
+fn recover_apps(apps: &Keyspace) -> Result<Vec<RecoveredApp>, StoreError> {
+    let mut recovered = Vec::new();
+    for item in apps.iter() {
+        let (k, v) = item.into_inner()?;
+        let (Ok(id), Ok(stored)) = (
+            std::str::from_utf8(&k)
+                .map_err(|_| ())
+                .and_then(|s| AppId::parse(s).map_err(|_| ())),
+            StoredApp::decode(&*v),
+        ) else {
+            tracing::warn!("skipping an unreadable app record in the store");
+            continue;
+        };
+        let spec = AppSpec {
+            app_id: id,
+            interfaces: HookSet::of(stored.interfaces.iter().filter_map(|&h| Hook::from_wire(h))),
+            priority: stored.priority,
+            failure_policy: if stored.fail_closed {
+                FailurePolicy::Fail
+            } else {
+                FailurePolicy::Ignore
+            },
+            timeout: std::time::Duration::from_millis(stored.timeout_ms),
+            room_types: {
+                let mut set = RoomTypeSet::default();
+                for t in stored
+                    .room_types
+                    .iter()
+                    .filter_map(|&t| roomhooks::v1::RoomType::try_from(t).ok())
+                {
+                    set.insert(t);
+                }
+                set
+            },
+            essential: HookSet::default(),
+            unavailable_message: None,
+        };
+        let last_seen = u64::try_from(stored.last_seen_unix_ms)
+            .ok()
+            .filter(|&ms| ms > 0)
+            .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+        recovered.push(RecoveredApp {
+            spec,
+            version: stored.version,
+            last_seen,
+        });
+    }
+    Ok(recovered)
+}
