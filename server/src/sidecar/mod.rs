@@ -1,36 +1,31 @@
-//! Assembles the sidecar: binds the listener, serves every service on it, and shuts down cleanly.
+//! Assembles the sidecar: binds the listener, serves every service on it (`routes`), starts
+//! what runs beside the server (`startup`), and shuts down cleanly, in order.
+
+mod routes;
+mod startup;
+
+use self::{
+    routes::Services,
+    startup::{
+        bind, forget_idle_apps, log_remembered_apps, open_store, serve_metrics, warn_if_open,
+    },
+};
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{
-    Certificate, Identity, Server, ServerTlsConfig,
-    server::{Router, TcpIncoming},
-};
+use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    apps::{
-        registry::{Capacity, Registry},
-        spec::FailurePolicy,
-    },
+    apps::registry::{Capacity, Registry},
     config::{Config, ConfigError, MaybeAddr},
-    dispatch::Dispatcher,
-    edge::{
-        self,
-        admin::AdminService,
-        auth::BackendAuth,
-        connection::{AppRuntimeService, Liveness},
-        requests::{CountRequests, RequestCounters},
-        runtime_server::AppRuntimeServer,
-        service::RoomHooksService,
-    },
+    edge::requests::{CountRequests, RequestCounters},
     ids::AppId,
     lifecycle::{drain::Drain, tasks::Tasks},
-    ops::metrics::{self, Sources},
-    post::accept::Accept,
-    store::{Recovered, Store, StoreError, StoreWriter},
+    ops::metrics::Sources,
+    store::{StoreError, StoreWriter},
 };
 
 /// Why the sidecar could not start or stopped with an error.
@@ -96,45 +91,6 @@ const HEALTH_SERVICES: [&str; 3] = [
     "roomhooks.v1.Admin",
 ];
 
-/// The server's TLS settings, when a certificate is configured.
-fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, SidecarError> {
-    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
-        return Ok(None);
-    };
-    let read = |path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| SidecarError::Tls(format!("cannot read {}: {e}", path.display())))
-    };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
-    if let Some(ca) = &config.tls_client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
-    }
-    tracing::info!(
-        mutual = config.tls_client_ca.is_some(),
-        "serving gRPC over TLS"
-    );
-    Ok(Some(tls))
-}
-
-/// Says loudly when the sidecar runs without authentication.
-fn warn_if_open(config: &Config, addr: SocketAddr) {
-    if !config.has_tokens() {
-        tracing::warn!(
-            "no tokens configured: backends and apps are not authenticated, and any process \
-            that can reach the sidecar can register any app id (set backend_token and \
-            apps.<id>.token, or --backend-token / --app-token)"
-        );
-        if !addr.ip().is_loopback() && config.tls_client_ca.is_none() {
-            tracing::warn!(%addr, "listening beyond loopback WITHOUT authentication: anyone who \
-                can reach this address can register apps and veto rooms");
-        }
-    } else if config.backend_token.is_none() {
-        tracing::warn!("no backend_token: RoomHooks and Admin accept unauthenticated calls");
-    } else if !config.apps.values().any(|a| a.token.is_some()) {
-        tracing::warn!("no app tokens: any process can register as any app");
-    }
-}
-
 impl Sidecar {
     /// Validates `config`, binds its listen addresses, opens the store and starts serving.
     pub async fn start(config: Config) -> Result<Self, SidecarError> {
@@ -189,7 +145,7 @@ impl Sidecar {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
-        let router = routes(
+        let router = routes::routes(
             &config,
             Services {
                 registry: &registry,
@@ -322,190 +278,10 @@ impl Drop for Sidecar {
     }
 }
 
-/// Forgets, from time to time until `stop`, the apps idle for `after` (`--forget-apps-after`).
-async fn forget_idle_apps(registry: Arc<Registry>, after: Duration, stop: CancellationToken) {
-    // Looked at often enough that an app is forgotten at most a tenth later than due.
-    let every = (after / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        for (app_id, removed) in registry.forget_idle(std::time::SystemTime::now(), after) {
-            if let Some(store) = registry.store() {
-                store
-                    .delete_app(&app_id, removed.released, removed.cursor)
-                    .await;
-            }
-            tracing::info!(%app_id, idle_for = ?after,
-                "forgot an app with no instance and no pending post event for \
-                 --forget-apps-after; it is known again when it registers");
-        }
-    }
-}
-
-/// Binds `addr`, set by `flag`.
-async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, SidecarError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| SidecarError::Bind { addr, flag, source })
-}
-
-/// Opens the post-event store off the async runtime (it reads the whole journal back), unless
-/// the sidecar is ephemeral.
-async fn open_store(
-    config: &Config,
-) -> Result<(Option<Store>, Option<StoreWriter>, Recovered), SidecarError> {
-    if config.ephemeral {
-        tracing::warn!("--ephemeral: post events are kept in memory only and lost on restart");
-        return Ok((None, None, Recovered::default()));
-    }
-    let (dir, fsync) = (config.data_dir.clone(), config.fsync);
-    let (store, writer, recovered) =
-        tokio::task::spawn_blocking(move || Store::open(&dir, fsync)).await??;
-    tracing::info!(data_dir = %config.data_dir.display(), fsync = config.fsync,
-        "post events are stored on disk");
-    Ok((Some(store), Some(writer), recovered))
-}
-
-/// Serves `/metrics` on `listener` as a background task; returns the bound address.
-fn serve_metrics(
-    listener: TcpListener,
-    sources: Sources,
-    tasks: &Tasks,
-) -> Result<SocketAddr, SidecarError> {
-    let bound = listener.local_addr().map_err(|source| SidecarError::Bind {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        flag: "--metrics-listen",
-        source,
-    })?;
-    tracing::info!(metrics_addr = %bound, "Prometheus metrics at http://{bound}/metrics");
-    tasks.spawn(metrics::serve(
-        listener,
-        Arc::new(sources),
-        tasks.stopping().child_token(),
-    ));
-    Ok(bound)
-}
-
 /// Sets the overall health status and every service's.
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     for service in HEALTH_SERVICES {
         health.set_service_status(service, status).await;
     }
-}
-
-/// What the gRPC services share with the sidecar.
-struct Services<'a> {
-    registry: &'a Arc<Registry>,
-    drain: &'a Arc<Drain>,
-    tasks: &'a Tasks,
-    requests: &'a Arc<RequestCounters>,
-}
-
-/// The gRPC server with RoomHooks, AppRuntime, Admin and reflection (v1 and v1alpha).
-fn routes(config: &Config, services: Services<'_>) -> Result<Router, SidecarError> {
-    let Services {
-        registry,
-        drain,
-        tasks,
-        requests,
-    } = services;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-    let layers = edge::Layers {
-        auth: BackendAuth::new(config.backend_token.as_deref()),
-        drain: Arc::clone(drain),
-        requests: Arc::clone(requests),
-        max_message_size: config.max_message_size,
-        max_concurrent: config.max_concurrent_backend_calls,
-    };
-    let app_auth = config.apps.values().any(|a| a.token.is_some());
-    let dispatcher = Dispatcher::new(Arc::clone(registry), config.call_limits());
-
-    let mut builder = Server::builder();
-    if let Some(tls) = tls_config(config)? {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| SidecarError::Tls(e.to_string()))?;
-    }
-    Ok(builder
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(edge::room_hooks(
-            RoomHooksService::new(
-                dispatcher,
-                Accept::new(Arc::clone(registry)),
-                config.max_timeout,
-                config.max_custom_field_bytes,
-            ),
-            &layers,
-        ))
-        .add_service(
-            AppRuntimeServer::new(AppRuntimeService::new(
-                Liveness {
-                    interval: config.heartbeat_interval,
-                    timeout: config.heartbeat_timeout,
-                },
-                Arc::clone(registry),
-                app_auth,
-                config.timeout_limits(),
-                config.register_timeout,
-                Arc::clone(drain),
-                tasks.clone(),
-            ))
-            .max_decoding_message_size(config.max_message_size),
-        )
-        .add_service(edge::admin(
-            AdminService::new(Arc::clone(registry)),
-            &layers,
-        ))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha))
-}
-
-/// Lists at start the apps the sidecar knows before any connects (remembered from the store,
-/// or declared essential in the config), so a FAIL app that is gone is no mystery.
-fn log_remembered_apps(registry: &Registry, config: &Config) {
-    let snapshot = registry.snapshot();
-    if snapshot.apps().is_empty() {
-        return;
-    }
-    let apps: Vec<String> = snapshot
-        .apps()
-        .iter()
-        .map(|app| {
-            let policy = match app.spec.failure_policy {
-                FailurePolicy::Fail => "FAIL",
-                FailurePolicy::Ignore => "IGNORE",
-            };
-            format!("{} ({policy})", app.spec.app_id)
-        })
-        .collect();
-    let from = if config.ephemeral {
-        "the config file".to_owned()
-    } else {
-        std::path::absolute(&config.data_dir)
-            .unwrap_or_else(|_| config.data_dir.clone())
-            .display()
-            .to_string()
-    };
-    let count = match apps.len() {
-        1 => "1 app".to_owned(),
-        n => format!("{n} apps"),
-    };
-    tracing::info!(
-        "remembering {count} from {from}: {}; Admin.RemoveApp forgets one",
-        apps.join(", ")
-    );
 }

@@ -1,0 +1,147 @@
+//! What the sidecar does as it starts, besides serving: bind its listeners (naming the flag of a
+//! port that clashes), open the store off the async runtime, serve metrics, say what an operator
+//! should know (open mode, apps remembered), and forget idle apps from time to time.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::SidecarError;
+use crate::{
+    apps::{registry::Registry, spec::FailurePolicy},
+    config::Config,
+    lifecycle::tasks::Tasks,
+    ops::metrics::{self, Sources},
+    store::{Recovered, Store, StoreWriter},
+};
+
+/// Binds `addr`, set by `flag`.
+pub(super) async fn bind(
+    addr: SocketAddr,
+    flag: &'static str,
+) -> Result<TcpListener, SidecarError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| SidecarError::Bind { addr, flag, source })
+}
+
+/// Opens the post-event store off the async runtime (it reads the whole journal back), unless
+/// the sidecar is ephemeral.
+pub(super) async fn open_store(
+    config: &Config,
+) -> Result<(Option<Store>, Option<StoreWriter>, Recovered), SidecarError> {
+    if config.ephemeral {
+        tracing::warn!("--ephemeral: post events are kept in memory only and lost on restart");
+        return Ok((None, None, Recovered::default()));
+    }
+    let (dir, fsync) = (config.data_dir.clone(), config.fsync);
+    let (store, writer, recovered) =
+        tokio::task::spawn_blocking(move || Store::open(&dir, fsync)).await??;
+    tracing::info!(data_dir = %config.data_dir.display(), fsync = config.fsync,
+        "post events are stored on disk");
+    Ok((Some(store), Some(writer), recovered))
+}
+
+/// Serves `/metrics` on `listener` as a background task; returns the bound address.
+pub(super) fn serve_metrics(
+    listener: TcpListener,
+    sources: Sources,
+    tasks: &Tasks,
+) -> Result<SocketAddr, SidecarError> {
+    let bound = listener.local_addr().map_err(|source| SidecarError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        flag: "--metrics-listen",
+        source,
+    })?;
+    tracing::info!(metrics_addr = %bound, "Prometheus metrics at http://{bound}/metrics");
+    tasks.spawn(metrics::serve(
+        listener,
+        Arc::new(sources),
+        tasks.stopping().child_token(),
+    ));
+    Ok(bound)
+}
+
+/// Says loudly when the sidecar runs without authentication.
+pub(super) fn warn_if_open(config: &Config, addr: SocketAddr) {
+    if !config.has_tokens() {
+        tracing::warn!(
+            "no tokens configured: backends and apps are not authenticated, and any process \
+            that can reach the sidecar can register any app id (set backend_token and \
+            apps.<id>.token, or --backend-token / --app-token)"
+        );
+        if !addr.ip().is_loopback() && config.tls_client_ca.is_none() {
+            tracing::warn!(%addr, "listening beyond loopback WITHOUT authentication: anyone who \
+                can reach this address can register apps and veto rooms");
+        }
+    } else if config.backend_token.is_none() {
+        tracing::warn!("no backend_token: RoomHooks and Admin accept unauthenticated calls");
+    } else if !config.apps.values().any(|a| a.token.is_some()) {
+        tracing::warn!("no app tokens: any process can register as any app");
+    }
+}
+
+/// Lists at start the apps the sidecar knows before any connects (remembered from the store,
+/// or declared essential in the config), so a FAIL app that is gone is no mystery.
+pub(super) fn log_remembered_apps(registry: &Registry, config: &Config) {
+    let snapshot = registry.snapshot();
+    if snapshot.apps().is_empty() {
+        return;
+    }
+    let apps: Vec<String> = snapshot
+        .apps()
+        .iter()
+        .map(|app| {
+            let policy = match app.spec.failure_policy {
+                FailurePolicy::Fail => "FAIL",
+                FailurePolicy::Ignore => "IGNORE",
+            };
+            format!("{} ({policy})", app.spec.app_id)
+        })
+        .collect();
+    let from = if config.ephemeral {
+        "the config file".to_owned()
+    } else {
+        std::path::absolute(&config.data_dir)
+            .unwrap_or_else(|_| config.data_dir.clone())
+            .display()
+            .to_string()
+    };
+    let count = match apps.len() {
+        1 => "1 app".to_owned(),
+        n => format!("{n} apps"),
+    };
+    tracing::info!(
+        "remembering {count} from {from}: {}; Admin.RemoveApp forgets one",
+        apps.join(", ")
+    );
+}
+
+/// Forgets, from time to time until `stop`, the apps idle for `after` (`--forget-apps-after`).
+pub(super) async fn forget_idle_apps(
+    registry: Arc<Registry>,
+    after: Duration,
+    stop: CancellationToken,
+) {
+    // Looked at often enough that an app is forgotten at most a tenth later than due.
+    let every = (after / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (app_id, removed) in registry.forget_idle(std::time::SystemTime::now(), after) {
+            if let Some(store) = registry.store() {
+                store
+                    .delete_app(&app_id, removed.released, removed.cursor)
+                    .await;
+            }
+            tracing::info!(%app_id, idle_for = ?after,
+                "forgot an app with no instance and no pending post event for \
+                 --forget-apps-after; it is known again when it registers");
+        }
+    }
+}
