@@ -138,3 +138,34 @@ test('with the default ignore policy the same unavailable accessor fails open: t
     await runner.stop();
   }
 });
+
+test("a Pre call's http request is aborted when the sidecar stops waiting for the call", async () => {
+  let aborted = false;
+  let received = false;
+  const http = await import('node:http');
+  const server = http.createServer((req) => {
+    received = true;
+    req.socket.once('close', () => (aborted = true)); // never answered: only an abort closes it
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const runner = await AppsEngineRunner.open(packApp('policy'), {
+    dataDir: tempDir('data'),
+    log: recording(),
+    stopOnSignals: false,
+    timeoutMs: 300,
+    settings: { settings: { policy_url: `http://127.0.0.1:${port}` } },
+  });
+  try {
+    await runner.start(sidecar.endpoint).registered();
+    const verdict = await sidecar.backend().preRoomCreate({ room: { displayName: 'Slow', type: 'ROOM_TYPE_CHANNEL' } });
+    assert.equal(verdict.outcomes.find((o) => o.appId === POLICY)?.status, 'OUTCOME_STATUS_TIMEOUT');
+    assert.equal(received, true);
+    // The request's own timeout is 10 s (DEFAULT_HTTP_TIMEOUT_MS): closing sooner is the call's abort.
+    await waitFor(() => aborted, 'the request to be aborted with the call', 5000);
+  } finally {
+    await runner.stop();
+    server.closeAllConnections();
+    server.close();
+  }
+});
