@@ -148,6 +148,7 @@ export class AppsEngineRunner {
    */
   static async open(source: string, options: RunnerOptions = {}): Promise<AppsEngineRunner> {
     const pkg = openPackage(source);
+    let store: AppStore | undefined;
     try {
       const fileSettings = options.settingsFile ? readSettingsFile(options.settingsFile) : {};
       const settingsFile: SettingsFile = {
@@ -162,13 +163,13 @@ export class AppsEngineRunner {
       const declared = (pkg.info as IAppInfo & { settings?: unknown }).settings;
       if (Array.isArray(declared)) for (const s of declared) settings.provide(s);
       const env = environmentReader(settings, settingsFile, unavailable);
-      const store = new AppStore(options.dataDir ?? 'roomhooks-apps-engine-data', pkg.info.id);
+      store = new AppStore(options.dataDir ?? 'roomhooks-apps-engine-data', pkg.info.id);
       const httpDefaults: HttpDefaults = { headers: new Map(), params: new Map() };
       const AppClass = loadAppClass(pkg);
       const accessors: IAppAccessors = {
         environmentReader: env,
         environmentWriter: unavailable.proxy('accessors.environmentWriter', 'roomhooks apps cannot change settings at run time'),
-        reader: createRead(env, store.reader(), { users: [] }, unavailable),
+        reader: createRead(env, store.reader(), { users: [] }, unavailable), // no event: only the environment and persistence
         http: createHttp(httpDefaults),
         providedApiEndpoints: [],
       };
@@ -179,6 +180,7 @@ export class AppsEngineRunner {
       if (!enabled) log.warn(`${pkg.info.name} ${pkg.info.version}: onEnable returned false, so the app is not registered with the sidecar`);
       return new AppsEngineRunner({ pkg, log, app, enabled, unavailable, store, env, httpDefaults, settingsFile, options });
     } catch (err) {
+      store?.close();
       pkg.cleanup();
       throw err;
     }
@@ -397,8 +399,8 @@ function configurationExtend(settings: AppSettings, http: HttpDefaults, unavaila
       provideDefaultHeaders: (h) => Object.entries(h).forEach(([k, v]) => http.headers.set(k, v)),
       provideDefaultParam: (k, v) => void http.params.set(k, v),
       provideDefaultParams: (p) => Object.entries(p).forEach(([k, v]) => http.params.set(k, v)),
-      providePreRequestHandler: () => unavailable.ignoring<{ x(): void }>('configuration.http', 'pre-request handlers are not run by roomhooks').x(),
-      providePreResponseHandler: () => unavailable.ignoring<{ x(): void }>('configuration.http', 'pre-response handlers are not run by roomhooks').x(),
+      providePreRequestHandler: () => unavailable.ignored('configuration.http.providePreRequestHandler()', 'pre-request handlers are not run by roomhooks'),
+      providePreResponseHandler: () => unavailable.ignored('configuration.http.providePreResponseHandler()', 'pre-response handlers are not run by roomhooks'),
       getDefaultHeaders: () => new Map(http.headers),
       getDefaultParams: () => new Map(http.params),
       getPreRequestHandlers: () => [],

@@ -46,6 +46,13 @@ export class Unavailable {
     });
   }
 
+  /** Logs, once per `what`, that the app's call `what` was accepted and ignored. */
+  ignored(what: string, reason: string): void {
+    if (this.ignoredOnce.has(what)) return;
+    this.ignoredOnce.add(what);
+    this.log.warn(`ignored: ${what} — ${reason}`, { accessor: what });
+  }
+
   /**
    * An object whose every method is accepted and ignored (logged once per method): configuration
    * roomhooks has no use for (slash commands, API endpoints, UI, …), so the app still loads.
@@ -55,11 +62,7 @@ export class Unavailable {
       get: (target, prop, receiver) => {
         if (typeof prop === 'symbol' || prop === 'then' || prop === 'toJSON') return Reflect.get(target, prop, receiver);
         return () => {
-          const what = `${prefix}.${prop}()`;
-          if (!this.ignoredOnce.has(what)) {
-            this.ignoredOnce.add(what);
-            this.log.warn(`ignored: ${what} — ${reason}`, { accessor: what });
-          }
+          this.ignored(`${prefix}.${prop}()`, reason);
           return Promise.resolve();
         };
       },

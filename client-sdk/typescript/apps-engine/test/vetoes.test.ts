@@ -78,3 +78,13 @@ test('UserNotAllowedException thrown from executePreRoomUserLeave vetoes the lea
 test('configuration the runner has no use for (a slash command) is ignored with one warning, and the app still loads', () => {
   assert.equal(log.lines('ignored: configuration.slashCommands.provideSlashCommand()').length, 1);
 });
+
+test('any other error thrown from executePreRoomUserJoined is an AppError: the ignore policy allows and the outcome carries the message', async () => {
+  const verdict = await sidecar.backend().preRoomUserJoin({
+    context: { room: { id: 'r-1', type: 'ROOM_TYPE_CHANNEL' }, joiningUser: { id: 'u-3', username: 'crash' } },
+  });
+  assert.equal(verdict.allowed, true);
+  const outcome = verdict.outcomes.find((o) => o.appId === WORD_FILTER);
+  assert.equal(outcome?.status, 'OUTCOME_STATUS_ERROR');
+  assert.match(outcome?.detail ?? '', /the filter broke/);
+});

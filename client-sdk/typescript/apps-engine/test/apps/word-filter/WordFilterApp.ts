@@ -39,6 +39,7 @@ export class WordFilterApp extends App implements IPreRoomCreatePrevent, IPreRoo
 
   async executePreRoomUserJoined(context: IRoomUserJoinedContext): Promise<void> {
     if (context.joiningUser.username === 'troll') throw new UserNotAllowedException('You are banned.');
+    if (context.joiningUser.username === 'crash') throw new Error('the filter broke');
   }
 
   async executePreRoomUserLeave(context: IRoomUserLeaveContext): Promise<void> {
