@@ -10,7 +10,6 @@ import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { RoomHooksClient } from 'roomhooks-sdk';
 import { PKG_DIR, SDK_DIR, packApp, startSidecar, tempDir, waitFor } from './support';
-import type { Sidecar } from './support';
 
 const WORD_FILTER = '4c4a8c63-3b0f-4d3e-9a53-6f7d1f0e0a01';
 const SEQUENTIAL = Number(process.env.BENCH_CALLS ?? 2000);
@@ -49,41 +48,42 @@ async function measure(backend: RoomHooksClient): Promise<Result> {
   return { p50: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)], rate: (SEQUENTIAL * 2) / seconds };
 }
 
-async function withApp(sidecar: Sidecar, appId: string, proc: ChildProcess, body: () => Promise<Result>): Promise<Result> {
+/** Starts a fresh sidecar (a departed app stays known to a sidecar, so each app gets its own), then `start(endpoint)`, measures, and stops both. */
+async function withApp(appId: string, start: (endpoint: string) => ChildProcess): Promise<Result> {
+  const sidecar = await startSidecar();
+  const proc = start(sidecar.endpoint);
   try {
     await waitFor(async () => (await sidecar.instances(appId)).length === 1, `${appId} to register`, 20_000);
-    return await body();
+    return await measure(sidecar.backend());
   } finally {
     const exited = new Promise((resolve) => proc.once('exit', resolve));
     proc.kill('SIGTERM');
     proc.stdin?.end();
     await exited;
-    await waitFor(async () => (await sidecar.instances(appId)).length === 0, `${appId} to leave`, 20_000);
+    await sidecar.stop();
   }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
-  const sidecar = await startSidecar();
-  const backend = sidecar.backend();
   const zip = packApp('word-filter');
   const runner: Result[] = [];
   const sdk: Result[] = [];
-  try {
-    for (let round = 0; round < ROUNDS; round += 1) {
-      const ae = spawn(process.execPath, [path.join(PKG_DIR, 'dist', 'cli.js'), 'run', zip, '--sidecar', sidecar.endpoint, '--data-dir', tempDir('bench')], {
-        stdio: ['pipe', 'ignore', 'ignore'],
-        env: { ...process.env, ROOMHOOKS_APPS_ENGINE_LOG: 'warn' },
-      });
-      runner.push(await withApp(sidecar, WORD_FILTER, ae, () => measure(backend)));
-      const ts = spawn(process.execPath, [path.join(SDK_DIR, 'bench', 'veto-app.js'), '--endpoint', sidecar.endpoint, '--app-id', 'veto-ts-00'], {
-        stdio: ['pipe', 'ignore', 'ignore'],
-      });
-      sdk.push(await withApp(sidecar, 'veto-ts-00', ts, () => measure(backend)));
-    }
-  } finally {
-    await sidecar.stop();
+  for (let round = 0; round < ROUNDS; round += 1) {
+    runner.push(
+      await withApp(WORD_FILTER, (endpoint) =>
+        spawn(process.execPath, [path.join(PKG_DIR, 'dist', 'cli.js'), 'run', zip, '--sidecar', endpoint, '--data-dir', tempDir('bench')], {
+          stdio: ['pipe', 'ignore', 'ignore'],
+          env: { ...process.env, ROOMHOOKS_APPS_ENGINE_LOG: 'warn' },
+        }),
+      ),
+    );
+    sdk.push(
+      await withApp('veto-ts-00', (endpoint) =>
+        spawn(process.execPath, [path.join(SDK_DIR, 'bench', 'veto-app.js'), '--endpoint', endpoint, '--app-id', 'veto-ts-00'], { stdio: ['pipe', 'ignore', 'ignore'] }),
+      ),
+    );
   }
   const row = (name: string, rs: Result[]) =>
     `| ${name} | ${median(rs.map((r) => r.p50)).toFixed(0)} | ${median(rs.map((r) => r.p99)).toFixed(0)} | ${median(rs.map((r) => r.rate)).toFixed(0)} |`;
