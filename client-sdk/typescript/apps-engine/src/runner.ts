@@ -23,7 +23,7 @@ import type { IAppInfo } from '@rocket.chat/apps-engine/definition/metadata';
 import type { IRoom } from '@rocket.chat/apps-engine/definition/rooms';
 import type { IUser } from '@rocket.chat/apps-engine/definition/users';
 import { AppBuilder, UserNotAllowedException, app as sdkApp, prevent } from 'roomhooks-sdk';
-import type { HookContext, HookInterface, RoomType, RunTarget } from 'roomhooks-sdk';
+import type { HookContext, HookInterface, Room, RoomType, RunTarget } from 'roomhooks-sdk';
 import { AeRoomBuilder, AeRoomExtender } from './builders';
 import { joinedToAe, leaveToAe, roomFromAe, roomToAe } from './convert';
 import { createHttp } from './http';
@@ -262,7 +262,7 @@ export class AppsEngineRunner {
     const has = (name: string) => this.interfaces.includes(name);
     const usersOf = (room: IRoom, ...more: (IUser | undefined)[]) => [room.creator, ...more].filter((u): u is IUser => u !== undefined);
 
-    const preventHook = (execute: string, check: string) => async (room: import('roomhooks-sdk').Room, ctx: HookContext) => {
+    const preventHook = (execute: string, check: string) => async (room: Room, ctx: HookContext) => {
       const r = roomToAe(room);
       const acc = this.accessors({ room: r, users: usersOf(r) }, ctx.signal);
       const checker = this.method(check);
@@ -306,7 +306,7 @@ export class AppsEngineRunner {
         return roomFromAe(builder.getRoom(), room);
       });
     }
-    const postRoom = (execute: string, check: string, withModify: boolean) => async (room: import('roomhooks-sdk').Room) => {
+    const postRoom = (execute: string, check: string, withModify: boolean) => async (room: Room) => {
       const r = roomToAe(room);
       const acc = this.accessors({ room: r, users: usersOf(r) });
       const checker = this.method(check);
