@@ -22,6 +22,14 @@ export class NotAvailableInRoomHooks extends Error {
     readonly reason: string,
   ) {
     super(`NotAvailableInRoomHooks: ${accessor} — ${reason}`);
+    // The message starts with the name already: keep the stack's first line and toString() to it once.
+    const newline = this.stack?.indexOf('\n') ?? -1;
+    this.stack = newline >= 0 ? this.message + (this.stack ?? '').slice(newline) : this.message;
+  }
+
+  /** The message, which starts with the error's name. */
+  override toString(): string {
+    return this.message;
   }
 }
 

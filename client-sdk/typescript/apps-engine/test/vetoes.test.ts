@@ -41,7 +41,10 @@ test('executePreRoomCreatePrevent returning true vetoes with the default message
   assert.equal(verdict.allowed, false);
   assert.equal(verdict.preventions[0]?.appId, WORD_FILTER);
   assert.equal(verdict.preventions[0]?.message, 'Word Filter prevented this action.');
-  assert.equal(log.lines('prevented the room "Cheap SCAM offers"').length, 1, "the app's ILogger writes to the runner's log");
+  const [line] = log.lines('prevented the room "Cheap SCAM offers"');
+  assert.ok(line, "the app's ILogger writes to the runner's log");
+  assert.equal(line.app_id, WORD_FILTER);
+  assert.equal(line.source, 'app');
 });
 
 test('a room without a blocked word is allowed', async () => {
