@@ -42,7 +42,11 @@ before(async () => {
 });
 
 after(async () => {
-  rust?.kill('SIGINT');
+  if (rust && rust.exitCode === null) {
+    const exited = new Promise((resolve) => rust.once('exit', resolve));
+    rust.kill('SIGINT'); // the Rust SDK app leaves gracefully on SIGINT
+    await exited;
+  }
   await tsApp?.stop();
   await extender?.stop();
   await modifier?.stop();

@@ -34,7 +34,7 @@ test('updateByAssociations with upsert creates the record once, then updates it'
   store.close();
 });
 
-test('update, read and remove by id; removeByAssociations returns what it removed', async () => {
+test('update changes a record by id, refuses a missing id, and creates it with upsert', async () => {
   const store = new AppStore(tempDir('store'), 'app');
   const p = store.persistence();
   const id = await p.create({ v: 'a' });
@@ -42,6 +42,14 @@ test('update, read and remove by id; removeByAssociations returns what it remove
   assert.deepEqual(await store.reader().read(id), { v: 'b' });
   await assert.rejects(p.update('missing', { v: 1 }), /no record with id "missing"/);
   assert.equal(await p.update('fixed-id', { v: 1 }, true), 'fixed-id');
+  assert.deepEqual(await store.reader().read('fixed-id'), { v: 1 });
+  store.close();
+});
+
+test('remove and removeByAssociations return what they removed, and it is gone', async () => {
+  const store = new AppStore(tempDir('store'), 'app');
+  const p = store.persistence();
+  const id = await p.create({ v: 'b' });
   assert.deepEqual(await p.remove(id), { v: 'b' });
   assert.equal(await store.reader().read(id), undefined);
   await p.createWithAssociation({ gone: true }, misc('x'));
