@@ -77,10 +77,8 @@ export class AeRoomBuilder implements IRoomBuilder {
 
   /** Sets several fields at once. */
   setData(data: Partial<IRoom>): IRoomBuilder {
-    const { id: _ignored, ...rest } = data;
-    void _ignored;
-    Object.assign(this.room, structuredClone(rest));
-    if (data.id !== undefined) this.room.id = data.id; // kept, so the sidecar can refuse a changed id
+    // An `id` given here is kept too: the sidecar refuses a changed id and the chain goes on.
+    Object.assign(this.room, structuredClone(data));
     return this;
   }
 
