@@ -123,7 +123,7 @@ export class AppStore {
     const body = dataOf(data);
     const found = this.matching(assocs)[0];
     if (found) {
-      // Like Apps-Engine on MongoDB (`update` without `multi`): the first matching record.
+      // A single-record update: the oldest record carrying every association.
       this.db.prepare('UPDATE records SET data = ? WHERE id = ?').run(body, found.id);
       return found.id;
     }
