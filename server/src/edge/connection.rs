@@ -87,49 +87,8 @@ impl AppRuntimeService {
         let peer = request.remote_addr();
         let presented = auth::bearer(request.metadata()).map(str::to_owned);
         let mut inbound = request.into_inner();
-        let first = tokio::time::timeout(self.register_timeout, inbound.message())
-            .await
-            .map_err(|_| {
-                Status::deadline_exceeded(format!(
-                    "no Register within {:?}: send Register as the first message",
-                    self.register_timeout
-                ))
-            })??;
-        let register = match first.and_then(|m| m.msg) {
-            Some(In::Register(register)) => register,
-            Some(In::Result(_) | In::PostAck(_) | In::HeartbeatAck(_)) => {
-                return Err(Status::invalid_argument(
-                    "the first AppMessage must be Register (got a result or post_ack)",
-                ));
-            }
-            None => {
-                return Err(Status::invalid_argument(
-                    "the stream ended or sent an empty AppMessage before Register",
-                ));
-            }
-        };
-        let mut spec = AppSpec::from_register(&register, self.limits)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let settings = self.registry.settings(&spec.app_id);
-        if self.app_auth {
-            check_app_token(
-                &spec.app_id,
-                settings.and_then(|s| s.token.as_deref()),
-                presented.as_deref(),
-            )?;
-        }
-        if let Some(settings) = settings {
-            settings
-                .apply(&mut spec, self.limits.max)
-                .map_err(|refusal| match refusal {
-                    SettingsRefusal::HooksNotAllowed { .. } => {
-                        Status::permission_denied(refusal.to_string())
-                    }
-                    SettingsRefusal::MissingEssential { .. } => {
-                        Status::failed_precondition(refusal.to_string())
-                    }
-                })?;
-        }
+        let register = self.first_register(&mut inbound).await?;
+        let spec = self.spec(&register, presented.as_deref())?;
         let instance_id = if register.instance_id.is_empty() {
             InstanceId::generate(&spec.app_id)
         } else {
@@ -179,6 +138,63 @@ impl AppRuntimeService {
         Ok(Response::new(Box::pin(
             ReceiverStream::new(rx).take_until(cut),
         )))
+    }
+
+    /// The stream's first message, which must be `Register`, within `--register-timeout`.
+    async fn first_register(
+        &self,
+        inbound: &mut Streaming<AppMessage>,
+    ) -> Result<roomhooks::v1::Register, Status> {
+        let first = tokio::time::timeout(self.register_timeout, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no Register within {:?}: send Register as the first message",
+                    self.register_timeout
+                ))
+            })??;
+        match first.and_then(|m| m.msg) {
+            Some(In::Register(register)) => Ok(register),
+            Some(In::Result(_) | In::PostAck(_) | In::HeartbeatAck(_)) => {
+                Err(Status::invalid_argument(
+                    "the first AppMessage must be Register (got a result or post_ack)",
+                ))
+            }
+            None => Err(Status::invalid_argument(
+                "the stream ended or sent an empty AppMessage before Register",
+            )),
+        }
+    }
+
+    /// The app's validated spec, its token checked and the operator's settings applied.
+    fn spec(
+        &self,
+        register: &roomhooks::v1::Register,
+        presented: Option<&str>,
+    ) -> Result<AppSpec, Status> {
+        let mut spec = AppSpec::from_register(register, self.limits)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let settings = self.registry.settings(&spec.app_id);
+        if self.app_auth {
+            check_app_token(
+                &spec.app_id,
+                settings.and_then(|s| s.token.as_deref()),
+                presented,
+            )?;
+        }
+        if let Some(settings) = settings {
+            settings
+                .apply(&mut spec, self.limits.max)
+                .map_err(|refusal| match refusal {
+                    SettingsRefusal::HooksNotAllowed { .. } => {
+                        Status::permission_denied(refusal.to_string())
+                    }
+                    SettingsRefusal::MissingEssential { .. } => {
+                        Status::failed_precondition(refusal.to_string())
+                    }
+                })?;
+        }
+        Ok(spec)
     }
 }
 
