@@ -240,9 +240,7 @@ async fn read_loop(
     mut inbound: Streaming<AppMessage>,
     shutdown: CancellationToken,
 ) {
-    let mut bad_results = Strikes::default();
-    let mut bad_acks = Strikes::default();
-    let mut other = Strikes::default();
+    let mut mistakes = Mistakes::default();
     let mut heartbeat = tokio::time::interval(liveness.interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_heard = tokio::time::Instant::now();
@@ -283,7 +281,7 @@ async fn read_loop(
         let message = match next {
             Ok(Some(AppMessage { msg: Some(message) })) => message,
             Ok(Some(AppMessage { msg: None })) => {
-                if let Some(n) = other.hit() {
+                if let Some(n) = mistakes.other.hit() {
                     tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id, count = n,
                         "ignored an empty AppMessage (no register, result or post_ack set)");
                 }
@@ -305,39 +303,7 @@ async fn read_loop(
                 break;
             }
         };
-        match message {
-            In::Result(result) => {
-                let call_id = CallId(result.call_id);
-                let answer = result.result.unwrap_or_else(|| {
-                    hook_result::Result::Error(roomhooks::v1::AppError {
-                        message: "HookResult had no result set".into(),
-                    })
-                });
-                if instance.complete(call_id, answer) == Completion::Unknown
-                    && let Some(n) = bad_results.hit()
-                {
-                    tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
-                        %call_id, count = n,
-                        "ignored a HookResult for an unknown, timed-out or already-answered call_id");
-                }
-            }
-            In::PostAck(ack) => {
-                if !posts.ack(&EventId::from_ack(&ack.event_id), &instance.id)
-                    && let Some(n) = bad_acks.hit()
-                {
-                    tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
-                        event_id = %ack.event_id, count = n,
-                        "ignored a PostEventAck for an event not awaiting an ack (unknown or already acknowledged)");
-                }
-            }
-            In::HeartbeatAck(_) => {}
-            In::Register(_) => {
-                if let Some(n) = other.hit() {
-                    tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id, count = n,
-                        "ignored a second Register on the same stream; the first registration stands");
-                }
-            }
-        }
+        handle(&instance, &posts, message, &mut mistakes);
     }
     if let Some((spec, version)) = registry.depart(&instance)
         && let Some(store) = registry.store()
@@ -347,4 +313,50 @@ async fn read_loop(
         store.put_app(&spec, &version).await;
     }
     tracing::info!(app_id = %instance.app_id, instance_id = %instance.id, "app instance left");
+}
+
+/// Peer mistakes counted per stream, so each kind is logged only now and then.
+#[derive(Default)]
+struct Mistakes {
+    bad_results: Strikes,
+    bad_acks: Strikes,
+    other: Strikes,
+}
+
+/// Takes one message from an instance: an answer to its call, a post ack, a heartbeat ack, or a
+/// stray second Register (ignored, logged now and then).
+fn handle(instance: &Instance, posts: &PostQueue, message: In, mistakes: &mut Mistakes) {
+    match message {
+        In::Result(result) => {
+            let call_id = CallId(result.call_id);
+            let answer = result.result.unwrap_or_else(|| {
+                hook_result::Result::Error(roomhooks::v1::AppError {
+                    message: "HookResult had no result set".into(),
+                })
+            });
+            if instance.complete(call_id, answer) == Completion::Unknown
+                && let Some(n) = mistakes.bad_results.hit()
+            {
+                tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
+                    %call_id, count = n,
+                    "ignored a HookResult for an unknown, timed-out or already-answered call_id");
+            }
+        }
+        In::PostAck(ack) => {
+            if !posts.ack(&EventId::from_ack(&ack.event_id), &instance.id)
+                && let Some(n) = mistakes.bad_acks.hit()
+            {
+                tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
+                    event_id = %ack.event_id, count = n,
+                    "ignored a PostEventAck for an event not awaiting an ack (unknown or already acknowledged)");
+            }
+        }
+        In::HeartbeatAck(_) => {}
+        In::Register(_) => {
+            if let Some(n) = mistakes.other.hit() {
+                tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id, count = n,
+                    "ignored a second Register on the same stream; the first registration stands");
+            }
+        }
+    }
 }
