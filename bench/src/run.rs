@@ -3,6 +3,7 @@
 //! table.
 
 use crate::{
+    chart,
     cli::BenchArgs,
     error::Error,
     machine, memory,
@@ -121,5 +122,23 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     print!("{}", report::table(&plan, &summaries, &at_rest));
     println!();
     print!("{}", targets::render(&summaries, &at_rest, plan.in_flight));
+    if let Some(path) = &plan.svg {
+        let subtitle = format!(
+            "roomhooks-bench{}: medians of {} runs x {} sequential calls; {} cores, {}",
+            if plan.quick {
+                " --quick (counts too small to be measurements)"
+            } else {
+                ""
+            },
+            plan.runs,
+            plan.seq_calls,
+            machine::cores(),
+            machine::cpu_model()
+        );
+        let doc = chart::svg(&chart::points(&summaries), &subtitle);
+        std::fs::write(path, doc)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        eprintln!("chart: {}", path.display());
+    }
     Ok(())
 }
