@@ -51,19 +51,19 @@ pub fn points(summaries: &[Summary]) -> Vec<Point> {
         .collect()
 }
 
-const WIDTH: f64 = 720.0;
+const WIDTH: f64 = 880.0;
 const HEIGHT: f64 = 420.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 200.0;
-const TOP: f64 = 50.0;
+const RIGHT: f64 = 260.0;
+const TOP: f64 = 75.0;
 const BOTTOM: f64 = 60.0;
 const FLOOR_COLOUR: &str = "#777777";
 const SIDECAR_COLOUR: &str = "#1f77b4";
 const ONE_CONNECTION_COLOUR: &str = "#d62728";
 
-/// The chart of `points` as a standalone SVG document; `subtitle` says where the numbers came
-/// from. One `<circle>` per point, each with a `<title>` naming its row and value.
-pub fn svg(points: &[Point], subtitle: &str) -> String {
+/// The chart of `points` as a standalone SVG document; the `subtitle` lines say where the
+/// numbers came from. One `<circle>` per point, each with a `<title>` naming its row and value.
+pub fn svg(points: &[Point], subtitle: &[&str]) -> String {
     let max_apps = points.iter().map(|p| p.apps).max().unwrap_or(1).max(2);
     let one_app = points
         .iter()
@@ -95,11 +95,14 @@ pub fn svg(points: &[Point], subtitle: &str) -> String {
         out,
         r#"<text x="{LEFT}" y="22" font-size="15" font-weight="bold">PreRoomUserJoin, sequential p50 by number of veto apps</text>"#
     );
-    let _ = writeln!(
-        out,
-        r#"<text x="{LEFT}" y="40" fill="{FLOOR_COLOUR}">{}</text>"#,
-        escape(subtitle)
-    );
+    for (i, line) in subtitle.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            r#"<text x="{LEFT}" y="{}" fill="{FLOOR_COLOUR}">{}</text>"#,
+            40 + 16 * i,
+            escape(line)
+        );
+    }
 
     // Axes, grid and ticks.
     let mut tick = 0.0;
@@ -195,10 +198,16 @@ pub fn svg(points: &[Point], subtitle: &str) -> String {
             escape(&p.label),
             p.p50_us
         );
+        // Values beside their point, on the inner side at the right edge.
+        let (dx, anchor) = if p.apps == max_apps {
+            (-8.0, "end")
+        } else {
+            (8.0, "start")
+        };
         let _ = writeln!(
             out,
-            r#"<text x="{:.1}" y="{:.1}" fill="{colour}">{:.0}</text>"#,
-            x(p.apps) + 8.0,
+            r#"<text x="{:.1}" y="{:.1}" fill="{colour}" text-anchor="{anchor}">{:.0}</text>"#,
+            x(p.apps) + dx,
             y(p.p50_us) - 6.0,
             p.p50_us
         );
@@ -366,7 +375,10 @@ mod tests {
     #[test]
     fn the_svg_is_well_formed_and_holds_one_point_per_row() {
         let points = points(&table());
-        let doc = svg(&points, "roomhooks-bench --quick <test> & more");
+        let doc = svg(
+            &points,
+            &["roomhooks-bench --quick <test> & more", "2 cores"],
+        );
 
         assert!(
             doc.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
@@ -390,7 +402,7 @@ mod tests {
 
     #[test]
     fn a_slower_row_is_drawn_higher() {
-        let doc = svg(&points(&table()), "");
+        let doc = svg(&points(&table()), &[]);
         let cy = |label: &str| -> f64 {
             let at = doc
                 .find(&format!("<title>{label}:"))

@@ -123,19 +123,18 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     println!();
     print!("{}", targets::render(&summaries, &at_rest, plan.in_flight));
     if let Some(path) = &plan.svg {
-        let subtitle = format!(
-            "roomhooks-bench{}: medians of {} runs x {} sequential calls; {} cores, {}",
+        let runs = format!(
+            "roomhooks-bench{}: medians of {} runs x {} sequential calls",
             if plan.quick {
                 " --quick (counts too small to be measurements)"
             } else {
                 ""
             },
             plan.runs,
-            plan.seq_calls,
-            machine::cores(),
-            machine::cpu_model()
+            plan.seq_calls
         );
-        let doc = chart::svg(&chart::points(&summaries), &subtitle);
+        let machine = format!("{} cores, {}", machine::cores(), machine::cpu_model());
+        let doc = chart::svg(&chart::points(&summaries), &[&runs, &machine]);
         std::fs::write(path, doc)
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         eprintln!("chart: {}", path.display());
