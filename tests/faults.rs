@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{
-    Harness, joining, new_room,
+    Harness, join_request, new_room,
     raw::{BytesCodec, RawApp, answer, register, registration},
     within,
 };
@@ -29,10 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status};
 
 fn join() -> PreRoomUserJoinRequest {
-    PreRoomUserJoinRequest {
-        context: Some(joining("general", "quinn")),
-        ..Default::default()
-    }
+    join_request("quinn")
 }
 
 /// A registration for PreRoomUserJoined only.
