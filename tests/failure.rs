@@ -12,22 +12,14 @@ use std::{
 
 use tokio::sync::Notify;
 
-use common::{Harness, joining, new_room, statuses, stored_room, user, within};
+use common::{Harness, join_request, new_room, statuses, stored_room, user, within};
 use roomhooks_sdk::{
     App, Extension, HookError, RoomHooksClient,
     proto::{
-        FailurePolicy, OutcomeStatus, PreRoomCreateRequest, PreRoomUserJoinRequest,
-        PreRoomUserLeaveRequest, PreventionReason, RemoveAppRequest, RoomType, RoomUserLeave,
-        admin_client::AdminClient,
+        FailurePolicy, OutcomeStatus, PreRoomCreateRequest, PreRoomUserLeaveRequest,
+        PreventionReason, RemoveAppRequest, RoomType, RoomUserLeave, admin_client::AdminClient,
     },
 };
-
-fn join(username: &str) -> PreRoomUserJoinRequest {
-    PreRoomUserJoinRequest {
-        context: Some(joining("general", username)),
-        ..Default::default()
-    }
-}
 
 fn sleeper(app_id: &str, policy: FailurePolicy, sleep: Duration) -> App {
     App::builder(app_id)
@@ -51,7 +43,7 @@ async fn a_timed_out_ignore_app_counts_as_no_objection() {
         ))
         .await;
 
-    let response = within(h.backend().await.pre_room_user_join(join("dave")))
+    let response = within(h.backend().await.pre_room_user_join(join_request("dave")))
         .await
         .unwrap();
 
@@ -72,7 +64,7 @@ async fn a_timed_out_fail_app_prevents_with_app_unavailable() {
         ))
         .await;
 
-    let response = within(h.backend().await.pre_room_user_join(join("dave")))
+    let response = within(h.backend().await.pre_room_user_join(join_request("dave")))
         .await
         .unwrap();
 
@@ -111,7 +103,10 @@ async fn a_fail_app_with_no_live_instance_keeps_protecting_until_removed() {
     .await;
     let backend = h.backend().await;
 
-    let response = backend.pre_room_user_join(join("erin")).await.unwrap();
+    let response = backend
+        .pre_room_user_join(join_request("erin"))
+        .await
+        .unwrap();
 
     assert!(!response.allowed);
     assert_eq!(
@@ -131,7 +126,10 @@ async fn a_fail_app_with_no_live_instance_keeps_protecting_until_removed() {
         .unwrap()
         .into_inner();
     assert!(removed.removed);
-    let after = backend.pre_room_user_join(join("erin")).await.unwrap();
+    let after = backend
+        .pre_room_user_join(join_request("erin"))
+        .await
+        .unwrap();
     assert!(after.allowed && after.outcomes.is_empty());
 }
 
@@ -207,7 +205,7 @@ async fn a_shorter_timeout_that_starts_later_ends_its_wait_while_a_longer_one_st
     let backend = h.backend().await;
     let join = tokio::spawn({
         let backend = backend.clone();
-        async move { backend.pre_room_user_join(join("erin")).await }
+        async move { backend.pre_room_user_join(join_request("erin")).await }
     });
     // The sidecar now waits up to 5 s for the patient app; the leave's 100 ms starts after that.
     within(patient_called.notified()).await;
@@ -255,7 +253,7 @@ async fn the_backend_deadline_caps_app_timeouts_and_the_answer_arrives_in_time()
         .with_deadline(Duration::from_millis(300));
 
     // A late answer would surface as DEADLINE_EXCEEDED instead of a verdict.
-    let response = within(backend.pre_room_user_join(join("frank")))
+    let response = within(backend.pre_room_user_join(join_request("frank")))
         .await
         .unwrap();
 
@@ -287,7 +285,7 @@ async fn the_app_is_told_to_cancel_a_call_the_sidecar_stopped_waiting_for() {
     let _ = h
         .backend()
         .await
-        .pre_room_user_join(join("gina"))
+        .pre_room_user_join(join_request("gina"))
         .await
         .unwrap();
 

@@ -11,73 +11,30 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Buf, BufMut};
-use common::{Harness, joining, new_room, within};
+use common::{
+    Harness, join_request, new_room,
+    raw::{BytesCodec, RawApp, answer, register, registration},
+    within,
+};
 use prost::Message;
 use roomhooks_sdk::{
     App,
     proto::{
-        AppMessage, HookInterface, HookResult, OutcomeStatus, PreRoomCreateRequest,
-        PreRoomUserJoinRequest, Register, RoomType, RuntimeMessage, app_message::Msg,
-        app_runtime_client::AppRuntimeClient, runtime_message::Msg as Down,
+        HookInterface, OutcomeStatus, PreRoomCreateRequest, PreRoomUserJoinRequest, Register,
+        RoomType, RuntimeMessage, runtime_message::Msg as Down,
     },
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{
-    Code, Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-};
+use tonic::{Code, Status};
 
 fn join() -> PreRoomUserJoinRequest {
-    PreRoomUserJoinRequest {
-        context: Some(joining("general", "quinn")),
-        ..Default::default()
-    }
+    join_request("quinn")
 }
 
-fn register(app_id: &str) -> AppMessage {
-    AppMessage {
-        msg: Some(Msg::Register(Register {
-            app_id: app_id.into(),
-            interfaces: vec![HookInterface::PreRoomUserJoined as i32],
-            ..Default::default()
-        })),
-    }
-}
-
-/// A codec that sends and receives raw bytes, to put garbage on the wire.
-#[derive(Default, Clone)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
+/// A registration for PreRoomUserJoined only.
+fn joiner(app_id: &str) -> Register {
+    register(app_id, &[HookInterface::PreRoomUserJoined])
 }
 
 /// Opens an AppRuntime stream sending `frames` as they are; returns the first answer.
@@ -92,7 +49,11 @@ async fn raw_connect(h: &Harness, frames: Vec<Vec<u8>>) -> Result<Option<Vec<u8>
         tx.send(frame).await.unwrap();
     }
     let mut stream = grpc
-        .streaming(tonic::Request::new(ReceiverStream::new(rx)), path, RawCodec)
+        .streaming(
+            tonic::Request::new(ReceiverStream::new(rx)),
+            path,
+            BytesCodec,
+        )
         .await?
         .into_inner();
     let first = stream.message().await?;
@@ -128,7 +89,10 @@ async fn garbage_bytes_on_an_app_stream_end_that_stream_and_nothing_else() {
     let first_frame_garbage = raw_connect(&h, vec![vec![0xff, 0xff, 0xff, 0x07]]).await;
     let garbage_after_register = raw_connect(
         &h,
-        vec![register("garbler").encode_to_vec(), vec![0x0a, 0xff, 0xff]],
+        vec![
+            registration(joiner("garbler")).encode_to_vec(),
+            vec![0x0a, 0xff, 0xff],
+        ],
     )
     .await;
 
@@ -159,32 +123,16 @@ async fn a_flood_of_results_for_unknown_calls_does_not_disturb_other_apps() {
                 .build(),
         )
         .await;
-    let (tx, rx) = mpsc::channel(1024);
-    let mut flooder = register("flooder");
-    if let Some(Msg::Register(r)) = &mut flooder.msg {
-        r.interfaces = vec![HookInterface::PostRoomCreate as i32]; // never on the backend's path
-    }
-    tx.send(flooder).await.unwrap();
-    let mut down = AppRuntimeClient::new(h.channel().await)
-        .connect(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(matches!(
-        down.message().await.unwrap(),
-        Some(RuntimeMessage {
-            msg: Some(Down::Registered(_))
-        })
-    ));
+    let flooder = RawApp::register(
+        h.channel().await,
+        register("flooder", &[HookInterface::PostRoomCreate]), // never on the backend's path
+    )
+    .await
+    .unwrap();
+    let tx = flooder.sender();
     let flood = tokio::spawn(async move {
         for call_id in 0..100_000u64 {
-            let junk = AppMessage {
-                msg: Some(Msg::Result(HookResult {
-                    call_id: u64::MAX - call_id,
-                    result: None,
-                })),
-            };
-            if tx.send(junk).await.is_err() {
+            if tx.send(answer(u64::MAX - call_id, None)).await.is_err() {
                 break;
             }
         }
@@ -222,18 +170,14 @@ async fn an_instance_that_stops_answering_heartbeats_is_dropped() {
         c.heartbeat_timeout = Duration::from_millis(300);
     })
     .await;
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(register("mute")).await.unwrap();
-    let mut down = AppRuntimeClient::new(h.channel().await)
-        .connect(ReceiverStream::new(rx))
+    let mut mute = RawApp::register(h.channel().await, joiner("mute"))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
 
     let mut heartbeats = 0;
     let ended = within(async {
         loop {
-            match down.message().await {
+            match mute.message().await {
                 Ok(Some(RuntimeMessage {
                     msg: Some(Down::Heartbeat(_)),
                 })) => heartbeats += 1,
@@ -255,7 +199,7 @@ async fn an_instance_that_stops_answering_heartbeats_is_dropped() {
     );
     h.wait_for_apps("mute has no instance", |l| l.apps[0].instances.is_empty())
         .await;
-    drop(tx);
+    drop(mute);
 }
 
 #[tokio::test]
@@ -397,13 +341,11 @@ async fn apps_beyond_the_limit_are_refused_with_resource_exhausted() {
                 .build(),
         )
         .await;
-    let (tx, rx) = mpsc::channel(1);
-    tx.send(register("second")).await.unwrap();
 
-    let refused = AppRuntimeClient::new(h.channel().await)
-        .connect(ReceiverStream::new(rx))
+    let refused = RawApp::open(h.channel().await, registration(joiner("second")))
         .await
-        .unwrap_err();
+        .err()
+        .expect("the stream is refused");
 
     assert_eq!(refused.code(), Code::ResourceExhausted);
     assert!(

@@ -10,7 +10,11 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, user};
+use common::{
+    Harness,
+    raw::{RawApp, answer, registration},
+    user,
+};
 use futures_util::future::join_all;
 use proptest::{
     collection::vec,
@@ -23,11 +27,9 @@ use roomhooks_sdk::{
         AppError, AppMessage, HeartbeatAck, HookResult, PostEventAck, PostRoomCreateRequest,
         PreRoomCreateRequest, PreRoomUserJoinRequest, PreventDecision, Register, Room,
         RoomExtension, RoomModification, RoomUserJoined, RuntimeMessage, app_message::Msg,
-        app_runtime_client::AppRuntimeClient, hook_result, runtime_message::Msg as Down,
+        hook_result, runtime_message::Msg as Down,
     },
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 static APP_MESSAGES: AtomicUsize = AtomicUsize::new(0);
@@ -175,21 +177,17 @@ async fn run_case(
     BACKEND_CALLS.fetch_add(calls.len(), Ordering::Relaxed);
 
     // A well-formed registration first, so calls reach this app; then the arbitrary script.
-    let (up, rx) = mpsc::channel(256);
-    up.send(AppMessage {
-        msg: Some(Msg::Register(Register {
+    let mut app = RawApp::open(
+        h.channel().await,
+        registration(Register {
             app_id: "fuzz".into(),
             interfaces: (1..=10).collect(),
             ..Default::default()
-        })),
-    })
+        }),
+    )
     .await
-    .unwrap();
-    let mut down = AppRuntimeClient::new(h.channel().await)
-        .connect(ReceiverStream::new(rx))
-        .await
-        .expect("a valid registration is accepted")
-        .into_inner();
+    .expect("a valid registration is accepted");
+    let up = app.sender();
     for message in script {
         if up.send(message).await.is_err() {
             break;
@@ -197,21 +195,14 @@ async fn run_case(
     }
     let responder = tokio::spawn(async move {
         let mut answers = answers.into_iter().cycle();
-        while let Ok(Some(RuntimeMessage { msg: Some(msg) })) = down.message().await {
-            if let Down::Call(call) = msg {
-                let result = answers.next().flatten();
-                if up
-                    .send(AppMessage {
-                        msg: Some(Msg::Result(HookResult {
-                            call_id: call.call_id,
-                            result,
-                        })),
-                    })
+        while let Ok(Some(RuntimeMessage { msg: Some(msg) })) = app.message().await {
+            if let Down::Call(call) = msg
+                && up
+                    .send(answer(call.call_id, answers.next().flatten()))
                     .await
                     .is_err()
-                {
-                    break;
-                }
+            {
+                break;
             }
         }
     });

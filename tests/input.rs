@@ -3,19 +3,20 @@
 
 mod common;
 
-use common::{Harness, joining, stored_room, user, within};
+use common::{
+    Harness, joining,
+    raw::{BytesCodec, RawApp, register, registration},
+    stored_room, user, within,
+};
 use roomhooks_sdk::{
     App,
     proto::{
-        AppMessage, HookInterface, HookResult, OutcomeStatus, PostEventAck, PostRoomCreateRequest,
+        AppMessage, HookInterface, HookResult, OutcomeStatus, PostRoomCreateRequest,
         PostRoomUserJoinedRequest, PreRoomCreateRequest, PreRoomDeleteRequest,
         PreRoomUserJoinRequest, PreRoomUserLeaveRequest, Register, Room, RoomExtension, RoomType,
-        RoomUserJoined, RoomUserLeave, RuntimeMessage, app_message::Msg,
-        app_runtime_client::AppRuntimeClient, hook_result, runtime_message::Msg as Down,
+        RoomUserJoined, RoomUserLeave, app_message::Msg, hook_result,
     },
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status};
 
 fn expect_invalid(result: Result<impl std::fmt::Debug, Status>, field: &str) {
@@ -130,44 +131,15 @@ async fn every_malformed_backend_request_is_refused_naming_the_field() {
     );
 }
 
-/// A hand-written app speaking the raw protocol.
-struct RawApp {
-    up: mpsc::Sender<AppMessage>,
-    down: tonic::Streaming<RuntimeMessage>,
-}
-
-impl RawApp {
-    async fn connect(h: &Harness, first: AppMessage) -> Result<Self, Status> {
-        let (up, rx) = mpsc::channel(16);
-        up.send(first).await.unwrap();
-        let mut down = AppRuntimeClient::new(h.channel().await)
-            .connect(ReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        match down.message().await? {
-            Some(RuntimeMessage {
-                msg: Some(Down::Registered(_)),
-            }) => Ok(Self { up, down }),
-            other => panic!("expected Registered, got {other:?}"),
-        }
-    }
-
-    async fn send(&self, msg: Option<Msg>) {
-        self.up.send(AppMessage { msg }).await.unwrap();
-    }
-}
-
-fn register(app_id: &str, hooks: &[HookInterface]) -> AppMessage {
-    AppMessage {
-        msg: Some(Msg::Register(Register {
-            app_id: app_id.into(),
-            interfaces: hooks.iter().map(|h| *h as i32).collect(),
-            timeout: Some(prost_types::Duration {
-                seconds: 5,
-                nanos: 0,
-            }),
-            ..Default::default()
-        })),
+/// A registration for `hooks` that gives each call 5 s, so an answer that fails fast is told
+/// apart from one that timed out.
+fn patient(app_id: &str, hooks: &[HookInterface]) -> Register {
+    Register {
+        timeout: Some(prost_types::Duration {
+            seconds: 5,
+            nanos: 0,
+        }),
+        ..register(app_id, hooks)
     }
 }
 
@@ -180,7 +152,10 @@ async fn a_stream_must_start_with_a_valid_register() {
             result: None,
         })),
     };
-    let err = RawApp::connect(&h, result_first).await.err().unwrap();
+    let err = RawApp::connect(h.channel().await, result_first)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
         err.message().contains("must be Register"),
@@ -188,14 +163,15 @@ async fn a_stream_must_start_with_a_valid_register() {
         err.message()
     );
 
-    let unknown_hook = AppMessage {
-        msg: Some(Msg::Register(Register {
-            app_id: "x".into(),
-            interfaces: vec![42],
-            ..Default::default()
-        })),
+    let unknown_hook = Register {
+        app_id: "x".into(),
+        interfaces: vec![42],
+        ..Default::default()
     };
-    let err = RawApp::connect(&h, unknown_hook).await.err().unwrap();
+    let err = RawApp::register(h.channel().await, unknown_hook)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
         err.message().contains("Register.interfaces"),
@@ -203,8 +179,11 @@ async fn a_stream_must_start_with_a_valid_register() {
         err.message()
     );
 
-    let bad_id = register("no spaces allowed", &[HookInterface::PreRoomUserJoined]);
-    let err = RawApp::connect(&h, bad_id).await.err().unwrap();
+    let bad_id = patient("no spaces allowed", &[HookInterface::PreRoomUserJoined]);
+    let err = RawApp::register(h.channel().await, bad_id)
+        .await
+        .err()
+        .unwrap();
     assert!(
         err.message().contains("Register.app_id"),
         "{}",
@@ -217,11 +196,14 @@ async fn a_malformed_duration_in_register_is_invalid_argument() {
     let h = Harness::start().await;
     // Sign mismatch, nanos out of range either way: not a google.protobuf.Duration.
     for (seconds, nanos) in [(1, -500_000_000), (0, 1_000_000_000), (-1, 5)] {
-        let mut first = register("timed", &[HookInterface::PreRoomUserJoined]);
-        if let Some(Msg::Register(r)) = &mut first.msg {
-            r.timeout = Some(prost_types::Duration { seconds, nanos });
-        }
-        let err = RawApp::connect(&h, first).await.err().unwrap();
+        let first = Register {
+            timeout: Some(prost_types::Duration { seconds, nanos }),
+            ..patient("timed", &[HookInterface::PreRoomUserJoined])
+        };
+        let err = RawApp::register(h.channel().await, first)
+            .await
+            .err()
+            .unwrap();
         assert_eq!(
             err.code(),
             Code::InvalidArgument,
@@ -240,58 +222,13 @@ async fn a_malformed_duration_in_register_is_invalid_argument() {
 async fn raw_call(h: &Harness, method: &'static str, body: Vec<u8>) -> Status {
     let mut grpc = tonic::client::Grpc::new(h.channel().await);
     grpc.ready().await.expect("the channel is ready");
-    grpc.unary::<Vec<u8>, PreventResponseBytes, _>(
+    grpc.unary::<Vec<u8>, Vec<u8>, _>(
         tonic::Request::new(body),
         http::uri::PathAndQuery::from_static(method),
-        RawCodec,
+        BytesCodec,
     )
     .await
     .expect_err("the request is refused")
-}
-
-/// The answer of a raw call, never read: every raw call here is refused.
-#[derive(Debug)]
-struct PreventResponseBytes;
-
-/// Encodes a request as the bytes given; decodes nothing.
-#[derive(Clone, Copy)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = PreventResponseBytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> Self::Encoder {
-        *self
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        *self
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        buf: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), Status> {
-        bytes::BufMut::put_slice(buf, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = PreventResponseBytes;
-    type Error = Status;
-    fn decode(
-        &mut self,
-        _buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<PreventResponseBytes>, Status> {
-        Ok(Some(PreventResponseBytes))
-    }
 }
 
 /// A Struct nested `depth` objects deep.
@@ -434,24 +371,23 @@ async fn the_custom_fields_of_users_count_toward_the_custom_field_limit() {
 #[tokio::test]
 async fn a_misbehaving_app_is_ignored_and_a_wrong_kind_answer_fails_fast() {
     let h = Harness::start().await;
-    let mut raw = RawApp::connect(&h, register("garbage", &[HookInterface::PreRoomUserJoined]))
-        .await
-        .unwrap();
+    let mut raw = RawApp::register(
+        h.channel().await,
+        patient("garbage", &[HookInterface::PreRoomUserJoined]),
+    )
+    .await
+    .unwrap();
     // Noise that must be ignored: unknown call ids, empty messages, a second Register, stray acks.
     for call_id in 0..50 {
-        raw.send(Some(Msg::Result(HookResult {
-            call_id: 1_000_000 + call_id,
-            result: None,
-        })))
-        .await;
+        raw.answer(1_000_000 + call_id, None).await;
     }
-    raw.send(None).await;
-    raw.send(register("garbage", &[HookInterface::PreRoomUserJoined]).msg)
-        .await;
-    raw.send(Some(Msg::PostAck(PostEventAck {
-        event_id: "never-sent".into(),
-    })))
+    raw.send(AppMessage { msg: None }).await;
+    raw.send(registration(patient(
+        "garbage",
+        &[HookInterface::PreRoomUserJoined],
+    )))
     .await;
+    raw.ack("never-sent").await;
     let _good = h
         .app(
             App::builder("well-behaved")
@@ -469,20 +405,12 @@ async fn a_misbehaving_app_is_ignored_and_a_wrong_kind_answer_fails_fast() {
             })
             .await
     });
-    let hook_call = loop {
-        match within(raw.down.message()).await.unwrap() {
-            Some(RuntimeMessage {
-                msg: Some(Down::Call(call)),
-            }) => break call,
-            Some(_) => continue,
-            None => panic!("the sidecar closed a stream it should have kept"),
-        }
-    };
+    let hook_call = within(raw.next_call()).await;
     // Answer a veto hook with an extension: the wrong kind.
-    raw.send(Some(Msg::Result(HookResult {
-        call_id: hook_call.call_id,
-        result: Some(hook_result::Result::Extension(RoomExtension::default())),
-    })))
+    raw.answer(
+        hook_call.call_id,
+        Some(hook_result::Result::Extension(RoomExtension::default())),
+    )
     .await;
     let response = within(call).await.unwrap().unwrap();
 

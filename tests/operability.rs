@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, joining, new_room, stored_room, within};
+use common::{Harness, join_request, new_room, stored_room, within};
 use roomhooks_sdk::{
     App, RoomHooksClient, SdkError, Veto,
     proto::{
@@ -28,10 +28,7 @@ use tokio::{
 use tonic::Code;
 
 fn join() -> PreRoomUserJoinRequest {
-    PreRoomUserJoinRequest {
-        context: Some(joining("general", "olga")),
-        ..Default::default()
-    }
+    join_request("olga")
 }
 
 fn counting_joiner(app_id: &str, calls: &Arc<AtomicUsize>) -> App {

@@ -9,17 +9,17 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, joining, within};
+use common::{
+    Harness, joining,
+    raw::{RawApp, register},
+    within,
+};
 use futures_util::future::join_all;
 use roomhooks_sdk::{
     App,
-    proto::{
-        AppMessage, HookInterface, OutcomeStatus, PreRoomUserJoinRequest, Register,
-        app_message::Msg, app_runtime_client::AppRuntimeClient,
-    },
+    proto::{HookInterface, OutcomeStatus, PreRoomUserJoinRequest, Register},
 };
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 fn slow_joiner(instance: &str, seen: Arc<Mutex<HashMap<String, usize>>>) -> App {
     App::builder("shared")
@@ -68,38 +68,27 @@ async fn calls_are_shared_between_the_instances_of_an_app() {
     assert_eq!(listed.apps[0].instances.len(), 2);
 }
 
-async fn raw_register(h: &Harness, register: Register) -> Result<(), tonic::Status> {
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(AppMessage {
-        msg: Some(Msg::Register(register)),
-    })
-    .await
-    .unwrap();
-    let mut stream = AppRuntimeClient::new(h.channel().await)
-        .connect(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    stream.message().await?;
-    std::mem::forget(tx); // keep the stream open for the rest of the test
-    Ok(())
+/// Instance `instance_id` of app "shared", joining at `priority`.
+fn shared_instance(instance_id: &str, priority: i32) -> Register {
+    Register {
+        instance_id: instance_id.into(),
+        priority,
+        ..register("shared", &[HookInterface::PreRoomUserJoined])
+    }
 }
 
-fn register(instance_id: &str, priority: i32) -> Register {
-    Register {
-        app_id: "shared".into(),
-        instance_id: instance_id.into(),
-        interfaces: vec![HookInterface::PreRoomUserJoined as i32],
-        priority,
-        ..Default::default()
-    }
+/// Connects `register` by hand: the instance (its stream open while it lives), or the status it
+/// was refused with.
+async fn connect(h: &Harness, register: Register) -> Result<RawApp, tonic::Status> {
+    RawApp::register(h.channel().await, register).await
 }
 
 #[tokio::test]
 async fn an_instance_registering_differently_is_refused_with_what_differs() {
     let h = Harness::start().await;
-    raw_register(&h, register("one", 5)).await.unwrap();
+    let _one = connect(&h, shared_instance("one", 5)).await.unwrap();
 
-    let refused = raw_register(&h, register("two", 7)).await.unwrap_err();
+    let refused = connect(&h, shared_instance("two", 7)).await.err().unwrap();
 
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert!(
@@ -114,11 +103,11 @@ async fn an_instance_asking_for_another_timeout_is_refused_with_what_differs() {
     let h = Harness::start().await;
     let with_timeout = |instance_id: &str, seconds: i64| Register {
         timeout: Some(prost_types::Duration { seconds, nanos: 0 }),
-        ..register(instance_id, 5)
+        ..shared_instance(instance_id, 5)
     };
-    raw_register(&h, with_timeout("one", 2)).await.unwrap();
+    let _one = connect(&h, with_timeout("one", 2)).await.unwrap();
 
-    let refused = raw_register(&h, with_timeout("two", 3)).await.unwrap_err();
+    let refused = connect(&h, with_timeout("two", 3)).await.err().unwrap();
 
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert!(
@@ -131,9 +120,9 @@ async fn an_instance_asking_for_another_timeout_is_refused_with_what_differs() {
 #[tokio::test]
 async fn a_second_live_instance_with_the_same_instance_id_is_refused() {
     let h = Harness::start().await;
-    raw_register(&h, register("same", 0)).await.unwrap();
+    let _first = connect(&h, shared_instance("same", 0)).await.unwrap();
 
-    let refused = raw_register(&h, register("same", 0)).await.unwrap_err();
+    let refused = connect(&h, shared_instance("same", 0)).await.err().unwrap();
 
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert!(

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Harness, joining, within};
+use common::{Harness, join_request, within};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use roomhooks_sdk::{App, Connection, RoomHooksClient, proto::PreRoomUserJoinRequest};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
@@ -72,10 +72,7 @@ async fn mutual_tls_sidecar(pki: &Pki) -> (Harness, String) {
 }
 
 fn join() -> PreRoomUserJoinRequest {
-    PreRoomUserJoinRequest {
-        context: Some(joining("general", "vera")),
-        ..Default::default()
-    }
+    join_request("vera")
 }
 
 #[tokio::test]

@@ -83,6 +83,11 @@ pub struct BenchArgs {
     /// Instances of each app id in the memory measurement [default: 100; quick: 10].
     #[arg(long)]
     pub memory_instances: Option<usize>,
+
+    /// Also write the fan-out chart (sequential p50 by number of veto apps, the sidecar next to
+    /// the floor) as an SVG file here [default: no chart].
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 /// The roles the bench re-executes itself as.

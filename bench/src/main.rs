@@ -13,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod apps;
 mod calls;
+mod chart;
 mod child;
 mod cli;
 mod drive;

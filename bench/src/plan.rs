@@ -44,6 +44,8 @@ pub struct Plan {
     pub memory_instances: usize,
     /// Time given to a process to settle before its RSS is read.
     pub settle: Duration,
+    /// Where to write the fan-out chart, if anywhere.
+    pub svg: Option<PathBuf>,
 }
 
 impl Plan {
@@ -80,6 +82,7 @@ impl Plan {
                 Duration::from_millis(500),
                 Duration::from_millis(100),
             ),
+            svg: args.svg.clone(),
         })
     }
 

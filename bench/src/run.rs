@@ -3,6 +3,7 @@
 //! table.
 
 use crate::{
+    chart,
     cli::BenchArgs,
     error::Error,
     machine, memory,
@@ -127,5 +128,22 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     print!("{}", report::table(&plan, &summaries, &at_rest));
     println!();
     print!("{}", targets::render(&summaries, &at_rest, plan.in_flight));
+    if let Some(path) = &plan.svg {
+        let runs = format!(
+            "roomhooks-bench{}: medians of {} runs x {} sequential calls",
+            if plan.quick {
+                " --quick (counts too small to be measurements)"
+            } else {
+                ""
+            },
+            plan.runs,
+            plan.seq_calls
+        );
+        let machine = format!("{} cores, {}", machine::cores(), machine::cpu_model());
+        let doc = chart::svg(&chart::points(&summaries), &[&runs, &machine]);
+        std::fs::write(path, doc)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        eprintln!("chart: {}", path.display());
+    }
     Ok(())
 }

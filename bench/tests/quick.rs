@@ -161,3 +161,30 @@ fn quick_mode_runs_every_scenario_with_the_hops_pinned_to_their_own_cpu() {
     }
     every_row_positive(&run_quick(&sidecar, &["--pin"]));
 }
+
+#[test]
+fn quick_mode_with_svg_writes_the_fan_out_chart_with_a_point_per_plotted_row() {
+    let Some(sidecar) = sidecar_or_skip() else {
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("roomhooks-bench-{}.svg", std::process::id()));
+    let path_arg = path.to_str().expect("a UTF-8 temp path");
+
+    let text = run_quick(&sidecar, &["--svg", path_arg]);
+    let svg = std::fs::read_to_string(&path).expect("the chart was written");
+    let _ = std::fs::remove_file(&path);
+
+    every_row_positive(&text);
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    // The floor, the 1-, 3-, 4- and 16-app joins, and the 16 apps on one connection.
+    assert_eq!(svg.matches("<circle ").count(), 6, "{svg}");
+    for label in [
+        "floor: bare tonic relay",
+        "PreRoomUserJoin veto, 16 apps, one connection",
+    ] {
+        assert!(
+            svg.contains(&format!("<title>{label}: ")),
+            "{label} in {svg}"
+        );
+    }
+}

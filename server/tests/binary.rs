@@ -2,84 +2,35 @@
 //! reports the address it bound, serves the backend API, health and reflection (v1 and
 //! v1alpha), and stops cleanly on SIGTERM.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+mod common;
 
+use std::{process::Command, time::Duration};
+
+use common::{Binary, data_dir};
 use roomhooks::v1::{
     PreRoomUserJoinRequest, Room, RoomType, RoomUserJoined, User,
     room_hooks_client::RoomHooksClient,
 };
-use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-/// The child process, killed if a test fails before stopping it.
+/// The binary with a fresh data directory, removed when the test ends.
 struct Running {
-    child: Child,
-    addr: String,
-    /// The log lines written before the address.
-    log: Vec<String>,
+    binary: Binary,
     _data: tempfile::TempDir,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary with `args` and `env`, and reads the bound address from its JSON logs.
+/// Starts the binary with `args` and `env`, metrics on a free port, and waits until it logs the
+/// address it bound.
 fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
-        .args(args)
-        .args(["--log-format", "json", "--metrics-listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .envs(env.iter().copied())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the roomhooks binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("\"local_addr\":\"").nth(1) {
-                let addr = rest.split('"').next().unwrap_or_default().to_owned();
-                let _ = tx.send(Ok((addr, seen.clone())));
-            }
-            seen.push(line);
-        }
-        let _ = tx.send(Err(seen.join("\n")));
-    });
-    let (addr, log) = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(ready)) => ready,
-        Ok(Err(log)) => panic!("the binary exited before listening; its log:\n{log}"),
-        Err(_) => panic!("the binary did not log the address it listens on within 30 s"),
-    };
+    let (data, path) = data_dir();
+    let mut args = args.to_vec();
+    args.extend(["--metrics-listen", "127.0.0.1:0"]);
     Running {
-        child,
-        addr,
-        log,
+        binary: Binary::start_with_env(&args, &path, env),
         _data: data,
     }
-}
-
-async fn channel(addr: &str) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects to the binary")
 }
 
 fn join_request() -> PreRoomUserJoinRequest {
@@ -103,8 +54,9 @@ fn join_request() -> PreRoomUserJoinRequest {
 #[tokio::test]
 async fn the_binary_serves_the_backend_api_and_health_and_stops_on_sigterm() {
     let mut running = start(&["--listen", "127.0.0.1:0"], &[]);
-    assert!(running.addr.starts_with("127.0.0.1:"), "{}", running.addr);
-    let channel = channel(&running.addr).await;
+    let sidecar = &mut running.binary;
+    assert!(sidecar.addr.starts_with("127.0.0.1:"), "{}", sidecar.addr);
+    let channel = sidecar.channel().await;
 
     let verdict = RoomHooksClient::new(channel.clone())
         .pre_room_user_join(join_request())
@@ -131,26 +83,16 @@ async fn the_binary_serves_the_backend_api_and_health_and_stops_on_sigterm() {
         assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
     }
 
-    let pid = running.child.id().to_string();
-    let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(signalled.success());
-    let mut exit = None;
-    for _ in 0..300 {
-        if let Some(status) = running.child.try_wait().unwrap() {
-            exit = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let exit = exit.expect("the binary exits after SIGTERM");
+    sidecar.terminate();
+    let exit = sidecar.exited(Duration::from_secs(15)).await;
     assert!(exit.success(), "clean exit, got {exit:?}");
 }
 
 #[tokio::test]
 async fn the_listen_address_can_come_from_the_environment() {
     let running = start(&[], &[("ROOMHOOKS_LISTEN", "127.0.0.1:0")]);
-    assert!(running.addr.starts_with("127.0.0.1:"));
-    let verdict = RoomHooksClient::new(channel(&running.addr).await)
+    assert!(running.binary.addr.starts_with("127.0.0.1:"));
+    let verdict = RoomHooksClient::new(running.binary.channel().await)
         .pre_room_user_join(join_request())
         .await
         .unwrap()
@@ -163,7 +105,7 @@ async fn reflection_lists_the_services_over_v1_and_v1alpha() {
     use tonic_reflection::pb::{v1, v1alpha};
 
     let running = start(&["--listen", "127.0.0.1:0"], &[]);
-    let channel = channel(&running.addr).await;
+    let channel = running.binary.channel().await;
 
     let request = v1::ServerReflectionRequest {
         host: String::new(),
@@ -311,11 +253,11 @@ fn an_unknown_variable_is_logged_as_a_warning_naming_the_closest_one() {
         &["--listen", "127.0.0.1:0"],
         &[("ROOMHOOKS_HEARTBEAT_INTERVALL", "1s")],
     );
-    let warning = running
-        .log
+    let log = running.binary.startup_log();
+    let warning = log
         .iter()
         .find(|line| line.contains("ROOMHOOKS_HEARTBEAT_INTERVALL"))
-        .unwrap_or_else(|| panic!("no warning in {:#?}", running.log));
+        .unwrap_or_else(|| panic!("no warning in {log:#?}"));
     assert!(warning.contains("\"level\":\"WARN\""), "{warning}");
     assert!(
         warning.contains("did you mean `ROOMHOOKS_HEARTBEAT_INTERVAL`?"),
@@ -418,8 +360,8 @@ fn the_readme_lists_every_flag_of_help_with_the_same_default_and_no_other() {
 #[test]
 fn dependencies_log_only_warnings_by_default() {
     let running = start(&["--listen", "127.0.0.1:0"], &[]);
-    let chatty: Vec<&String> = running
-        .log
+    let log = running.binary.startup_log();
+    let chatty: Vec<&String> = log
         .iter()
         .filter(|line| !line.contains("\"target\":\"roomhooks"))
         .filter(|line| {

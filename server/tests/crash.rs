@@ -2,11 +2,11 @@
 //! restart it on the same address and data directory, and check that every event the backend got
 //! an OK for is delivered at least once, in order per backend lane, with nothing lost.
 
+mod common;
+
 use std::{
     collections::{HashMap, HashSet},
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use common::Binary;
 use roomhooks_sdk::{
     App, RoomHooksClient,
     proto::{PostRoomCreateRequest, Room, RoomType},
@@ -23,46 +24,14 @@ const LANES: usize = 8;
 const PER_LANE: usize = 1_250;
 const KILL_AFTER: usize = 3_000;
 
-struct Sidecar(Child);
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary and returns it with the address it bound.
-fn start(listen: &str, data: &Path) -> (Sidecar, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
-        .args([
-            "--listen",
-            listen,
-            "--metrics-listen",
-            "off",
-            "--log-format",
-            "json",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn,roomhooks_server::sidecar=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the roomhooks binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("\"local_addr\":\"").nth(1) {
-                let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the sidecar listens");
-    (Sidecar(child), addr)
+/// Starts the binary on `listen` with `data` as its store, logging only warnings and the line
+/// with the address it bound (10,000 events make for a long info log).
+fn start(listen: &str, data: &Path) -> Binary {
+    Binary::start_with_env(
+        &["--listen", listen],
+        data,
+        &[("RUST_LOG", "warn,roomhooks_server::sidecar=info")],
+    )
 }
 
 fn event(lane: usize, n: usize) -> PostRoomCreateRequest {
@@ -80,8 +49,8 @@ fn event(lane: usize, n: usize) -> PostRoomCreateRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_post_event_the_backend_got_an_ok_for_is_lost_when_the_sidecar_is_killed() {
     let data = tempfile::tempdir().unwrap();
-    let (first, addr) = start("127.0.0.1:0", data.path());
-    let endpoint = format!("http://{addr}");
+    let first = start("127.0.0.1:0", data.path());
+    let (addr, endpoint) = (first.addr.clone(), first.endpoint());
     let first = Arc::new(Mutex::new(Some(first)));
 
     // The app records every delivery, in arrival order.
@@ -103,7 +72,7 @@ async fn no_post_event_the_backend_got_an_ok_for_is_lost_when_the_sidecar_is_kil
     // Backend lanes: sequential within a lane, retrying an event until it gets an OK.
     let oks = Arc::new(AtomicUsize::new(0));
     let acked: Arc<Mutex<Vec<Vec<String>>>> = Arc::new(Mutex::new(vec![Vec::new(); LANES]));
-    let restarted = Arc::new(Mutex::new(None::<Sidecar>));
+    let restarted = Arc::new(Mutex::new(None::<Binary>));
     let killer = {
         let (oks, first, restarted, addr, data_path) = (
             Arc::clone(&oks),
@@ -116,11 +85,10 @@ async fn no_post_event_the_backend_got_an_ok_for_is_lost_when_the_sidecar_is_kil
             while oks.load(Ordering::SeqCst) < KILL_AFTER {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let mut child = first.lock().unwrap().take().unwrap();
-            child.0.kill().unwrap(); // SIGKILL: no shutdown, no flush
-            let _ = child.0.wait();
+            let mut sidecar = first.lock().unwrap().take().unwrap();
+            sidecar.kill(); // SIGKILL: no shutdown, no flush
             let killed_at = oks.load(Ordering::SeqCst);
-            let (again, _) = tokio::task::spawn_blocking(move || start(&addr, &data_path))
+            let again = tokio::task::spawn_blocking(move || start(&addr, &data_path))
                 .await
                 .unwrap();
             *restarted.lock().unwrap() = Some(again);

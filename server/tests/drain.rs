@@ -7,15 +7,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Binary, data_dir};
-use futures_util::StreamExt;
+use common::{
+    Binary, data_dir,
+    raw::{RawApp, answer, register, registration},
+};
 use roomhooks_sdk::{
     App, AppHandle, HookError, RoomHooksClient,
     proto::{
-        AppMessage, FailurePolicy, HookInterface, HookResult, OutcomeStatus, PostRoomCreateRequest,
-        PreRoomUserJoinRequest, PreventDecision, PreventionReason, Register, Room, RoomType,
-        RoomUserJoined, RuntimeMessage, User, app_message, app_runtime_client::AppRuntimeClient,
-        hook_result, runtime_message,
+        FailurePolicy, HookInterface, OutcomeStatus, PostRoomCreateRequest, PreRoomUserJoinRequest,
+        PreventDecision, PreventionReason, Room, RoomType, RoomUserJoined, User, hook_result,
+        runtime_message,
     },
 };
 use tokio::sync::{mpsc, watch};
@@ -245,26 +246,13 @@ async fn while_draining_health_is_not_serving_and_new_calls_and_registrations_ar
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("shutting down"), "{refused:?}");
 
-    let (tx, rx) = mpsc::channel(1);
-    tx.send(AppMessage {
-        msg: Some(app_message::Msg::Register(Register {
-            app_id: "late-app".into(),
-            interfaces: vec![HookInterface::PreRoomUserJoined as i32],
-            ..Default::default()
-        })),
-    })
+    let refused = RawApp::register(
+        fresh,
+        register("late-app", &[HookInterface::PreRoomUserJoined]),
+    )
     .await
-    .unwrap();
-    let registration = AppRuntimeClient::new(fresh)
-        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await;
-    let refused = match registration {
-        Err(status) => status,
-        Ok(response) => match response.into_inner().next().await {
-            Some(Err(status)) => status,
-            other => panic!("a registration during the drain is refused, got {other:?}"),
-        },
-    };
+    .err()
+    .expect("a registration during the drain is refused");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
 
     open.send_replace(true);
@@ -278,55 +266,37 @@ async fn while_draining_health_is_not_serving_and_new_calls_and_registrations_ar
 async fn an_app_stream_stays_open_through_the_drain_and_then_ends_cleanly_with_status_ok() {
     let (_dir, path) = data_dir();
     let mut sidecar = Binary::start(&["--drain-timeout", "5s"], &path);
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(AppMessage {
-        msg: Some(app_message::Msg::Register(Register {
-            app_id: "raw-app".into(),
-            interfaces: vec![HookInterface::PreRoomUserJoined as i32],
-            ..Default::default()
-        })),
-    })
+    // Heartbeats may come between the messages this test waits for: `next` skips them.
+    let mut app = RawApp::open(
+        sidecar.channel().await,
+        registration(register("raw-app", &[HookInterface::PreRoomUserJoined])),
+    )
     .await
-    .unwrap();
-    let mut stream = AppRuntimeClient::new(sidecar.channel().await)
-        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("the stream opens")
-        .into_inner();
-    // Heartbeats may come between the messages this test waits for.
-    let mut next = async || loop {
-        match stream.next().await {
-            Some(Ok(RuntimeMessage {
-                msg: Some(runtime_message::Msg::Heartbeat(_)),
-            })) => continue,
-            other => return other,
-        }
-    };
-    let first = within(next()).await.expect("a first message").unwrap();
+    .expect("the stream opens");
+    let first = within(app.next()).await.expect("a first message");
     assert!(
-        matches!(first.msg, Some(runtime_message::Msg::Registered(_))),
+        matches!(first, Some(runtime_message::Msg::Registered(_))),
         "{first:?}"
     );
 
     let client = backend(sidecar.channel().await);
     let call = tokio::spawn(async move { client.pre_room_user_join(join("ana")).await });
-    let call_id = match within(next()).await.expect("a hook call").unwrap().msg {
+    let call_id = match within(app.next()).await.expect("a hook call") {
         Some(runtime_message::Msg::Call(call)) => call.call_id,
         other => panic!("expected a HookCall, got {other:?}"),
     };
     sidecar.terminate();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    tx.send(AppMessage {
-        msg: Some(app_message::Msg::Result(HookResult {
+    app.sender()
+        .send(answer(
             call_id,
-            result: Some(hook_result::Result::Decision(PreventDecision {
+            Some(hook_result::Result::Decision(PreventDecision {
                 prevent: true,
                 message: "Not during maintenance.".into(),
             })),
-        })),
-    })
-    .await
-    .expect("the app can still answer after SIGTERM");
+        ))
+        .await
+        .expect("the app can still answer after SIGTERM");
     let verdict = within(call).await.unwrap().expect("the call is answered");
     assert_eq!(
         verdict.preventions.first().map(|p| p.message.as_str()),
@@ -334,12 +304,12 @@ async fn an_app_stream_stays_open_through_the_drain_and_then_ends_cleanly_with_s
         "the answer sent after SIGTERM counts: {verdict:?}"
     );
 
-    let end = within(next()).await;
+    let end = within(app.next()).await;
     assert!(
-        end.is_none(),
+        matches!(end, Ok(None)),
         "a clean end of stream (status OK), got {end:?}"
     );
-    drop(tx);
+    drop(app);
     let exit = sidecar.exited(Duration::from_secs(15)).await;
     assert!(exit.success(), "got {exit:?}");
 }

@@ -2,13 +2,15 @@
 //! real backend client, all over TCP.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::{future::Future, sync::Arc, time::Duration};
 
 use roomhooks_sdk::{
     App, AppHandle, RoomHooksClient,
     proto::{
-        AppOutcome, ListAppsRequest, ListAppsResponse, OutcomeStatus, PostRoomCreateRequest, Room,
-        RoomType, RoomUserJoined, User, admin_client::AdminClient,
+        AppOutcome, ListAppsRequest, ListAppsResponse, OutcomeStatus, PostRoomCreateRequest,
+        PreRoomUserJoinRequest, Room, RoomType, RoomUserJoined, User, admin_client::AdminClient,
     },
 };
 use roomhooks_server::{Config, Sidecar, config::MaybeAddr};
@@ -161,6 +163,14 @@ pub fn user(username: &str) -> User {
         id: format!("u-{username}"),
         username: username.into(),
         name: username.into(),
+        ..Default::default()
+    }
+}
+
+/// PreRoomUserJoin for `username` joining stored channel "general".
+pub fn join_request(username: &str) -> PreRoomUserJoinRequest {
+    PreRoomUserJoinRequest {
+        context: Some(joining("general", username)),
         ..Default::default()
     }
 }

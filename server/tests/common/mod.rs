@@ -1,7 +1,12 @@
 //! The released `roomhooks` binary as a child process, for the tests that need the real binary
 //! (signals, exit codes, restarts on one data directory): start it, read the address it bound
-//! from its JSON log, signal it, wait for it, and keep its log for assertions.
+//! from its JSON log, signal it, wait for it, and keep its log for assertions. Apps that speak
+//! the protocol by hand come from the workspace's shared helper, [`raw`].
 #![allow(dead_code)]
+
+/// The raw-protocol app and bytes codec the workspace's end-to-end tests share.
+#[path = "../../../tests/common/raw.rs"]
+pub mod raw;
 
 use std::{
     io::{BufRead, BufReader},
@@ -30,28 +35,33 @@ impl Drop for Binary {
 }
 
 impl Binary {
-    /// Starts the binary with `args` (logging JSON, metrics off unless `args` set them) and waits
-    /// until it logs the address it listens on.
+    /// Starts the binary with `args` (logging JSON; listening on a free port and with metrics
+    /// off unless `args` set them) and waits until it logs the address it listens on.
     pub fn start(args: &[&str], data_dir: &Path) -> Self {
         Self::start_with_env(args, data_dir, &[])
     }
 
-    /// As [`Binary::start`], with extra environment variables.
+    /// As [`Binary::start`], with extra environment variables (`RUST_LOG` among them sets the
+    /// log filter; without it the binary's default applies).
     pub fn start_with_env(args: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_roomhooks"));
         command.args(["--log-format", "json"]);
-        if !args.contains(&"--metrics-listen") {
+        // Defaults only for what neither a flag nor a variable sets.
+        let set = |flag: &str, variable: &str| {
+            args.contains(&flag) || env.iter().any(|(key, _)| *key == variable)
+        };
+        if !set("--metrics-listen", "ROOMHOOKS_METRICS_LISTEN") {
             command.args(["--metrics-listen", "off"]);
         }
-        if !args.contains(&"--listen") {
+        if !set("--listen", "ROOMHOOKS_LISTEN") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
         let mut child = command
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
-            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -72,7 +82,11 @@ impl Binary {
         });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
-            Err(_) => panic!(
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!(
+                "the binary exited before listening; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            ),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
                 "the binary did not log the address it listens on within 30 s; its log:\n{}",
                 log.lock().unwrap().join("\n")
             ),
@@ -101,6 +115,12 @@ impl Binary {
         assert!(signalled.is_ok_and(|s| s.success()), "kill -TERM {pid}");
     }
 
+    /// Sends SIGKILL and reaps the process: a crash, with no shutdown and no flush.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("the binary can be killed");
+        let _ = self.child.wait();
+    }
+
     /// Waits up to `within` for the process to exit.
     pub async fn exited(&mut self, within: Duration) -> ExitStatus {
         let started = std::time::Instant::now();
@@ -120,6 +140,14 @@ impl Binary {
     /// The log lines written so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The log lines written before the line that reports the address (the start-up lines).
+    pub fn startup_log(&self) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .take_while(|line| !line.contains("\"local_addr\":\""))
+            .collect()
     }
 
     /// The process id.
