@@ -291,6 +291,7 @@ mod tests {
             delivered_per_sec: None,
             peak_rss: None,
             is_sidecar: key != Key::Floor,
+            app_cpu_us_per_call: None,
         }
     }
 

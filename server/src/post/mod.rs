@@ -782,7 +782,7 @@ mod tests {
 
     /// A queue for `app` with `config`, with no store.
     fn queue_with(app: &str, config: PostConfig, tasks: &Tasks) -> Arc<PostQueue> {
-        PostQueue::spawn(
+        let queue = PostQueue::new(
             AppId::parse(app).expect("a valid app id"),
             config,
             None,
@@ -790,7 +790,9 @@ mod tests {
             &mut Recovery::default(),
             Arc::default(),
             tasks,
-        )
+        );
+        queue.start(tasks);
+        queue
     }
 
     fn event(id: &str) -> Arc<PostEventData> {
