@@ -7,10 +7,7 @@ mod common;
 use std::{process::Command, time::Duration};
 
 use common::{Binary, data_dir};
-use roomhooks::v1::{
-    PreRoomUserJoinRequest, Room, RoomType, RoomUserJoined, User,
-    room_hooks_client::RoomHooksClient,
-};
+use roomhooks::v1::room_hooks_client::RoomHooksClient;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -33,24 +30,6 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
     }
 }
 
-fn join_request() -> PreRoomUserJoinRequest {
-    PreRoomUserJoinRequest {
-        context: Some(RoomUserJoined {
-            room: Some(Room {
-                id: "general".into(),
-                r#type: RoomType::Channel as i32,
-                ..Default::default()
-            }),
-            joining_user: Some(User {
-                username: "ana".into(),
-                ..Default::default()
-            }),
-            inviter: None,
-        }),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn the_binary_serves_the_backend_api_and_health_and_stops_on_sigterm() {
     let mut running = start(&["--listen", "127.0.0.1:0"], &[]);
@@ -59,7 +38,7 @@ async fn the_binary_serves_the_backend_api_and_health_and_stops_on_sigterm() {
     let channel = sidecar.channel().await;
 
     let verdict = RoomHooksClient::new(channel.clone())
-        .pre_room_user_join(join_request())
+        .pre_room_user_join(common::join_request("ana"))
         .await
         .expect("PreRoomUserJoin answers")
         .into_inner();
@@ -93,7 +72,7 @@ async fn the_listen_address_can_come_from_the_environment() {
     let running = start(&[], &[("ROOMHOOKS_LISTEN", "127.0.0.1:0")]);
     assert!(running.binary.addr.starts_with("127.0.0.1:"));
     let verdict = RoomHooksClient::new(running.binary.channel().await)
-        .pre_room_user_join(join_request())
+        .pre_room_user_join(common::join_request("ana"))
         .await
         .unwrap()
         .into_inner();

@@ -8,15 +8,14 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Binary, data_dir,
+    Binary, data_dir, join_request,
     raw::{RawApp, answer, register, registration},
 };
 use roomhooks_sdk::{
     App, AppHandle, HookError, RoomHooksClient,
     proto::{
-        FailurePolicy, HookInterface, OutcomeStatus, PostRoomCreateRequest, PreRoomUserJoinRequest,
-        PreventDecision, PreventionReason, Room, RoomType, RoomUserJoined, User, hook_result,
-        runtime_message,
+        FailurePolicy, HookInterface, OutcomeStatus, PostRoomCreateRequest, PreventDecision,
+        PreventionReason, Room, RoomType, hook_result, runtime_message,
     },
 };
 use tokio::sync::{mpsc, watch};
@@ -30,24 +29,6 @@ async fn within<T>(fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), fut)
         .await
         .expect("the step finished within 30 s")
-}
-
-fn join(username: &str) -> PreRoomUserJoinRequest {
-    PreRoomUserJoinRequest {
-        context: Some(RoomUserJoined {
-            room: Some(Room {
-                id: "general".into(),
-                r#type: RoomType::Channel as i32,
-                ..Default::default()
-            }),
-            joining_user: Some(User {
-                username: username.into(),
-                ..Default::default()
-            }),
-            inviter: None,
-        }),
-        ..Default::default()
-    }
 }
 
 /// A join veto app that reports each call it gets, then waits for `release` to become true
@@ -111,7 +92,7 @@ async fn a_call_in_flight_at_sigterm_still_gets_its_apps_veto() {
     let _app = connected(app, &sidecar).await;
 
     let client = backend(sidecar.channel().await);
-    let call = tokio::spawn(async move { client.pre_room_user_join(join("troll")).await });
+    let call = tokio::spawn(async move { client.pre_room_user_join(join_request("troll")).await });
     within(calls.recv()).await.expect("the app got the call");
     sidecar.terminate();
     // The app answers 0.8 s after the signal, well within the drain timeout.
@@ -144,7 +125,7 @@ async fn a_call_still_running_when_the_drain_timeout_passes_gets_the_failure_pol
     let _app = connected(app, &sidecar).await;
 
     let client = backend(sidecar.channel().await);
-    let call = tokio::spawn(async move { client.pre_room_user_join(join("ana")).await });
+    let call = tokio::spawn(async move { client.pre_room_user_join(join_request("ana")).await });
     within(calls.recv()).await.expect("the app got the call");
     sidecar.terminate();
 
@@ -195,7 +176,7 @@ async fn while_draining_health_is_not_serving_and_new_calls_and_registrations_ar
     let client = backend(sidecar.channel().await);
     let held = tokio::spawn({
         let client = client.clone();
-        async move { client.pre_room_user_join(join("ana")).await }
+        async move { client.pre_room_user_join(join_request("ana")).await }
     });
     within(calls.recv()).await.expect("the app got the call");
     sidecar.terminate();
@@ -240,7 +221,7 @@ async fn while_draining_health_is_not_serving_and_new_calls_and_registrations_ar
     );
 
     let refused = backend(fresh.clone())
-        .pre_room_user_join(join("bo"))
+        .pre_room_user_join(join_request("bo"))
         .await
         .expect_err("a new backend call is refused");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
@@ -280,7 +261,7 @@ async fn an_app_stream_stays_open_through_the_drain_and_then_ends_cleanly_with_s
     );
 
     let client = backend(sidecar.channel().await);
-    let call = tokio::spawn(async move { client.pre_room_user_join(join("ana")).await });
+    let call = tokio::spawn(async move { client.pre_room_user_join(join_request("ana")).await });
     let call_id = match within(app.next()).await.expect("a hook call") {
         Some(runtime_message::Msg::Call(call)) => call.call_id,
         other => panic!("expected a HookCall, got {other:?}"),

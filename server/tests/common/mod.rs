@@ -212,3 +212,23 @@ pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().to_path_buf();
     (dir, path)
 }
+
+/// A PreRoomUserJoin of `username` into the stored channel "general".
+pub fn join_request(username: &str) -> roomhooks::v1::PreRoomUserJoinRequest {
+    use roomhooks::v1::{PreRoomUserJoinRequest, Room, RoomType, RoomUserJoined, User};
+    PreRoomUserJoinRequest {
+        context: Some(RoomUserJoined {
+            room: Some(Room {
+                id: "general".into(),
+                r#type: RoomType::Channel as i32,
+                ..Default::default()
+            }),
+            joining_user: Some(User {
+                username: username.into(),
+                ..Default::default()
+            }),
+            inviter: None,
+        }),
+        ..Default::default()
+    }
+}
