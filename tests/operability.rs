@@ -52,19 +52,21 @@ async fn set_enabled(h: &Harness, app_id: &str, enabled: bool) -> Result<(), ton
         .map(|_| ())
 }
 
-#[tokio::test]
-async fn an_essential_app_that_never_connected_prevents_its_hooks() {
+/// A sidecar where app "compliance" (never connected) is essential for PreRoomCreatePrevent,
+/// with `settings` for the rest of its table; returns it with the answer to one creation.
+async fn create_with_absent_compliance_app(
+    settings: AppSettings,
+) -> (Harness, roomhooks_sdk::proto::PreRoomCreateResponse) {
     let h = Harness::start_with(|c| {
         c.apps.insert(
             "compliance".into(),
             AppSettings {
                 essential_hooks: vec![Hook::PreRoomCreatePrevent],
-                ..Default::default()
+                ..settings
             },
         );
     })
     .await;
-
     let response = h
         .backend()
         .await
@@ -74,6 +76,12 @@ async fn an_essential_app_that_never_connected_prevents_its_hooks() {
         })
         .await
         .unwrap();
+    (h, response)
+}
+
+#[tokio::test]
+async fn an_essential_app_that_never_connected_prevents_its_hooks() {
+    let (h, response) = create_with_absent_compliance_app(AppSettings::default()).await;
 
     assert!(!response.allowed);
     let prevention = &response.preventions[0];
@@ -93,27 +101,11 @@ async fn an_essential_app_that_never_connected_prevents_its_hooks() {
 
 #[tokio::test]
 async fn an_operator_message_replaces_the_default_unavailable_message() {
-    let h = Harness::start_with(|c| {
-        c.apps.insert(
-            "compliance".into(),
-            AppSettings {
-                essential_hooks: vec![Hook::PreRoomCreatePrevent],
-                unavailable_message: Some("Room creation is paused for maintenance.".into()),
-                ..Default::default()
-            },
-        );
+    let (_h, response) = create_with_absent_compliance_app(AppSettings {
+        unavailable_message: Some("Room creation is paused for maintenance.".into()),
+        ..Default::default()
     })
     .await;
-
-    let response = h
-        .backend()
-        .await
-        .pre_room_create(PreRoomCreateRequest {
-            room: Some(new_room("anything", RoomType::Channel)),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
 
     assert_eq!(
         response.preventions[0].message,
