@@ -203,6 +203,8 @@ pub mod heading {
     pub const SECURITY: &str = "Security";
     /// Logs and traces.
     pub const OBSERVABILITY: &str = "Observability";
+    /// Cluster mode on NATS JetStream (`[cluster]` in the file).
+    pub const CLUSTER: &str = "Cluster (NATS JetStream)";
 }
 
 /// One setting: everything the flag, the variable, the file key, `--help` and the defaults are
@@ -383,6 +385,95 @@ settings! {
 
     OBSERVABILITY value log_format: LogFormat = "pretty", parsed::<LogFormat>,
         "Log format, pretty or json (on stderr; the level comes from RUST_LOG)";
+
+    #[serde(skip_serializing_if = "Option::is_none")]
+    CLUSTER value cluster_url: Option<String> = "", optional(text),
+        "NATS servers for cluster mode, comma-separated (nats://host:4222,...); unset: one sidecar with its own store";
+    CLUSTER value cluster_name: String = "roomhooks", cluster_name,
+        "Prefix of every NATS subject, stream, consumer and bucket, so two clusters can share one NATS";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    CLUSTER value sidecar_id: Option<String> = "", optional(sidecar_id),
+        "This sidecar's id, unique in the cluster (unset: <hostname>-<listen port>)";
+    CLUSTER value cluster_replicas: usize = "1", count::<usize>,
+        "Replicas of the cluster's streams and buckets (3 on a 3-node NATS)";
+    CLUSTER value cluster_wait: ClusterWait = "30s", parsed::<ClusterWait>,
+        "How long start-up waits for NATS before it fails, or forever";
+    #[serde(with = "humantime_serde")]
+    CLUSTER value cluster_member_ttl: Duration = "10s", duration,
+        "A sidecar that stops heartbeating is forgotten (with its instances) after this long";
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::apps::settings::redact")]
+    CLUSTER value cluster_token: Option<String> = "", optional(text),
+        "NATS token";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    CLUSTER value cluster_user: Option<String> = "", optional(text),
+        "NATS user (with --cluster-password)";
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::apps::settings::redact")]
+    CLUSTER value cluster_password: Option<String> = "", optional(text),
+        "NATS password of --cluster-user";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    CLUSTER value cluster_creds: Option<PathBuf> = "", optional(path),
+        "NATS .creds file (JWT and NKey seed)";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    CLUSTER value cluster_tls_ca: Option<PathBuf> = "", optional(path),
+        "PEM CA bundle that signs the NATS servers' certificates (requires TLS)";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    CLUSTER value cluster_tls_cert: Option<PathBuf> = "", optional(path),
+        "PEM client certificate for NATS (with --cluster-tls-key)";
+    #[serde(skip_serializing_if = "Option::is_none")]
+    CLUSTER value cluster_tls_key: Option<PathBuf> = "", optional(path),
+        "PEM private key of --cluster-tls-cert";
+}
+
+/// The cluster's name, which prefixes NATS subjects, streams, consumers and buckets: subject
+/// tokens, stream and bucket names all take `A-Z a-z 0-9 _ -`.
+fn cluster_name(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.len() > 32 {
+        return Err("expected 1 to 32 characters".into());
+    }
+    match raw
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+    {
+        Some(bad) => Err(format!("holds {bad:?}; use only A-Z a-z 0-9 _ -")),
+        None => Ok(raw.to_owned()),
+    }
+}
+
+/// A sidecar id: the alphabet of app ids (`A-Z a-z 0-9 . _ -`), up to 128 bytes.
+fn sidecar_id(raw: &str) -> Result<String, String> {
+    crate::ids::AppId::parse(raw)
+        .map(|id| id.as_str().to_owned())
+        .map_err(|e| format!("the sidecar id {e}"))
+}
+
+/// How long start-up waits for NATS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterWait {
+    /// Fail the start after this long without a connection.
+    Bounded(Duration),
+    /// Keep retrying (not ready meanwhile).
+    Forever,
+}
+
+impl FromStr for ClusterWait {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "forever" => Ok(ClusterWait::Forever),
+            raw => duration(raw)
+                .map(ClusterWait::Bounded)
+                .map_err(|_| r#"expected a duration like "30s", or forever"#.to_owned()),
+        }
+    }
+}
+
+impl Serialize for ClusterWait {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ClusterWait::Bounded(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            ClusterWait::Forever => s.serialize_str("forever"),
+        }
+    }
 }
 
 /// The variable of `--config`.
@@ -640,6 +731,9 @@ impl Config {
                 "is empty; remove it to run without a backend token",
             );
         }
+        if self.cluster_url.is_some() {
+            self.validate_cluster()?;
+        }
         for (app_id, app) in &self.apps {
             if let Err(e) = crate::ids::AppId::parse(app_id) {
                 return bad(format!("apps.{app_id}"), format!("the app id {e}"));
@@ -658,6 +752,39 @@ impl Config {
                     format!("{h} is essential but not in allowed_hooks"),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// The cluster settings that cannot work together.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let urls = self.cluster_url.as_deref().unwrap_or_default();
+        if urls.split(',').any(|url| url.trim().is_empty()) {
+            return bad(
+                "cluster_url",
+                "lists an empty address; write nats://host:4222[,nats://host2:4222]",
+            );
+        }
+        if self.cluster_replicas == 0 || self.cluster_replicas > 5 {
+            return bad("cluster_replicas", "must be 1 to 5 (JetStream's limit)");
+        }
+        if self.cluster_member_ttl < Duration::from_secs(2) {
+            return bad(
+                "cluster_member_ttl",
+                "must be at least 2s (a sidecar heartbeats every quarter of it)",
+            );
+        }
+        if self.cluster_user.is_some() != self.cluster_password.is_some() {
+            return bad(
+                "cluster_user",
+                "cluster_user and cluster_password go together: set both or neither",
+            );
+        }
+        if self.cluster_tls_cert.is_some() != self.cluster_tls_key.is_some() {
+            return bad(
+                "cluster_tls_cert",
+                "cluster_tls_cert and cluster_tls_key go together: set both or neither",
+            );
         }
         Ok(())
     }

@@ -8,6 +8,8 @@
 //! - `apps` — the registry of apps and their instances (the app streams), specs, settings, stats;
 //! - `post` — accepting post events, each app's queue and delivery, recovery at start;
 //! - `store` — the embedded journal (fjall) post events are written to;
+//! - `cluster` — cluster mode on NATS JetStream: membership, the shared registry, forwarded
+//!   calls;
 //! - `lifecycle` — the shutdown drain and the owner of background tasks;
 //! - `ops` — metrics, logging, OpenTelemetry; [`config`] — the settings; [`sidecar`] assembles it
 //!   all.
@@ -16,6 +18,7 @@
 //! the settings types, [`hook::Hook`], and the log formatting of [`ops`].
 
 pub(crate) mod apps;
+pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod dispatch;
 pub(crate) mod edge;

@@ -58,6 +58,16 @@ impl SharedCall {
         )
     }
 
+    /// Shared fields encoded elsewhere (a call forwarded by another sidecar).
+    pub fn from_encoded(bytes: Bytes) -> Self {
+        SharedCall(bytes)
+    }
+
+    /// The encoded shared fields.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
     /// Writes the fields in field-number order, as prost would for the whole `HookCall`.
     fn build(
         payload_len: usize,

@@ -24,6 +24,7 @@ use crate::{
     apps::settings::AppSettings,
     apps::spec::{AppSpec, FailurePolicy, TimeoutLimits},
     apps::stats::AppStats,
+    cluster::directory::{ClusterView, RemoteInstance},
     dispatch::alarm::Alarm,
     hook::Hook,
     hook::RoomTypeSet,
@@ -48,6 +49,8 @@ pub struct AppView {
     pub enabled: bool,
     /// Its live statistics.
     pub stats: Arc<AppStats>,
+    /// In cluster mode, its live instances at other sidecars.
+    pub remote: Arc<[RemoteInstance]>,
 }
 
 impl AppView {
@@ -181,6 +184,8 @@ struct AppEntry {
     stats: Arc<AppStats>,
     /// Since when the app has had no instance (`None` while one is connected).
     idle_since: Option<SystemTime>,
+    /// In cluster mode, its live instances at other sidecars.
+    remote: Arc<[RemoteInstance]>,
 }
 
 impl AppEntry {
@@ -348,9 +353,84 @@ impl Registry {
             enabled,
             stats,
             idle_since,
+            remote: Arc::from([]),
         };
         entry.posts.set_instances(entry.post_targets());
         entry
+    }
+
+    /// Takes in the cluster's view of the apps: the instances other sidecars hold, the enabled
+    /// flag operators set anywhere, and apps declared elsewhere that this sidecar has not seen
+    /// (known from now on, so a FAIL app connected only elsewhere protects calls here). An app
+    /// with no live instance here takes the declared spec.
+    pub fn sync_cluster(&self, view: ClusterView) {
+        let mut entries = self.lock();
+        let mut changed = false;
+        let mut fresh = Vec::new();
+        for (app_id, app) in view {
+            let remote: Arc<[RemoteInstance]> = app.remote.into();
+            match entries.get_mut(&app_id) {
+                Some(entry) => {
+                    if entry.remote != remote {
+                        entry.remote = remote;
+                        changed = true;
+                    }
+                    if let Some(declaration) = &app.declaration {
+                        if entry.enabled != declaration.enabled {
+                            entry.enabled = declaration.enabled;
+                            entry.posts.set_instances(entry.post_targets());
+                            changed = true;
+                        }
+                        if !entry.instances.iter().any(|i| i.is_live()) {
+                            let spec = self.with_settings(declaration.spec(app_id.clone()));
+                            if spec.differences(&entry.spec).is_some() {
+                                entry.spec = Arc::new(spec);
+                                entry.version = declaration.version.clone();
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let Some(declaration) = app.declaration else {
+                        continue;
+                    };
+                    if entries.len() >= self.capacity.max_apps {
+                        continue;
+                    }
+                    let spec = self.with_settings(declaration.spec(app_id.clone()));
+                    let mut entry = self.new_entry(
+                        spec,
+                        Vec::new(),
+                        declaration.version.clone(),
+                        &mut Recovery::default(),
+                    );
+                    entry.enabled = declaration.enabled;
+                    entry.remote = remote;
+                    entry.posts.set_instances(entry.post_targets());
+                    fresh.push(Arc::clone(&entry.posts));
+                    entries.insert(app_id, entry);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.publish(&entries);
+        }
+        drop(entries);
+        // Delivery starts once the lock is released: no task is spawned under it.
+        for queue in fresh {
+            queue.start(&self.tasks);
+        }
+    }
+
+    /// `spec` with the operator's essential hooks and message for its app.
+    fn with_settings(&self, mut spec: AppSpec) -> AppSpec {
+        if let Some(settings) = self.settings.get(&spec.app_id) {
+            spec.essential = settings.essential();
+            spec.unavailable_message = settings.unavailable_message();
+        }
+        spec
     }
 
     /// Enables or disables an app; returns false when the app is unknown.
@@ -417,7 +497,8 @@ impl Registry {
         let posts = match entries.get_mut(&app_id) {
             Some(entry) => {
                 entry.instances.retain(|i| i.is_live());
-                if !entry.instances.is_empty() {
+                // In cluster mode, instances at other sidecars count as live instances too.
+                if !entry.instances.is_empty() || !entry.remote.is_empty() {
                     if let Some(diff) = spec.differences(&entry.spec) {
                         return Err(AdmitError::Mismatch { app_id, diff });
                     }
@@ -500,6 +581,7 @@ impl Registry {
                 // The operator declared it (FAIL and essential apps among them): it stays.
                 let protected = self.settings.contains_key(*app_id);
                 let quiet = entry.instances.iter().all(|i| !i.is_live())
+                    && entry.remote.is_empty()
                     && entry.posts.is_empty()
                     && entry.posts.dead_count() == 0;
                 let long_enough = entry
@@ -569,6 +651,7 @@ impl Registry {
                     version: e.version.clone(),
                     enabled: e.enabled,
                     stats: Arc::clone(&e.stats),
+                    remote: Arc::clone(&e.remote),
                 })
             })
             .collect();

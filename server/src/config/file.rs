@@ -90,11 +90,19 @@ pub(super) fn read_file(path: &Path, text: &str, config: &mut Config, loading: &
             return;
         }
     };
-    let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).chain(["apps"]).collect();
+    let keys: Vec<&str> = SETTINGS
+        .iter()
+        .map(|s| s.key)
+        .chain(["apps", "cluster"])
+        .collect();
     for (key, value) in table.get_ref().iter() {
         let name = key.get_ref().as_ref();
         if name == "apps" {
             read_apps(&source, value, config, loading);
+            continue;
+        }
+        if name == "cluster" {
+            read_cluster(&source, value, config, loading);
             continue;
         }
         let Some(setting) = Setting::named(name) else {
@@ -113,6 +121,54 @@ pub(super) fn read_file(path: &Path, text: &str, config: &mut Config, loading: &
                     "expected a single value, not {}",
                     value.get_ref().type_str()
                 ),
+            )),
+        }
+    }
+}
+
+/// Reads the `[cluster]` table: `url` is `cluster_url`, `replicas` is `cluster_replicas`, …,
+/// and `sidecar_id` is itself (each key names a setting of the cluster heading).
+fn read_cluster(
+    source: &Source<'_>,
+    cluster: &Spanned<DeValue<'_>>,
+    config: &mut Config,
+    loading: &mut Loading,
+) {
+    let Some(entries) = cluster.get_ref().as_table() else {
+        loading.errors.push(ConfigError::at(
+            "cluster",
+            source.origin("cluster", cluster),
+            "expected a table [cluster] (url = \"nats://…\", name, sidecar_id, replicas, …)",
+        ));
+        return;
+    };
+    let in_cluster = |s: &&Setting| s.heading == super::heading::CLUSTER;
+    let known: Vec<&str> = SETTINGS
+        .iter()
+        .filter(in_cluster)
+        .map(|s| s.key.strip_prefix("cluster_").unwrap_or(s.key))
+        .collect();
+    for (key, value) in entries.iter() {
+        let name = key.get_ref().as_ref();
+        let full = format!("cluster.{name}");
+        let setting = Setting::named(&format!("cluster_{name}"))
+            .or_else(|| Setting::named(name))
+            .filter(|s| in_cluster(s));
+        let Some(setting) = setting else {
+            loading.errors.push(source.unknown(
+                key,
+                &format!("{full} is not a cluster setting"),
+                &known,
+            ));
+            continue;
+        };
+        let origin = source.origin(&full, value);
+        match scalar(value.get_ref()) {
+            Some(raw) => loading.apply(config, setting, &raw, origin),
+            None => loading.errors.push(ConfigError::at(
+                full,
+                origin,
+                "expected a single value".to_owned(),
             )),
         }
     }

@@ -11,6 +11,7 @@ use crate::{
     apps::frame::SharedCall,
     apps::instance::{CallEnd, SendError},
     apps::registry::{AppView, Registry},
+    cluster::forward::Forwarder,
     edge::deadline::CallContext,
     hook::{Hook, Stage},
     ids::InstanceId,
@@ -74,6 +75,9 @@ impl std::fmt::Display for Failure {
 pub struct CallMeta {
     /// The instance that answered (or was last tried).
     pub instance: Option<InstanceId>,
+    /// In cluster mode, the sidecar of that instance (this one, or the one the call was
+    /// forwarded to).
+    pub sidecar: Option<Arc<str>>,
     /// From the first send to the end.
     pub elapsed: Duration,
 }
@@ -89,7 +93,8 @@ pub struct Answer {
 
 /// Calls one app with `call` (the fan-out's payload, encoded once) and waits for its answer.
 /// When every instance in `app` was tried, the registry's current view is consulted for
-/// instances that connected since.
+/// instances that connected since. In cluster mode (`forward`), an app with no live instance
+/// here but some at other sidecars is called there.
 pub async fn call_app(
     registry: &Registry,
     limits: &CallLimits,
@@ -97,12 +102,15 @@ pub async fn call_app(
     hook: Hook,
     call: &SharedCall,
     ctx: &CallContext,
+    forward: Option<&Forwarder>,
 ) -> Answer {
     let started = Instant::now();
     let deadline = ctx.deadline.min(started + app.spec.timeout);
     let mut tried: Vec<InstanceId> = Vec::new();
+    let here = forward.map(|f| Arc::clone(f.here()));
     let end = |instance: Option<InstanceId>, result| Answer {
         meta: CallMeta {
+            sidecar: instance.as_ref().and(here.clone()),
             instance,
             elapsed: started.elapsed(),
         },
@@ -115,6 +123,20 @@ pub async fn call_app(
                 "the app is disabled by an operator (Admin.SetAppEnabled)".into(),
             )),
         );
+    }
+    if let Some(forward) = forward
+        && !app.remote.is_empty()
+        && !app.instances.iter().any(|i| i.is_live())
+    {
+        let forwarded = forward.call(&app.spec.app_id, hook, call, deadline).await;
+        return Answer {
+            meta: CallMeta {
+                instance: forwarded.instance,
+                sidecar: forwarded.sidecar,
+                elapsed: started.elapsed(),
+            },
+            result: forwarded.result.and_then(|result| check_kind(hook, result)),
+        };
     }
     loop {
         if registry.is_closing() {

@@ -23,6 +23,7 @@ use crate::{
         frame::SharedCall,
         registry::{AppView, Registry, Snapshot},
     },
+    cluster::forward::Forwarder,
     dispatch::{
         call::{Answer, CallLimits, Failure, Reply, call_app},
         verdict::Verdict,
@@ -36,12 +37,19 @@ use crate::{
 pub struct Dispatcher {
     registry: Arc<Registry>,
     limits: CallLimits,
+    /// In cluster mode, calls apps whose instances are at other sidecars.
+    forward: Option<Forwarder>,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `registry`.
-    pub fn new(registry: Arc<Registry>, limits: CallLimits) -> Self {
-        Self { registry, limits }
+    /// A dispatcher over `registry`; with `forward`, apps with instances only at other
+    /// sidecars are called there.
+    pub fn new(registry: Arc<Registry>, limits: CallLimits, forward: Option<Forwarder>) -> Self {
+        Self {
+            registry,
+            limits,
+            forward,
+        }
     }
 
     /// PreRoomCreate: Prevent, then Extend, then Modify. Returns the verdict and the final room.
@@ -82,6 +90,7 @@ impl Dispatcher {
         Pipeline {
             registry: &self.registry,
             limits: &self.limits,
+            forward: self.forward.as_ref(),
             snapshot: self.registry.snapshot(),
             ctx,
             verdict: Verdict::default(),
@@ -94,6 +103,7 @@ impl Dispatcher {
 struct Pipeline<'a> {
     registry: &'a Registry,
     limits: &'a CallLimits,
+    forward: Option<&'a Forwarder>,
     snapshot: Arc<Snapshot>,
     ctx: &'a CallContext,
     verdict: Verdict,
@@ -115,9 +125,17 @@ impl Pipeline<'_> {
 
     /// Calls one app and waits for its answer.
     async fn call(&self, app: &AppView, hook: Hook, shared: &SharedCall) -> Answer {
-        call_app(self.registry, self.limits, app, hook, shared, self.ctx)
-            .instrument(app_span(app, hook))
-            .await
+        call_app(
+            self.registry,
+            self.limits,
+            app,
+            hook,
+            shared,
+            self.ctx,
+            self.forward,
+        )
+        .instrument(app_span(app, hook))
+        .await
     }
 
     /// Calls every app of one stage at once; the answers come back in `apps`' order.

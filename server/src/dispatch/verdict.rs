@@ -65,6 +65,7 @@ impl Verdict {
             status: status as i32,
             duration_us: u64::try_from(meta.elapsed.as_micros()).unwrap_or(u64::MAX),
             detail,
+            sidecar_id: meta.sidecar.as_deref().unwrap_or_default().to_owned(),
         });
     }
 

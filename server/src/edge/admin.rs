@@ -4,14 +4,16 @@ use std::sync::{Arc, atomic::Ordering};
 
 use roomhooks::v1::{
     AppInfo, DeadLetter, HookStats, InstanceInfo, ListAppsRequest, ListAppsResponse,
-    ListDeadLettersRequest, ListDeadLettersResponse, OutcomeStatus, RemoveAppRequest,
-    RemoveAppResponse, RetryDeadLettersRequest, RetryDeadLettersResponse, SetAppEnabledRequest,
-    SetAppEnabledResponse, admin_server::Admin,
+    ListDeadLettersRequest, ListDeadLettersResponse, ListSidecarsRequest, ListSidecarsResponse,
+    OutcomeStatus, RemoveAppRequest, RemoveAppResponse, RetryDeadLettersRequest,
+    RetryDeadLettersResponse, SetAppEnabledRequest, SetAppEnabledResponse, SidecarInfo,
+    admin_server::Admin,
 };
 use tonic::{Request, Response, Status};
 
 use crate::{
     apps::registry::{AppView, Registry},
+    cluster::{ClusterError, Link, members::ServedInstance},
     hook::Hook,
     ids::{AppId, EventId},
 };
@@ -46,15 +48,52 @@ fn parse_app_id(raw: &str) -> Result<AppId, Status> {
     AppId::parse(raw).map_err(|e| Status::invalid_argument(format!("app_id {e}")))
 }
 
+/// Cluster-mode failures, as the operator sees them.
+fn cluster_status(err: ClusterError) -> Status {
+    Status::unavailable(format!(
+        "cluster mode: {err}; the change was not made everywhere, retry once NATS is reachable"
+    ))
+}
+
+/// A Unix-ms time as a protobuf timestamp.
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// An instance at another sidecar, as `ListApps` shows it (its load is that sidecar's to know).
+fn remote_instance(sidecar_id: &str, i: &ServedInstance) -> InstanceInfo {
+    InstanceInfo {
+        instance_id: i.instance_id.clone(),
+        version: i.version.clone(),
+        peer_address: i.peer.clone(),
+        connected_since: Some(timestamp(i.connected_at_ms)),
+        sidecar_id: sidecar_id.to_owned(),
+        ..InstanceInfo::default()
+    }
+}
+
 /// Serves `roomhooks.v1.Admin`.
 pub struct AdminService {
     registry: Arc<Registry>,
+    /// Cluster mode: the cluster view, and changes that apply everywhere.
+    link: Option<Link>,
 }
 
 impl AdminService {
-    /// An admin service over `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    /// An admin service over `registry`; in cluster mode (`link`) over the whole cluster.
+    pub fn new(registry: Arc<Registry>, link: Option<Link>) -> Self {
+        Self { registry, link }
+    }
+
+    /// This sidecar's id in the cluster (empty on a single sidecar).
+    fn here(&self) -> String {
+        self.link
+            .as_ref()
+            .map(|l| l.cluster.sidecar_id().to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -65,13 +104,18 @@ impl Admin for AdminService {
         _request: Request<ListAppsRequest>,
     ) -> Result<Response<ListAppsResponse>, Status> {
         let snapshot = self.registry.snapshot();
+        let here = self.here();
         let apps = snapshot
             .apps()
             .iter()
             .map(|app| {
                 let spec = &app.spec;
-                let mut versions: Vec<String> =
-                    app.instances.iter().map(|i| i.version.clone()).collect();
+                let mut versions: Vec<String> = app
+                    .instances
+                    .iter()
+                    .map(|i| i.version.clone())
+                    .chain(app.remote.iter().map(|r| r.instance.version.clone()))
+                    .collect();
                 if versions.is_empty() {
                     versions.push(app.version.clone());
                 }
@@ -97,7 +141,13 @@ impl Admin for AdminService {
                             calls_in_flight: i.in_flight(),
                             consecutive_timeouts: i.consecutive_timeouts(),
                             ejected_until: i.ejected_until().map(prost_types::Timestamp::from),
+                            sidecar_id: here.clone(),
                         })
+                        .chain(
+                            app.remote
+                                .iter()
+                                .map(|r| remote_instance(&r.sidecar_id, &r.instance)),
+                        )
                         .collect(),
                     queued_post_events: app.posts.len() as u64,
                     enabled: app.enabled,
@@ -115,6 +165,13 @@ impl Admin for AdminService {
         request: Request<RemoveAppRequest>,
     ) -> Result<Response<RemoveAppResponse>, Status> {
         let app_id = parse_app_id(&request.into_inner().app_id)?;
+        if let Some(link) = &self.link {
+            // Every sidecar removes it when it sees the declaration go.
+            link.cluster
+                .undeclare(&app_id)
+                .await
+                .map_err(cluster_status)?;
+        }
         let response = match self.registry.remove(&app_id) {
             Some(removed) => {
                 if let Some(store) = self.registry.store() {
@@ -141,6 +198,13 @@ impl Admin for AdminService {
     ) -> Result<Response<SetAppEnabledResponse>, Status> {
         let request = request.into_inner();
         let app_id = parse_app_id(&request.app_id)?;
+        if let Some(link) = &self.link {
+            // Every sidecar applies it when it sees the declaration change.
+            link.cluster
+                .set_enabled(&app_id, request.enabled)
+                .await
+                .map_err(cluster_status)?;
+        }
         if !self.registry.set_enabled(&app_id, request.enabled) {
             return Err(Status::not_found(format!(
                 "app {app_id:?} is not known; Admin.ListApps lists the known apps"
@@ -151,6 +215,45 @@ impl Admin for AdminService {
             app_id: app_id.to_string(),
             enabled: request.enabled,
         }))
+    }
+
+    async fn list_sidecars(
+        &self,
+        _request: Request<ListSidecarsRequest>,
+    ) -> Result<Response<ListSidecarsResponse>, Status> {
+        let Some(link) = &self.link else {
+            // A single sidecar: itself alone, with the apps connected to it.
+            let apps_served = self
+                .registry
+                .snapshot()
+                .apps()
+                .iter()
+                .filter(|a| a.instances.iter().any(|i| i.is_live()))
+                .map(|a| a.spec.app_id.to_string())
+                .collect();
+            return Ok(Response::new(ListSidecarsResponse {
+                sidecars: vec![SidecarInfo {
+                    apps_served,
+                    this_sidecar: true,
+                    last_seen: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
+                    ..SidecarInfo::default()
+                }],
+            }));
+        };
+        let members = link.cluster.members().await.map_err(cluster_status)?;
+        let here = link.cluster.sidecar_id();
+        let sidecars = members
+            .into_iter()
+            .map(|m| SidecarInfo {
+                this_sidecar: m.sidecar_id == here,
+                sidecar_id: m.sidecar_id,
+                listen_address: m.record.listen,
+                started_at: Some(timestamp(m.record.started_at_ms)),
+                last_seen: Some(timestamp(m.record.last_seen_ms)),
+                apps_served: m.record.apps.into_iter().map(|a| a.app_id).collect(),
+            })
+            .collect();
+        Ok(Response::new(ListSidecarsResponse { sidecars }))
     }
 
     async fn list_dead_letters(

@@ -19,6 +19,7 @@ use crate::{
     apps::registry::{AdmitError, NewInstance, Registry},
     apps::settings::SettingsRefusal,
     apps::spec::{AppSpec, TimeoutLimits},
+    cluster::Link,
     edge::auth,
     ids::{AppId, CallId, EventId, InstanceId},
     lifecycle::drain::Drain,
@@ -48,11 +49,14 @@ pub struct AppRuntimeService {
     register_timeout: Duration,
     drain: Arc<Drain>,
     tasks: Tasks,
+    /// Cluster mode: registrations are declared to the cluster.
+    link: Option<Link>,
 }
 
 impl AppRuntimeService {
     /// A service admitting apps into `registry` until `drain` begins; read loops are owned by
-    /// `tasks`.
+    /// `tasks`. In cluster mode (`link`), each registration is declared to the cluster.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         liveness: Liveness,
         registry: Arc<Registry>,
@@ -61,6 +65,7 @@ impl AppRuntimeService {
         register_timeout: Duration,
         drain: Arc<Drain>,
         tasks: Tasks,
+        link: Option<Link>,
     ) -> Self {
         Self {
             liveness,
@@ -70,6 +75,7 @@ impl AppRuntimeService {
             register_timeout,
             drain,
             tasks,
+            link,
         }
     }
 }
@@ -125,6 +131,9 @@ impl AppRuntimeService {
         if let Some(store) = self.registry.store() {
             store.put_app(&remembered, &instance.version).await;
         }
+        if let Some(link) = &self.link {
+            link.registered(&remembered, &instance.version).await;
+        }
 
         let cut = instance.cut_token().clone().cancelled_owned();
         self.tasks.spawn(read_loop(
@@ -134,6 +143,7 @@ impl AppRuntimeService {
             posts,
             inbound,
             self.tasks.stopping().clone(),
+            self.link.clone(),
         ));
         Ok(Response::new(Box::pin(
             ReceiverStream::new(rx).take_until(cut),
@@ -239,6 +249,7 @@ async fn read_loop(
     posts: Arc<PostQueue>,
     mut inbound: Streaming<AppMessage>,
     shutdown: CancellationToken,
+    link: Option<Link>,
 ) {
     let mut mistakes = Mistakes::default();
     let mut heartbeat = tokio::time::interval(liveness.interval);
@@ -311,6 +322,9 @@ async fn read_loop(
         // The app's last instance left: the store notes when it was last seen, for
         // --forget-apps-after across restarts.
         store.put_app(&spec, &version).await;
+    }
+    if let Some(link) = &link {
+        link.departed();
     }
     tracing::info!(app_id = %instance.app_id, instance_id = %instance.id, "app instance left");
 }

@@ -309,5 +309,6 @@ async fn outcome(
         status: status as i32,
         duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         detail,
+        sidecar_id: String::new(),
     }
 }

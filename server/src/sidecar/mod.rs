@@ -20,6 +20,10 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     apps::registry::{Capacity, Registry},
+    cluster::{
+        self, Cluster, ClusterError, ClusterSettings, Link,
+        forward::{Forwarder, Responder},
+    },
     config::{Config, ConfigError, MaybeAddr},
     edge::requests::{CountRequests, RequestCounters},
     ids::AppId,
@@ -58,6 +62,9 @@ pub enum SidecarError {
     /// The post-event store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The server task panicked or was aborted.
     #[error("the server task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -105,7 +112,20 @@ impl Sidecar {
             MaybeAddr::On(addr) => Some(bind(addr, "--metrics-listen").await?),
             MaybeAddr::Off => None,
         };
-        let (store, store_writer, recovered) = open_store(&config).await?;
+        let cluster = match ClusterSettings::from_config(&config, local_addr) {
+            Some(settings) => {
+                let cluster = Cluster::connect(settings).await?;
+                cluster.claim_id().await?;
+                Some(cluster)
+            }
+            None => None,
+        };
+        // In cluster mode post events live in JetStream, not on this sidecar's disk.
+        let (store, store_writer, recovered) = if cluster.is_some() {
+            Default::default()
+        } else {
+            open_store(&config).await?
+        };
 
         let tasks = Tasks::new();
         let drain = Arc::new(Drain::new());
@@ -143,6 +163,27 @@ impl Sidecar {
             None => None,
         };
 
+        let link = cluster.map(|cluster| Link {
+            forwarder: Forwarder::new(cluster.clone()),
+            changed: Arc::new(tokio::sync::Notify::new()),
+            cluster,
+        });
+        if let Some(link) = &link {
+            let responder = Responder::new(
+                link.cluster.clone(),
+                Arc::clone(&registry),
+                config.call_limits(),
+                tasks.clone(),
+            );
+            tasks.spawn(cluster::directory::sync(
+                link.cluster.clone(),
+                Arc::clone(&registry),
+                responder,
+                Arc::clone(&link.changed),
+                tasks.stopping().child_token(),
+            ));
+        }
+
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
         let router = routes::routes(
@@ -152,6 +193,7 @@ impl Sidecar {
                 drain: &drain,
                 tasks: &tasks,
                 requests: &requests,
+                link: link.as_ref(),
             },
         )?
         .add_service(CountRequests::new(health_service, Arc::clone(&requests)));

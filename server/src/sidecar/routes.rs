@@ -9,6 +9,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::R
 use super::SidecarError;
 use crate::{
     apps::registry::Registry,
+    cluster::Link,
     config::Config,
     dispatch::Dispatcher,
     edge::{
@@ -30,6 +31,8 @@ pub(super) struct Services<'a> {
     pub(super) drain: &'a Arc<Drain>,
     pub(super) tasks: &'a Tasks,
     pub(super) requests: &'a Arc<RequestCounters>,
+    /// Cluster mode, when on.
+    pub(super) link: Option<&'a Link>,
 }
 
 /// The gRPC server with RoomHooks, AppRuntime, Admin and reflection (v1 and v1alpha).
@@ -39,6 +42,7 @@ pub(super) fn routes(config: &Config, services: Services<'_>) -> Result<Router, 
         drain,
         tasks,
         requests,
+        link,
     } = services;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(roomhooks::FILE_DESCRIPTOR_SET)
@@ -56,7 +60,11 @@ pub(super) fn routes(config: &Config, services: Services<'_>) -> Result<Router, 
         max_concurrent: config.max_concurrent_backend_calls,
     };
     let app_auth = config.apps.values().any(|a| a.token.is_some());
-    let dispatcher = Dispatcher::new(Arc::clone(registry), config.call_limits());
+    let dispatcher = Dispatcher::new(
+        Arc::clone(registry),
+        config.call_limits(),
+        link.map(|l| l.forwarder.clone()),
+    );
 
     let mut builder = Server::builder();
     if let Some(tls) = tls_config(config)? {
@@ -89,11 +97,12 @@ pub(super) fn routes(config: &Config, services: Services<'_>) -> Result<Router, 
                 config.register_timeout,
                 Arc::clone(drain),
                 tasks.clone(),
+                link.cloned(),
             ))
             .max_decoding_message_size(config.max_message_size),
         )
         .add_service(edge::admin(
-            AdminService::new(Arc::clone(registry)),
+            AdminService::new(Arc::clone(registry), link.cloned()),
             &layers,
         ))
         .add_service(reflection_v1)

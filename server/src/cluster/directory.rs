@@ -1,0 +1,350 @@
+//! One registry for the cluster. Each app's declaration (what it registered, whether an
+//! operator enabled it) is a key of the apps bucket; which sidecars hold its live instances is
+//! in those sidecars' heartbeat records ([`super::members`]). A sync loop keeps this sidecar's
+//! [`Registry`] in step: it writes this sidecar's record, reads everyone's, and hands the
+//! cluster view to the registry, so a FAIL app connected elsewhere (or nowhere) protects calls
+//! here, and `SetAppEnabled` / `RemoveApp` at any sidecar apply at every one.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_nats::jetstream::kv::Operation;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Cluster, ClusterError,
+    forward::Responder,
+    members::{ServedApp, ServedInstance, ms},
+};
+use crate::{
+    apps::{
+        registry::Registry,
+        spec::{AppSpec, FailurePolicy},
+    },
+    hook::{Hook, HookSet, RoomTypeSet},
+    ids::AppId,
+};
+
+/// An app's declaration, as the apps bucket holds it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Declaration {
+    /// The hooks it answers (names, as in `Hook::name`).
+    pub interfaces: Vec<String>,
+    /// Its priority.
+    pub priority: i32,
+    /// `fail` or `ignore`.
+    pub failure_policy: String,
+    /// Its per-call timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// The room types it wants (wire values; empty: all).
+    pub room_types: Vec<i32>,
+    /// The version its newest instance registered.
+    pub version: String,
+    /// False when an operator disabled it (anywhere in the cluster).
+    pub enabled: bool,
+}
+
+impl Declaration {
+    /// The declaration of `spec`.
+    pub fn of(spec: &AppSpec, version: &str, enabled: bool) -> Self {
+        Self {
+            interfaces: spec
+                .interfaces
+                .iter()
+                .map(|h| h.name().to_owned())
+                .collect(),
+            priority: spec.priority,
+            failure_policy: match spec.failure_policy {
+                FailurePolicy::Fail => "fail",
+                FailurePolicy::Ignore => "ignore",
+            }
+            .to_owned(),
+            timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
+            room_types: spec.room_types.iter().map(|t| t as i32).collect(),
+            version: version.to_owned(),
+            enabled,
+        }
+    }
+
+    /// The spec it declares, for the app `app_id`.
+    pub fn spec(&self, app_id: AppId) -> AppSpec {
+        let mut room_types = RoomTypeSet::default();
+        for t in self
+            .room_types
+            .iter()
+            .filter_map(|&t| roomhooks::v1::RoomType::try_from(t).ok())
+        {
+            room_types.insert(t);
+        }
+        AppSpec {
+            app_id,
+            interfaces: HookSet::of(
+                self.interfaces
+                    .iter()
+                    .filter_map(|h| h.parse::<Hook>().ok()),
+            ),
+            priority: self.priority,
+            failure_policy: if self.failure_policy == "fail" {
+                FailurePolicy::Fail
+            } else {
+                FailurePolicy::Ignore
+            },
+            timeout: Duration::from_millis(self.timeout_ms),
+            room_types,
+            essential: HookSet::default(),
+            unavailable_message: None,
+        }
+    }
+}
+
+/// A live instance of an app at another sidecar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteInstance {
+    /// The sidecar it is connected to.
+    pub sidecar_id: Arc<str>,
+    /// What that sidecar says about it.
+    pub instance: ServedInstance,
+}
+
+/// What the cluster knows of one app, besides this sidecar's own instances.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterApp {
+    /// Its declaration, if the apps bucket holds one.
+    pub declaration: Option<Declaration>,
+    /// Its live instances at other sidecars.
+    pub remote: Vec<RemoteInstance>,
+}
+
+/// The cluster's apps as one sync pass read them.
+pub type ClusterView = BTreeMap<AppId, ClusterApp>;
+
+impl Cluster {
+    /// Declares an app (on each registration): its spec and version; the enabled flag an
+    /// operator set stays as it is.
+    pub async fn declare(&self, spec: &AppSpec, version: &str) -> Result<(), ClusterError> {
+        let bucket = &self.buckets().apps;
+        let key = spec.app_id.as_str();
+        let enabled = match bucket.get(key).await {
+            Ok(Some(value)) => serde_json::from_slice::<Declaration>(&value)
+                .map(|d| d.enabled)
+                .unwrap_or(true),
+            Ok(None) => true,
+            Err(e) => return Err(ClusterError::Nats(format!("reading app {key}: {e}"))),
+        };
+        self.put_declaration(key, &Declaration::of(spec, version, enabled))
+            .await
+    }
+
+    /// Sets an app's enabled flag for the whole cluster; false when no declaration exists.
+    pub async fn set_enabled(&self, app_id: &AppId, enabled: bool) -> Result<bool, ClusterError> {
+        let bucket = &self.buckets().apps;
+        let key = app_id.as_str();
+        let Some(value) = bucket
+            .get(key)
+            .await
+            .map_err(|e| ClusterError::Nats(format!("reading app {key}: {e}")))?
+        else {
+            return Ok(false);
+        };
+        let mut declaration: Declaration = serde_json::from_slice(&value)
+            .map_err(|e| ClusterError::Nats(format!("app {key}'s declaration: {e}")))?;
+        declaration.enabled = enabled;
+        self.put_declaration(key, &declaration).await?;
+        Ok(true)
+    }
+
+    /// Forgets an app in the whole cluster: every sidecar removes it when it sees the delete.
+    pub async fn undeclare(&self, app_id: &AppId) -> Result<(), ClusterError> {
+        self.buckets()
+            .apps
+            .delete(app_id.as_str())
+            .await
+            .map_err(|e| ClusterError::Nats(format!("removing app {app_id}: {e}")))
+    }
+
+    async fn put_declaration(
+        &self,
+        key: &str,
+        declaration: &Declaration,
+    ) -> Result<(), ClusterError> {
+        let value = serde_json::to_vec(declaration)
+            .map_err(|e| ClusterError::Nats(format!("encoding app {key}: {e}")))?;
+        self.buckets()
+            .apps
+            .put(key, Bytes::from(value))
+            .await
+            .map(|_| ())
+            .map_err(|e| ClusterError::Nats(format!("declaring app {key}: {e}")))
+    }
+
+    /// Every declaration in the apps bucket.
+    async fn declarations(&self) -> Result<BTreeMap<AppId, Declaration>, ClusterError> {
+        let bucket = &self.buckets().apps;
+        let mut keys = bucket
+            .keys()
+            .await
+            .map_err(|e| ClusterError::Nats(format!("listing apps: {e}")))?;
+        let mut out = BTreeMap::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| ClusterError::Nats(format!("listing apps: {e}")))?;
+            let (Ok(app_id), Ok(Some(value))) = (AppId::parse(&key), bucket.get(&key).await) else {
+                continue;
+            };
+            if let Ok(declaration) = serde_json::from_slice(&value) {
+                out.insert(app_id, declaration);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One read of the cluster: every declaration, and the instances every other live sidecar
+    /// holds.
+    pub async fn view(&self) -> Result<ClusterView, ClusterError> {
+        let mut view: ClusterView = self
+            .declarations()
+            .await?
+            .into_iter()
+            .map(|(app_id, declaration)| {
+                (
+                    app_id,
+                    ClusterApp {
+                        declaration: Some(declaration),
+                        remote: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for member in self.members().await? {
+            if member.sidecar_id == self.sidecar_id() {
+                continue;
+            }
+            let sidecar_id: Arc<str> = member.sidecar_id.into();
+            for served in member.record.apps {
+                let Ok(app_id) = AppId::parse(&served.app_id) else {
+                    continue;
+                };
+                let app = view.entry(app_id).or_default();
+                app.remote
+                    .extend(served.instances.into_iter().map(|instance| RemoteInstance {
+                        sidecar_id: Arc::clone(&sidecar_id),
+                        instance,
+                    }));
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// The apps with live instances here, as this sidecar's heartbeat record lists them.
+fn served(registry: &Registry) -> Vec<ServedApp> {
+    registry
+        .snapshot()
+        .apps()
+        .iter()
+        .filter_map(|app| {
+            let instances: Vec<ServedInstance> = app
+                .instances
+                .iter()
+                .filter(|i| i.is_live())
+                .map(|i| ServedInstance {
+                    instance_id: i.id.as_str().to_owned(),
+                    version: i.version.clone(),
+                    peer: i.peer.map(|p| p.to_string()).unwrap_or_default(),
+                    connected_at_ms: ms(i.connected_at),
+                })
+                .collect();
+            (!instances.is_empty()).then(|| ServedApp {
+                app_id: app.spec.app_id.as_str().to_owned(),
+                instances,
+            })
+        })
+        .collect()
+}
+
+/// Keeps this sidecar and the cluster in step until `stop`: heartbeats (with the instances
+/// served here) every quarter of the member TTL and at once when local instances change; reads
+/// the cluster's view after each heartbeat and whenever another sidecar's record or an app's
+/// declaration changes; and answers forwarded calls for the apps with instances here.
+pub async fn sync(
+    cluster: Cluster,
+    registry: Arc<Registry>,
+    responder: Responder,
+    changed: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(cluster.settings().heartbeat_every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sidecars = watch(&cluster.buckets().sidecars).await;
+    let mut apps = watch(&cluster.buckets().apps).await;
+    loop {
+        let mut beat = false;
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => beat = true,
+            () = changed.notified() => beat = true,
+            Some(entry) = next(&mut sidecars) => {
+                if entry.key == cluster.sidecar_id() {
+                    continue;
+                }
+            }
+            Some(entry) = next(&mut apps) => {
+                if matches!(entry.operation, Operation::Delete | Operation::Purge)
+                    && let Ok(app_id) = AppId::parse(&entry.key)
+                    && registry.remove(&app_id).is_some()
+                {
+                    tracing::info!(%app_id, "an operator removed the app at another sidecar (Admin.RemoveApp); removed here too");
+                }
+            }
+        }
+        if beat {
+            responder.serve(&registry);
+            let record = cluster.record(served(&registry));
+            if let Err(e) = cluster.put_record(&record).await {
+                tracing::warn!("cluster heartbeat failed: {e}; retrying");
+            }
+        }
+        match cluster.view().await {
+            Ok(view) => registry.sync_cluster(view),
+            Err(e) => tracing::warn!("cannot read the cluster's apps: {e}; retrying"),
+        }
+    }
+    responder.stop_all();
+    cluster.leave().await;
+}
+
+type Watch = Option<async_nats::jetstream::kv::Watch>;
+
+/// A watch of every key of `bucket` from now on (`None` when NATS refused: the ticks still sync).
+async fn watch(bucket: &async_nats::jetstream::kv::Store) -> Watch {
+    match bucket.watch_all().await {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch the cluster's registry ({e}); changes elsewhere are seen at the next heartbeat"
+            );
+            None
+        }
+    }
+}
+
+/// The next change a watch saw; pends for ever once the watch ended.
+async fn next(watch: &mut Watch) -> Option<async_nats::jetstream::kv::Entry> {
+    match watch {
+        Some(w) => match w.next().await {
+            Some(Ok(entry)) => Some(entry),
+            Some(Err(e)) => {
+                tracing::warn!("the cluster registry's watch failed: {e}");
+                *watch = None;
+                None
+            }
+            None => {
+                *watch = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}

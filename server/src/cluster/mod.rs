@@ -1,0 +1,375 @@
+//! Cluster mode: many sidecars as one system on NATS JetStream (`--cluster-url`). It owns the
+//! NATS connection, the cluster's JetStream objects ([`names`]), the membership of sidecars
+//! ([`members`]), the shared registry of apps ([`directory`]) and Pre calls forwarded to the
+//! sidecar holding an app's instances ([`forward`]). It may use apps and dispatch; without
+//! `--cluster-url` none of it runs and the sidecar is the single node it always was.
+
+pub mod directory;
+pub mod forward;
+pub mod members;
+pub mod names;
+pub mod settings;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use async_nats::jetstream::{self, kv, stream};
+use tokio::time::Instant;
+
+pub use self::settings::ClusterSettings;
+use self::{names::Names, settings::NatsAuth};
+use crate::config::ClusterWait;
+
+/// Why cluster mode could not start or do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// NATS could not be reached within `--cluster-wait`.
+    #[error(
+        "cannot reach NATS at {urls} within {waited:?} (--cluster-wait): {last}; check \
+         --cluster-url and that nats-server runs with JetStream (-js), or set --cluster-wait \
+         forever to keep retrying"
+    )]
+    Unreachable {
+        /// The URLs tried.
+        urls: String,
+        /// How long start-up waited.
+        waited: Duration,
+        /// The last connection error.
+        last: String,
+    },
+    /// The NATS credentials or TLS files could not be used.
+    #[error("NATS credentials or TLS: {0} (check --cluster-creds, --cluster-tls-*)")]
+    Credentials(String),
+    /// A JetStream object could not be created or opened.
+    #[error(
+        "cannot set up JetStream {what} {name:?}: {source}; is JetStream enabled on the NATS \
+         servers (nats-server -js), and do they have room for {replicas} replica(s) \
+         (--cluster-replicas)?"
+    )]
+    Setup {
+        /// What kind of object.
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// Replicas asked for.
+        replicas: usize,
+        /// NATS's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Another live sidecar holds this sidecar's id.
+    #[error(
+        "another live sidecar already holds --sidecar-id {id:?} (listening on {holder}, seen \
+         {seen_ago:?} ago); give each sidecar a unique --sidecar-id"
+    )]
+    IdTaken {
+        /// The id.
+        id: String,
+        /// The other sidecar's listen address.
+        holder: String,
+        /// How long ago it last heartbeated.
+        seen_ago: Duration,
+    },
+    /// NATS answered a request with an error, or did not answer.
+    #[error("NATS: {0}")]
+    Nats(String),
+}
+
+impl ClusterError {
+    /// A JetStream set-up error.
+    fn setup(
+        what: &'static str,
+        name: String,
+        replicas: usize,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ClusterError::Setup {
+            what,
+            name,
+            replicas,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// What the services use of cluster mode: the cluster, the forwarder of Pre calls, and the
+/// signal that local instances changed (the sync loop heartbeats at once).
+#[derive(Clone)]
+pub struct Link {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// Sends Pre calls to other sidecars.
+    pub forwarder: forward::Forwarder,
+    /// Notified when an instance connects here or leaves.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
+impl Link {
+    /// Declares a newly registered app's spec to the cluster and heartbeats at once, so the
+    /// other sidecars see the instance without waiting for the next beat.
+    pub async fn registered(&self, spec: &crate::apps::spec::AppSpec, version: &str) {
+        if let Err(e) = self.cluster.declare(spec, version).await {
+            tracing::warn!(app_id = %spec.app_id, "cannot declare the app to the cluster: {e}; \
+                other sidecars learn of it at the next heartbeat");
+        }
+        self.changed.notify_one();
+    }
+
+    /// An instance left: heartbeat at once.
+    pub fn departed(&self) {
+        self.changed.notify_one();
+    }
+}
+
+/// The buckets of the cluster's shared state.
+#[derive(Clone)]
+pub struct Buckets {
+    /// Live sidecars, kept alive by heartbeats.
+    pub sidecars: kv::Store,
+    /// App declarations.
+    pub apps: kv::Store,
+}
+
+/// This sidecar's membership of its cluster: the NATS connection and the cluster's objects.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    names: Names,
+    settings: ClusterSettings,
+    buckets: Buckets,
+    started_at: SystemTime,
+    /// Whether the NATS connection is up (kept by the connection's events).
+    connected: Arc<AtomicBool>,
+}
+
+impl Cluster {
+    /// Connects to NATS (waiting as `--cluster-wait` says) and creates or opens the cluster's
+    /// streams and buckets.
+    pub async fn connect(settings: ClusterSettings) -> Result<Self, ClusterError> {
+        let connected = Arc::new(AtomicBool::new(false));
+        let client = connect_nats(&settings, Arc::clone(&connected)).await?;
+        connected.store(true, Ordering::Release);
+        let js = jetstream::new(client.clone());
+        let names = Names::new(&settings.name);
+        let buckets = ensure_objects(&js, &names, &settings).await?;
+        tracing::info!(sidecar_id = %settings.sidecar_id, cluster = %settings.name,
+            nats = %settings.urls.join(","), replicas = settings.replicas,
+            "cluster mode: post events are stored in JetStream, apps are shared with the cluster");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                js,
+                names,
+                settings,
+                buckets,
+                started_at: SystemTime::now(),
+                connected,
+            }),
+        })
+    }
+
+    /// The NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// The JetStream context.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
+    /// The names of the cluster's objects.
+    pub fn names(&self) -> &Names {
+        &self.inner.names
+    }
+
+    /// The cluster settings.
+    pub fn settings(&self) -> &ClusterSettings {
+        &self.inner.settings
+    }
+
+    /// This sidecar's id.
+    pub fn sidecar_id(&self) -> &str {
+        &self.inner.settings.sidecar_id
+    }
+
+    /// The shared-state buckets.
+    pub fn buckets(&self) -> &Buckets {
+        &self.inner.buckets
+    }
+
+    /// When this sidecar started.
+    pub fn started_at(&self) -> SystemTime {
+        self.inner.started_at
+    }
+
+    /// Whether the NATS connection is up now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+}
+
+/// Connects to the first reachable NATS server, retrying until `--cluster-wait` runs out.
+async fn connect_nats(
+    settings: &ClusterSettings,
+    connected: Arc<AtomicBool>,
+) -> Result<async_nats::Client, ClusterError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let options = options(settings, Arc::clone(&connected)).await?;
+        let last = match options.connect(settings.urls.as_slice()).await {
+            Ok(client) => return Ok(client),
+            Err(err) => err.to_string(),
+        };
+        let waited = started.elapsed();
+        match settings.wait {
+            ClusterWait::Bounded(limit) if waited >= limit => {
+                return Err(ClusterError::Unreachable {
+                    urls: settings.urls.join(","),
+                    waited,
+                    last,
+                });
+            }
+            _ => {}
+        }
+        tracing::warn!(nats = %settings.urls.join(","), waited = ?waited,
+            "cannot reach NATS yet ({last}); retrying (--cluster-wait)");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// The client's options: credentials, TLS, and the connection events logged and tracked.
+async fn options(
+    settings: &ClusterSettings,
+    connected: Arc<AtomicBool>,
+) -> Result<async_nats::ConnectOptions, ClusterError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("roomhooks {}", settings.sidecar_id))
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(Duration::from_secs(5)))
+        // Reconnects for ever: a NATS outage ends when NATS is back, not when we give up.
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let connected = Arc::clone(&connected);
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        connected.store(true, Ordering::Release);
+                        tracing::info!("NATS connection is up");
+                    }
+                    async_nats::Event::Disconnected => {
+                        connected.store(false, Ordering::Release);
+                        tracing::warn!(
+                            "NATS connection lost; reconnecting (post events are refused \
+                             with UNAVAILABLE meanwhile, Pre calls use local instances)"
+                        );
+                    }
+                    other => tracing::info!("NATS: {other}"),
+                }
+            }
+        });
+    options = match &settings.auth {
+        NatsAuth::None => options,
+        NatsAuth::Token(token) => options.token(token.clone()),
+        NatsAuth::UserPassword(user, password) => {
+            options.user_and_password(user.clone(), password.clone())
+        }
+        NatsAuth::Creds(path) => options.credentials_file(path).await.map_err(|e| {
+            ClusterError::Credentials(format!("cannot read {}: {e}", path.display()))
+        })?,
+    };
+    if let Some(ca) = &settings.tls.ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some((cert, key)) = &settings.tls.client {
+        options = options
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
+    Ok(options)
+}
+
+/// Creates (or updates to these settings) the streams and buckets of the cluster.
+async fn ensure_objects(
+    js: &jetstream::Context,
+    names: &Names,
+    settings: &ClusterSettings,
+) -> Result<Buckets, ClusterError> {
+    let replicas = settings.replicas;
+    let posts = stream::Config {
+        name: names.posts_stream(),
+        subjects: names.posts_subjects(),
+        // One stored message per event however many apps take it: each app's durable consumer
+        // is an interest, and the message goes once every consumer that wants it acknowledged.
+        retention: stream::RetentionPolicy::Interest,
+        duplicate_window: settings.dedupe_window,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        description: Some("roomhooks post events, once each (interest retention)".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(posts)
+        .await
+        .map_err(|e| ClusterError::setup("stream", names.posts_stream(), replicas, e))?;
+    let dead = stream::Config {
+        name: names.dead_stream(),
+        subjects: names.dead_subjects(),
+        retention: stream::RetentionPolicy::Limits,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        description: Some("roomhooks dead letters, per app subject".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(dead)
+        .await
+        .map_err(|e| ClusterError::setup("stream", names.dead_stream(), replicas, e))?;
+    let sidecars = bucket(
+        js,
+        names.sidecars_bucket(),
+        settings.member_ttl,
+        replicas,
+        "live roomhooks sidecars (heartbeat keys)",
+    )
+    .await?;
+    let apps = bucket(
+        js,
+        names.apps_bucket(),
+        Duration::ZERO,
+        replicas,
+        "roomhooks app declarations",
+    )
+    .await?;
+    Ok(Buckets { sidecars, apps })
+}
+
+/// Creates or opens one KV bucket (`max_age` zero: keys never expire).
+async fn bucket(
+    js: &jetstream::Context,
+    name: String,
+    max_age: Duration,
+    replicas: usize,
+    description: &str,
+) -> Result<kv::Store, ClusterError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: name.clone(),
+        description: description.to_owned(),
+        history: 1,
+        max_age,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::setup("KV bucket", name, replicas, e))
+}

@@ -1,0 +1,120 @@
+//! Every NATS name cluster mode uses, made in one place from `--cluster-name`: the streams, the
+//! consumers, the KV buckets and the subjects. App and sidecar ids may hold `.`, which NATS
+//! reads as a subject separator, so they appear in subjects and consumer names as a token
+//! (`.` and `_` escaped as `_2e` and `_5f`): distinct ids stay distinct.
+
+use crate::{hook::Hook, ids::AppId};
+
+/// The names of one cluster's NATS objects.
+#[derive(Clone, Debug)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    /// The names of the cluster called `cluster_name` (already validated: `A-Z a-z 0-9 _ -`).
+    pub fn new(cluster_name: &str) -> Self {
+        Self {
+            prefix: cluster_name.to_owned(),
+        }
+    }
+
+    /// The stream holding every accepted post event once (`<name>_posts`).
+    pub fn posts_stream(&self) -> String {
+        format!("{}_posts", self.prefix)
+    }
+
+    /// The stream of dead letters (`<name>_dead`).
+    pub fn dead_stream(&self) -> String {
+        format!("{}_dead", self.prefix)
+    }
+
+    /// The subject a post event of `hook` is published on (`<name>.post.<hook>`).
+    pub fn post_subject(&self, hook: Hook) -> String {
+        format!("{}.post.{}", self.prefix, hook.name())
+    }
+
+    /// The subject a retried dead letter of one app is published on, which only that app's
+    /// consumer takes (`<name>.retry.<app>`).
+    pub fn retry_subject(&self, app: &AppId) -> String {
+        format!("{}.retry.{}", self.prefix, token(app.as_str()))
+    }
+
+    /// The subject of an app's dead letters (`<name>.dead.<app>`).
+    pub fn dead_subject(&self, app: &AppId) -> String {
+        format!("{}.dead.{}", self.prefix, token(app.as_str()))
+    }
+
+    /// Every subject of the posts stream.
+    pub fn posts_subjects(&self) -> Vec<String> {
+        vec![
+            format!("{}.post.>", self.prefix),
+            format!("{}.retry.>", self.prefix),
+        ]
+    }
+
+    /// Every subject of the dead-letter stream.
+    pub fn dead_subjects(&self) -> Vec<String> {
+        vec![format!("{}.dead.>", self.prefix)]
+    }
+
+    /// The durable consumer of one app's post events (`<name>_app_<app>`).
+    pub fn app_consumer(&self, app: &AppId) -> String {
+        format!("{}_app_{}", self.prefix, token(app.as_str()))
+    }
+
+    /// The KV bucket of live sidecars, one key each, kept alive by heartbeats (`<name>_sidecars`).
+    pub fn sidecars_bucket(&self) -> String {
+        format!("{}_sidecars", self.prefix)
+    }
+
+    /// The KV bucket of app declarations: spec, enabled (`<name>_apps`).
+    pub fn apps_bucket(&self) -> String {
+        format!("{}_apps", self.prefix)
+    }
+
+    /// The subject Pre calls for an app are forwarded on; its queue group has the same name, so
+    /// one of the sidecars holding the app's instances answers (`<name>.call.<app>`).
+    pub fn call_subject(&self, app: &AppId) -> String {
+        format!("{}.call.{}", self.prefix, token(app.as_str()))
+    }
+}
+
+/// An id as one subject token or consumer-name part: `.` and `_` escaped, everything else kept.
+pub fn token(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            '.' => out.push_str("_2e"),
+            '_' => out.push_str("_5f"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_app_ids_give_distinct_tokens_without_dots() {
+        let a = token("word.filter");
+        let b = token("word_2efilter");
+        assert_ne!(a, b);
+        assert!(!a.contains('.') && !b.contains('.'));
+    }
+
+    #[test]
+    fn every_name_starts_with_the_cluster_name() {
+        let names = Names::new("blue");
+        let app = AppId::parse("audit.v2").unwrap();
+        assert_eq!(names.posts_stream(), "blue_posts");
+        assert_eq!(names.app_consumer(&app), "blue_app_audit_2ev2");
+        assert_eq!(names.call_subject(&app), "blue.call.audit_2ev2");
+        assert_eq!(
+            names.post_subject(Hook::PostRoomCreate),
+            "blue.post.PostRoomCreate"
+        );
+    }
+}
