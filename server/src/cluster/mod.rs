@@ -1,11 +1,16 @@
 //! Cluster mode: many sidecars as one system on NATS JetStream (`--cluster-url`). It owns the
 //! NATS connection, the cluster's JetStream objects ([`names`]), the membership of sidecars
 //! ([`members`]), the shared registry of apps ([`directory`]) and Pre calls forwarded to the
-//! sidecar holding an app's instances ([`forward`]). It may use apps and dispatch; without
+//! sidecar holding an app's instances ([`forward`]), and post events: stored in JetStream
+//! ([`journal`]), delivered from one durable consumer per app ([`delivery`]), dead letters in
+//! their own stream ([`dead_letters`]). It may use apps, dispatch and post; without
 //! `--cluster-url` none of it runs and the sidecar is the single node it always was.
 
+pub mod dead_letters;
+pub mod delivery;
 pub mod directory;
 pub mod forward;
+pub mod journal;
 pub mod members;
 pub mod names;
 pub mod settings;
@@ -106,6 +111,10 @@ pub struct Link {
     pub forwarder: forward::Forwarder,
     /// Notified when an instance connects here or leaves.
     pub changed: Arc<tokio::sync::Notify>,
+    /// Post events: the apps' consumers and this sidecar's pull loops.
+    pub delivery: delivery::Delivery,
+    /// Post events: stored in the posts stream.
+    pub journal: journal::Journal,
 }
 
 impl Link {
@@ -116,11 +125,22 @@ impl Link {
             tracing::warn!(app_id = %spec.app_id, "cannot declare the app to the cluster: {e}; \
                 other sidecars learn of it at the next heartbeat");
         }
+        // The app's consumer exists before its first instance is told it is registered, so every
+        // event accepted from now on is the app's.
+        if spec.interfaces.iter().any(|h| h.stage() == crate::hook::Stage::Post)
+            && let Err(e) = self.delivery.ensure_consumer(spec).await
+        {
+            tracing::warn!(app_id = %spec.app_id, "cannot create the app's JetStream consumer: \
+                {e}; retrying in the background");
+        }
+        self.delivery.serve();
         self.changed.notify_one();
     }
 
-    /// An instance left: heartbeat at once.
-    pub fn departed(&self) {
+    /// An instance left: its unacknowledged post events go back to JetStream, and the sidecar
+    /// heartbeats at once.
+    pub fn departed(&self, instance: &crate::apps::instance::Instance) {
+        self.delivery.departed(instance);
         self.changed.notify_one();
     }
 }

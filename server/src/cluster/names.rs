@@ -3,7 +3,12 @@
 //! reads as a subject separator, so they appear in subjects and consumer names as a token
 //! (`.` and `_` escaped as `_2e` and `_5f`): distinct ids stay distinct.
 
-use crate::{hook::Hook, ids::AppId};
+use roomhooks::v1::RoomType;
+
+use crate::{
+    hook::{Hook, HookSet, RoomTypeSet, Stage},
+    ids::AppId,
+};
 
 /// The names of one cluster's NATS objects.
 #[derive(Clone, Debug)]
@@ -29,9 +34,27 @@ impl Names {
         format!("{}_dead", self.prefix)
     }
 
-    /// The subject a post event of `hook` is published on (`<name>.post.<hook>`).
-    pub fn post_subject(&self, hook: Hook) -> String {
-        format!("{}.post.{}", self.prefix, hook.name())
+    /// The subject a post event of `hook` in a room of `room_type` is published on
+    /// (`<name>.post.<hook>.<room type number>`): the room type is a subject token so an app's
+    /// consumer filters on it, and JetStream never hands an app a room it does not want.
+    pub fn post_subject(&self, hook: Hook, room_type: RoomType) -> String {
+        format!("{}.post.{}.{}", self.prefix, hook.name(), room_type as i32)
+    }
+
+    /// The subjects an app's consumer takes: the post subjects of its post hooks (every room
+    /// type, or only those it filters on), and its own retry subject.
+    pub fn app_filters(&self, app: &AppId, hooks: HookSet, room_types: RoomTypeSet) -> Vec<String> {
+        let mut out = Vec::new();
+        for hook in hooks.iter().filter(|h| h.stage() == Stage::Post) {
+            let types: Vec<RoomType> = room_types.iter().collect();
+            if types.is_empty() {
+                out.push(format!("{}.post.{}.*", self.prefix, hook.name()));
+            } else {
+                out.extend(types.into_iter().map(|t| self.post_subject(hook, t)));
+            }
+        }
+        out.push(self.retry_subject(app));
+        out
     }
 
     /// The subject a retried dead letter of one app is published on, which only that app's
@@ -113,8 +136,28 @@ mod tests {
         assert_eq!(names.app_consumer(&app), "blue_app_audit_2ev2");
         assert_eq!(names.call_subject(&app), "blue.call.audit_2ev2");
         assert_eq!(
-            names.post_subject(Hook::PostRoomCreate),
-            "blue.post.PostRoomCreate"
+            names.post_subject(Hook::PostRoomCreate, RoomType::Channel),
+            format!("blue.post.PostRoomCreate.{}", RoomType::Channel as i32)
+        );
+    }
+
+    #[test]
+    fn an_app_filters_on_its_post_hooks_room_types_and_retry_subject() {
+        let names = Names::new("blue");
+        let app = AppId::parse("audit").unwrap();
+        let hooks = HookSet::of([Hook::PostRoomCreate, Hook::PreRoomCreatePrevent]);
+        assert_eq!(
+            names.app_filters(&app, hooks, RoomTypeSet::default()),
+            ["blue.post.PostRoomCreate.*", "blue.retry.audit"]
+        );
+        let mut channels = RoomTypeSet::default();
+        channels.insert(RoomType::Channel);
+        assert_eq!(
+            names.app_filters(&app, hooks, channels),
+            [
+                names.post_subject(Hook::PostRoomCreate, RoomType::Channel),
+                "blue.retry.audit".to_owned()
+            ]
         );
     }
 }

@@ -1,6 +1,10 @@
 //! The operator-facing `Admin` service.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    collections::HashMap,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use roomhooks::v1::{
     AppInfo, DeadLetter, HookStats, InstanceInfo, ListAppsRequest, ListAppsResponse,
@@ -13,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     apps::registry::{AppView, Registry},
-    cluster::{ClusterError, Link, members::ServedInstance},
+    cluster::{ClusterError, Link, dead_letters, delivery, members::ServedInstance},
     hook::Hook,
     ids::{AppId, EventId},
 };
@@ -53,6 +57,29 @@ fn cluster_status(err: ClusterError) -> Status {
     Status::unavailable(format!(
         "cluster mode: {err}; the change was not made everywhere, retry once NATS is reachable"
     ))
+}
+
+/// Cluster mode: per app, the post events its consumer holds (pending + unacknowledged) and its
+/// dead letters, read from JetStream; apps JetStream did not answer for in time are left out
+/// (their local counts, zero in cluster mode, stand).
+async fn cluster_counts(link: &Link, apps: &[Arc<AppView>]) -> HashMap<AppId, (u64, u64)> {
+    let reads = apps.iter().map(|app| async move {
+        let app_id = app.spec.app_id.clone();
+        let read = async {
+            let queued = delivery::consumer_pending(&link.cluster, &app_id).await;
+            let dead = dead_letters::count(&link.cluster, &app_id).await.ok();
+            (queued, dead)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), read).await {
+            Ok((queued, dead)) => Some((app_id, (queued.unwrap_or(0), dead.unwrap_or(0)))),
+            Err(_) => None,
+        }
+    });
+    futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// A Unix-ms time as a protobuf timestamp.
@@ -105,6 +132,11 @@ impl Admin for AdminService {
     ) -> Result<Response<ListAppsResponse>, Status> {
         let snapshot = self.registry.snapshot();
         let here = self.here();
+        // Cluster mode: each app's post events are counted in JetStream (best effort).
+        let counts = match &self.link {
+            Some(link) => cluster_counts(link, snapshot.apps()).await,
+            None => HashMap::new(),
+        };
         let apps = snapshot
             .apps()
             .iter()
@@ -149,11 +181,15 @@ impl Admin for AdminService {
                                 .map(|r| remote_instance(&r.sidecar_id, &r.instance)),
                         )
                         .collect(),
-                    queued_post_events: app.posts.len() as u64,
+                    queued_post_events: counts
+                        .get(&spec.app_id)
+                        .map_or(app.posts.len() as u64, |c| c.0),
                     enabled: app.enabled,
                     essential_hooks: spec.essential.iter().map(|h| h.to_wire() as i32).collect(),
                     stats: hook_stats(app),
-                    dead_letters: app.posts.dead_count() as u64,
+                    dead_letters: counts
+                        .get(&spec.app_id)
+                        .map_or(app.posts.dead_count() as u64, |c| c.1),
                 }
             })
             .collect();
@@ -272,6 +308,28 @@ impl Admin for AdminService {
             request.limit as usize
         };
         let snapshot = self.registry.snapshot();
+        if let Some(link) = &self.link {
+            let mut dead_letters = Vec::new();
+            for app in snapshot
+                .apps()
+                .iter()
+                .filter(|app| only.as_ref().is_none_or(|id| &app.spec.app_id == id))
+            {
+                let app_id = &app.spec.app_id;
+                let letters = dead_letters::list(&link.cluster, app_id, limit)
+                    .await
+                    .map_err(cluster_status)?;
+                dead_letters.extend(letters.into_iter().map(|d| DeadLetter {
+                    app_id: app_id.to_string(),
+                    event_id: d.event_id,
+                    hook: d.hook.map_or(0, |h| h.to_wire() as i32),
+                    attempts: d.attempts,
+                    reason: d.reason,
+                    dead_at: Some(timestamp(d.dead_at_ms)),
+                }));
+            }
+            return Ok(Response::new(ListDeadLettersResponse { dead_letters }));
+        }
         let dead_letters = snapshot
             .apps()
             .iter()
@@ -308,7 +366,12 @@ impl Admin for AdminService {
             .iter()
             .map(|id| EventId::from_ack(id))
             .collect();
-        let retried = app.posts.retry_dead(&ids).await;
+        let retried = match &self.link {
+            Some(link) => dead_letters::retry(&link.cluster, &app_id, &ids)
+                .await
+                .map_err(cluster_status)?,
+            None => app.posts.retry_dead(&ids).await,
+        };
         tracing::info!(%app_id, retried, "dead letters queued again by operator");
         Ok(Response::new(RetryDeadLettersResponse {
             retried: u32::try_from(retried).unwrap_or(u32::MAX),

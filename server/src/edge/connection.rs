@@ -314,7 +314,7 @@ async fn read_loop(
                 break;
             }
         };
-        handle(&instance, &posts, message, &mut mistakes);
+        handle(&instance, &posts, link.as_ref(), message, &mut mistakes);
     }
     if let Some((spec, version)) = registry.depart(&instance)
         && let Some(store) = registry.store()
@@ -324,7 +324,7 @@ async fn read_loop(
         store.put_app(&spec, &version).await;
     }
     if let Some(link) = &link {
-        link.departed();
+        link.departed(&instance);
     }
     tracing::info!(app_id = %instance.app_id, instance_id = %instance.id, "app instance left");
 }
@@ -337,9 +337,16 @@ struct Mistakes {
     other: Strikes,
 }
 
-/// Takes one message from an instance: an answer to its call, a post ack, a heartbeat ack, or a
-/// stray second Register (ignored, logged now and then).
-fn handle(instance: &Instance, posts: &PostQueue, message: In, mistakes: &mut Mistakes) {
+/// Takes one message from an instance: an answer to its call, a post ack (for the local queue,
+/// or in cluster mode for the JetStream message it was sent from), a heartbeat ack, or a stray
+/// second Register (ignored, logged now and then).
+fn handle(
+    instance: &Instance,
+    posts: &PostQueue,
+    link: Option<&Link>,
+    message: In,
+    mistakes: &mut Mistakes,
+) {
     match message {
         In::Result(result) => {
             let call_id = CallId(result.call_id);
@@ -357,7 +364,12 @@ fn handle(instance: &Instance, posts: &PostQueue, message: In, mistakes: &mut Mi
             }
         }
         In::PostAck(ack) => {
-            if !posts.ack(&EventId::from_ack(&ack.event_id), &instance.id)
+            let event_id = EventId::from_ack(&ack.event_id);
+            let known = match link {
+                Some(link) => link.delivery.ack(&instance.app_id, &event_id, &instance.id),
+                None => posts.ack(&event_id, &instance.id),
+            };
+            if !known
                 && let Some(n) = mistakes.bad_acks.hit()
             {
                 tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,

@@ -30,6 +30,18 @@ pub struct Sources {
     pub drain: Arc<crate::lifecycle::drain::Drain>,
     /// The largest timeout: histogram buckets go at least this far.
     pub max_timeout: Duration,
+    /// Cluster mode: the NATS connection, publish latency and consumers.
+    pub cluster: Option<ClusterSources>,
+}
+
+/// What the endpoint reads in cluster mode.
+pub struct ClusterSources {
+    /// The cluster (its connection state).
+    pub cluster: crate::cluster::Cluster,
+    /// Publish latencies of post events.
+    pub latency: Arc<crate::cluster::journal::PublishLatency>,
+    /// The consumers' pending counts, read every few seconds.
+    pub delivery: crate::cluster::delivery::Delivery,
 }
 
 /// Serves `/metrics` on `listener` until `stop` is cancelled.
@@ -96,6 +108,9 @@ pub fn render(sources: &Sources) -> String {
     app_gauges(&mut out, &snapshot);
     request_counters(&mut out, sources);
     sidecar_info(&mut out, sources);
+    if let Some(cluster) = &sources.cluster {
+        cluster_series(&mut out, cluster, &exported_buckets(sources.max_timeout));
+    }
     process::render(&mut out);
     out
 }
@@ -290,6 +305,60 @@ fn request_counters(out: &mut String, sources: &Sources) {
             rpc.service(),
             rpc.method(),
             code_name(code)
+        );
+    }
+}
+
+/// Cluster mode: the NATS connection, the publish latency of post events, and each app
+/// consumer's pending messages.
+fn cluster_series(out: &mut String, sources: &ClusterSources, buckets: &[usize]) {
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_cluster_connected 1 while the NATS connection is up."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_cluster_connected gauge");
+    let _ = writeln!(
+        out,
+        "roomhooks_cluster_connected {}",
+        u8::from(sources.cluster.is_connected())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_cluster_publish_seconds Time from publishing a post event to JetStream's ack."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_cluster_publish_seconds histogram");
+    let counts: Vec<u64> = sources
+        .latency
+        .buckets
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .collect();
+    for &i in buckets {
+        let cumulative: u64 = counts[..=i].iter().sum();
+        let le = BUCKETS_US[i] as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "roomhooks_cluster_publish_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let count: u64 = counts.iter().sum();
+    let sum = sources.latency.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "roomhooks_cluster_publish_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(out, "roomhooks_cluster_publish_seconds_sum {sum}");
+    let _ = writeln!(out, "roomhooks_cluster_publish_seconds_count {count}");
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_cluster_consumer_pending Post events in an app's JetStream consumer \
+         not delivered or not acknowledged yet (read every few seconds)."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_cluster_consumer_pending gauge");
+    for (app_id, pending) in sources.delivery.pending() {
+        let _ = writeln!(
+            out,
+            "roomhooks_cluster_consumer_pending{{app_id=\"{app_id}\"}} {pending}"
         );
     }
 }

@@ -1,6 +1,8 @@
 //! Accepting post events from backends: each is numbered, queued for every subscribed app,
 //! written once to the store (one record however many apps hold it) in a group commit, and
 //! answered once durable — with `wait_for_delivery`, once each app acknowledged or timed out.
+//! In cluster mode each event is instead published once to JetStream
+//! ([`crate::cluster::journal`]) and answered once the stream acknowledged it.
 
 use std::{
     collections::{HashMap, hash_map::Entry},
@@ -14,22 +16,36 @@ use tokio::time::Instant;
 
 use crate::{
     apps::registry::{AppView, Registry},
+    cluster::journal::{Journal, JournalError, Stored},
     edge::deadline::CallContext,
     hook::Hook,
     post::{Admitted, Delivery, DeliveryWaiter, Offer, PostEventData, unix_ms},
     store::{Committed, PostWrite, Store, StoreError},
 };
 
+/// Why post events were not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// The store could not take them.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Cluster mode: JetStream did not store them.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
 /// Accepts post events into the queues of the apps subscribed to them.
 #[derive(Clone)]
 pub struct Accept {
     registry: Arc<Registry>,
+    /// Cluster mode: events go to JetStream instead of the local queues.
+    journal: Option<Journal>,
 }
 
 impl Accept {
-    /// Accepts into the queues of `registry`'s apps.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    /// Accepts into the queues of `registry`'s apps, or in cluster mode into `journal`.
+    pub fn new(registry: Arc<Registry>, journal: Option<Journal>) -> Self {
+        Self { registry, journal }
     }
 
     /// Queues a post event for every subscribed app; with `wait`, waits for their acks until
@@ -39,11 +55,11 @@ impl Accept {
         &self,
         post: NewPost,
         ctx: &CallContext,
-    ) -> Result<PostEventResponse, StoreError> {
+    ) -> Result<PostEventResponse, AcceptError> {
         let mut responses = self.post_batch(vec![post], ctx).await?;
-        responses
-            .pop()
-            .ok_or_else(|| StoreError::Failed("internal: a batch of one gave no answer".into()))
+        responses.pop().ok_or_else(|| {
+            StoreError::Failed("internal: a batch of one gave no answer".into()).into()
+        })
     }
 
     /// Queues post events in the order given, commits them to the store in one group, and
@@ -54,7 +70,10 @@ impl Accept {
         &self,
         events: Vec<NewPost>,
         ctx: &CallContext,
-    ) -> Result<Vec<PostEventResponse>, StoreError> {
+    ) -> Result<Vec<PostEventResponse>, AcceptError> {
+        if let Some(journal) = &self.journal {
+            return self.post_to_journal(journal, events, ctx).await;
+        }
         let snapshot = self.registry.snapshot();
         // Which events each subscribed app gets, in batch order; apps in dispatch order.
         // Raw pointers are not Send: the index lives only while the batch is sorted by app.
@@ -135,6 +154,48 @@ impl Accept {
                 PostEventResponse {
                     event_id: event.id.as_str().to_owned(),
                     subscribed_apps: subscribed,
+                    outcomes,
+                }
+            }
+        }))
+        .await;
+        Ok(responses)
+    }
+
+    /// Cluster mode: publishes each event once to JetStream (pipelined) and answers once the
+    /// stream acknowledged all of them; with `wait`, once each subscribed app's consumer
+    /// acknowledged it or its timeout passed. Subscribed apps are the registry's (the cluster's)
+    /// view, as for a single sidecar.
+    async fn post_to_journal(
+        &self,
+        journal: &Journal,
+        events: Vec<NewPost>,
+        ctx: &CallContext,
+    ) -> Result<Vec<PostEventResponse>, AcceptError> {
+        let snapshot = self.registry.snapshot();
+        let stored = journal
+            .publish(events.iter().map(|p| (&*p.event, p.room_type)).collect())
+            .await?;
+        let started = Instant::now();
+        let responses = join_all(events.iter().zip(stored).map(|(post, stored)| {
+            let apps: Vec<&Arc<AppView>> = snapshot
+                .subscribers(post.event.hook)
+                .iter()
+                .filter(|app| app.spec.room_types.matches(post.room_type))
+                .collect();
+            let hook = post.event.hook;
+            async move {
+                let outcomes = if post.wait {
+                    join_all(apps.iter().map(|app| {
+                        cluster_outcome(journal, app, stored, hook, started, ctx)
+                    }))
+                    .await
+                } else {
+                    Vec::new()
+                };
+                PostEventResponse {
+                    event_id: post.event.id.as_str().to_owned(),
+                    subscribed_apps: u32::try_from(apps.len()).unwrap_or(u32::MAX),
                     outcomes,
                 }
             }
@@ -240,6 +301,76 @@ async fn release_all(store: Option<&Store>, events: &[NewPost], records: &[Recor
         && !released.is_empty()
     {
         store.write_posts(released, false).await;
+    }
+}
+
+/// Cluster mode: waits until `app`'s consumer acknowledged the stored event, until the app's
+/// timeout capped by the deadline.
+async fn cluster_outcome(
+    journal: &Journal,
+    app: &AppView,
+    stored: Stored,
+    hook: Hook,
+    started: Instant,
+    ctx: &CallContext,
+) -> AppOutcome {
+    let deadline = ctx.deadline.min(started + app.spec.timeout);
+    let live = app.enabled
+        && (app.instances.iter().any(|i| i.is_live()) || !app.remote.is_empty());
+    // An app with no live instance anywhere cannot acknowledge: say so at once.
+    let acked = if live {
+        journal
+            .wait_acked(&app.spec.app_id, stored.sequence, deadline)
+            .await
+    } else {
+        None
+    };
+    let (status, instance, sidecar, detail) = match acked {
+        Some(by) => {
+            let detail = match (by.attempt, stored.duplicate) {
+                (_, true) => "already acknowledged (a retried event_id within the de-duplication \
+                     window)"
+                    .to_owned(),
+                (Some(attempt), false) => format!("acknowledged on attempt {attempt}"),
+                (None, false) => format!(
+                    "acknowledged (the app's JetStream consumer passed stream sequence {})",
+                    stored.sequence
+                ),
+            };
+            (
+                OutcomeStatus::Delivered,
+                by.instance.map(|i| i.as_str().to_owned()).unwrap_or_default(),
+                by.sidecar.unwrap_or_default(),
+                detail,
+            )
+        }
+        None if !live => (
+            OutcomeStatus::Unavailable,
+            String::new(),
+            String::new(),
+            "no live instance in the cluster (or the app is disabled); the event stays stored \
+             in JetStream until one can take it"
+                .to_owned(),
+        ),
+        None => (
+            OutcomeStatus::Timeout,
+            String::new(),
+            String::new(),
+            format!(
+                "not acknowledged within {:?}; the event stays stored in JetStream and will be \
+                 redelivered",
+                deadline.saturating_duration_since(started)
+            ),
+        ),
+    };
+    AppOutcome {
+        app_id: app.spec.app_id.as_str().to_owned(),
+        instance_id: instance,
+        hook: hook.to_wire() as i32,
+        status: status as i32,
+        duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        detail,
+        sidecar_id: sidecar,
     }
 }
 

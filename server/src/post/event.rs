@@ -67,6 +67,11 @@ impl PostEventData {
         self.stored_with(0, accepted_unix_ms, None, apps)
     }
 
+    /// The `PostEvent` without its attempt, encoded once (what cluster mode publishes).
+    pub fn encoded(&self) -> &Bytes {
+        &self.encoded
+    }
+
     /// Bytes the event counts for in a queue's `--post-queue-max-bytes`.
     pub(super) fn size(&self) -> usize {
         self.encoded.len() + 16

@@ -22,13 +22,15 @@ use crate::{
     apps::registry::{Capacity, Registry},
     cluster::{
         self, Cluster, ClusterError, ClusterSettings, Link,
+        delivery::Delivery,
         forward::{Forwarder, Responder},
+        journal::Journal,
     },
     config::{Config, ConfigError, MaybeAddr},
     edge::requests::{CountRequests, RequestCounters},
     ids::AppId,
     lifecycle::{drain::Drain, tasks::Tasks},
-    ops::metrics::Sources,
+    ops::metrics::{ClusterSources, Sources},
     store::{StoreError, StoreWriter},
 };
 
@@ -149,6 +151,16 @@ impl Sidecar {
         log_remembered_apps(&registry, &config);
         warn_if_open(&config, local_addr);
         let requests = Arc::new(RequestCounters::default());
+        let link = cluster.map(|cluster| {
+            let delivery = Delivery::new(cluster.clone(), Arc::clone(&registry), tasks.clone());
+            Link {
+                forwarder: Forwarder::new(cluster.clone()),
+                changed: Arc::new(tokio::sync::Notify::new()),
+                journal: Journal::new(cluster.clone(), delivery.recent()),
+                delivery,
+                cluster,
+            }
+        });
         let metrics_addr = match metrics_listener {
             Some(listener) => Some(serve_metrics(
                 listener,
@@ -157,17 +169,16 @@ impl Sidecar {
                     requests: Arc::clone(&requests),
                     drain: Arc::clone(&drain),
                     max_timeout: config.max_timeout,
+                    cluster: link.as_ref().map(|l| ClusterSources {
+                        cluster: l.cluster.clone(),
+                        latency: Arc::clone(l.journal.latency()),
+                        delivery: l.delivery.clone(),
+                    }),
                 },
                 &tasks,
             )?),
             None => None,
         };
-
-        let link = cluster.map(|cluster| Link {
-            forwarder: Forwarder::new(cluster.clone()),
-            changed: Arc::new(tokio::sync::Notify::new()),
-            cluster,
-        });
         if let Some(link) = &link {
             let responder = Responder::new(
                 link.cluster.clone(),
@@ -182,6 +193,8 @@ impl Sidecar {
                 Arc::clone(&link.changed),
                 tasks.stopping().child_token(),
             ));
+            // Every app the cluster knows gets its consumer; apps with instances here get a pull loop.
+            tasks.spawn(link.delivery.clone().run(tasks.stopping().child_token()));
         }
 
         let (health, health_service) = tonic_health::server::health_reporter();

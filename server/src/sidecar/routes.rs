@@ -79,7 +79,7 @@ pub(super) fn routes(config: &Config, services: Services<'_>) -> Result<Router, 
         .add_service(edge::room_hooks(
             RoomHooksService::new(
                 dispatcher,
-                Accept::new(Arc::clone(registry)),
+                Accept::new(Arc::clone(registry), link.map(|l| l.journal.clone())),
                 config.max_timeout,
                 config.max_custom_field_bytes,
             ),

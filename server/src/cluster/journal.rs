@@ -1,0 +1,239 @@
+//! Post events in cluster mode are stored in JetStream, not on the sidecar's disk. Each accepted
+//! event is published **once** to the posts stream on `<name>.post.<hook>.<room type>`, with its
+//! `event_id` as `Nats-Msg-Id`: a backend that retries at another sidecar within
+//! `--dedupe-window` is de-duplicated by the stream. The backend hears OK only once the stream
+//! acknowledged every event of its call (the ack comes once the message is replicated per
+//! `--cluster-replicas`). Each app's durable consumer ([`super::delivery`]) filters the subjects
+//! it wants; interest retention keeps the one stored message until every consumer it matched
+//! has acknowledged it.
+//!
+//! `wait_for_delivery` is answered from the app's consumer: an event is acknowledged by the app
+//! once the consumer's ack floor reached the event's stream sequence (every message up to the
+//! floor is acknowledged, so this never reports a delivery that did not happen; an earlier
+//! event still unacknowledged holds the floor back, and the answer is then `TIMEOUT`).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{context::PublishError, message::PublishMessage},
+};
+use futures_util::{StreamExt, stream::FuturesUnordered};
+use roomhooks::v1::RoomType;
+use tokio::time::Instant;
+
+use super::{
+    Cluster,
+    delivery::{AckedBy, RecentAcks},
+};
+use crate::{apps::stats::BUCKETS_US, ids::AppId, post::PostEventData};
+
+/// Header: the event's id (a retried dead letter has a new `Nats-Msg-Id`, the same event id).
+pub const EVENT_ID: &str = "Roomhooks-Event";
+/// Header: the event's hook (its `HookInterface` number).
+pub const HOOK: &str = "Roomhooks-Hook";
+/// Publishes in flight per call, at most (below the client's 5,000 pending acks).
+const PIPELINE: usize = 1024;
+/// How often `wait_for_delivery` looks at an app's consumer.
+const POLL_EVERY: Duration = Duration::from_millis(25);
+
+/// Why post events could not be stored in JetStream.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The NATS connection is down.
+    #[error(
+        "cluster mode: NATS is unreachable from this sidecar, so the event cannot be stored in \
+         JetStream (the sidecar reconnects by itself)"
+    )]
+    Disconnected,
+    /// The stream did not acknowledge a publish.
+    #[error("cluster mode: JetStream did not store event {event_id:?}: {source}")]
+    Publish {
+        /// The event.
+        event_id: String,
+        /// The client's error.
+        #[source]
+        source: PublishError,
+    },
+}
+
+/// What the stream said about one stored event.
+#[derive(Clone, Copy, Debug)]
+pub struct Stored {
+    /// Its sequence in the posts stream (the original one for a duplicate).
+    pub sequence: u64,
+    /// The stream already held it (a retried event id within the window).
+    pub duplicate: bool,
+}
+
+/// Publish latencies: the same fine buckets as the app call histograms.
+pub struct PublishLatency {
+    /// One slot per entry of [`BUCKETS_US`] plus one for everything above.
+    pub buckets: [AtomicU64; 71],
+    /// Sum of latencies in microseconds.
+    pub sum_us: AtomicU64,
+}
+
+impl Default for PublishLatency {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl PublishLatency {
+    /// Counts one publish that took `took`, from send to the stream's ack.
+    pub fn record(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let slot = BUCKETS_US.partition_point(|&upper| upper < us);
+        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
+/// Stores post events in the posts stream and answers `wait_for_delivery` from the consumers.
+#[derive(Clone)]
+pub struct Journal {
+    cluster: Cluster,
+    latency: Arc<PublishLatency>,
+    recent: RecentAcks,
+}
+
+impl Journal {
+    /// A journal over `cluster`'s posts stream; `recent` holds the acks this sidecar took.
+    pub fn new(cluster: Cluster, recent: RecentAcks) -> Self {
+        Self {
+            cluster,
+            latency: Arc::default(),
+            recent,
+        }
+    }
+
+    /// The publish latencies, for the metrics endpoint.
+    pub fn latency(&self) -> &Arc<PublishLatency> {
+        &self.latency
+    }
+
+    /// Publishes each event once, pipelined, and returns once the stream acknowledged every one
+    /// (in the order given). Fails when any event could not be stored: the backend retries the
+    /// call with the same event ids, and the ones already stored are de-duplicated.
+    pub async fn publish<'a>(
+        &self,
+        events: Vec<(&'a PostEventData, RoomType)>,
+    ) -> Result<Vec<Stored>, JournalError> {
+        if !self.cluster.is_connected() {
+            return Err(JournalError::Disconnected);
+        }
+        let js = self.cluster.jetstream();
+        let names = self.cluster.names();
+        let mut stored: Vec<Option<Stored>> = Vec::new();
+        let mut acks = FuturesUnordered::new();
+        let mut first_error: Option<JournalError> = None;
+        for (i, (event, room_type)) in events.into_iter().enumerate() {
+            stored.push(None);
+            while acks.len() >= PIPELINE {
+                if let Some(done) = acks.next().await {
+                    self.take(done, &mut stored, &mut first_error);
+                }
+            }
+            if first_error.is_some() {
+                break;
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert(EVENT_ID, event.id.as_str());
+            headers.insert(HOOK, (event.hook.to_wire() as i32).to_string().as_str());
+            let message = PublishMessage::build()
+                .payload(event.encoded().clone())
+                .headers(headers)
+                .message_id(event.id.as_str());
+            let subject = names.post_subject(event.hook, room_type);
+            let sent = Instant::now();
+            let event_id = event.id.as_str().to_owned();
+            match js.send_publish(subject, message).await {
+                Ok(ack) => acks.push(async move {
+                    let result = ack.await;
+                    (i, event_id, sent.elapsed(), result)
+                }),
+                Err(source) => {
+                    first_error = Some(JournalError::Publish { event_id, source });
+                    break;
+                }
+            }
+        }
+        while let Some(done) = acks.next().await {
+            self.take(done, &mut stored, &mut first_error);
+        }
+        if let Some(err) = first_error {
+            return Err(err);
+        }
+        Ok(stored.into_iter().flatten().collect())
+    }
+
+    /// Records one publish's ack.
+    fn take(
+        &self,
+        (i, event_id, took, result): (
+            usize,
+            String,
+            Duration,
+            Result<async_nats::jetstream::publish::PublishAck, PublishError>,
+        ),
+        stored: &mut [Option<Stored>],
+        first_error: &mut Option<JournalError>,
+    ) {
+        match result {
+            Ok(ack) => {
+                self.latency.record(took);
+                stored[i] = Some(Stored {
+                    sequence: ack.sequence,
+                    duplicate: ack.duplicate,
+                });
+            }
+            Err(source) => {
+                if first_error.is_none() {
+                    *first_error = Some(JournalError::Publish { event_id, source });
+                }
+            }
+        }
+    }
+
+    /// Waits until `app_id`'s consumer has acknowledged the message at `sequence`, or
+    /// `deadline`; `None` when it did not in time (or NATS could not be asked).
+    pub async fn wait_acked(
+        &self,
+        app_id: &AppId,
+        sequence: u64,
+        deadline: Instant,
+    ) -> Option<AckedBy> {
+        let consumer = self.cluster.names().app_consumer(app_id);
+        let stream = self.cluster.names().posts_stream();
+        let js = self.cluster.jetstream();
+        loop {
+            if let Some(by) = self.recent.get(app_id, sequence) {
+                return Some(by);
+            }
+            let floor = tokio::time::timeout_at(deadline, async {
+                let stream = js.get_stream_no_info(&stream).await.ok()?;
+                let info = stream.consumer_info(&consumer).await.ok()?;
+                Some(info.ack_floor.stream_sequence)
+            })
+            .await
+            .ok()?;
+            if floor.is_some_and(|floor| floor >= sequence) {
+                return Some(self.recent.get(app_id, sequence).unwrap_or_default());
+            }
+            if Instant::now() + POLL_EVERY >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+}
