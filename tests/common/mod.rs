@@ -2,6 +2,7 @@
 //! real backend client, all over TCP.
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod raw;
 
 use std::{future::Future, sync::Arc, time::Duration};
