@@ -31,7 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Cluster, ClusterError, dead_letters,
-    journal::{EVENT_ID, HOOK},
+    journal::{
+        EVENT_ID, HOOK, NOTICE_APP, NOTICE_ATTEMPT, NOTICE_INSTANCE, NOTICE_SEQ, NOTICE_SIDECAR,
+        NOTIFY,
+    },
 };
 use crate::{
     apps::{frame::Frame, instance::Instance, registry::Registry, spec::AppSpec},
@@ -104,6 +107,8 @@ struct Held {
     attempt: u32,
     sequence: u64,
     hook: Option<Hook>,
+    /// Where to say it was acknowledged (a backend waits for it).
+    notify: Option<String>,
 }
 
 /// What the read loops ask of an app's pull loop.
@@ -533,6 +538,7 @@ async fn deliver(
         attempt,
         event: message.payload.clone(),
     };
+    let notify = header(NOTIFY);
     let (_, acker) = message.split();
     // Held before it is sent: the ack may come back before `send` returns.
     lock(held).insert(
@@ -543,6 +549,7 @@ async fn deliver(
             attempt,
             sequence,
             hook,
+            notify,
         },
     );
     if to.send(frame).await.is_err() {
@@ -564,6 +571,9 @@ async fn settle_one(inner: Arc<Inner>, app_id: AppId, settle: Settle) {
                 {
                     app.stats.hook(hook).record_ack();
                 }
+                if let Some(to) = held.notify {
+                    notify(&inner, &app_id, &held.instance, held.attempt, held.sequence, to).await;
+                }
             }
             Err(e) => {
                 tracing::warn!(%app_id, sequence = held.sequence,
@@ -575,6 +585,31 @@ async fn settle_one(inner: Arc<Inner>, app_id: AppId, settle: Settle) {
                 tracing::debug!(%app_id, "cannot nak a post event: {e}; JetStream redelivers it after the ack timeout");
             }
         }
+    }
+}
+
+/// Tells a waiting backend's sidecar who acknowledged its event (core NATS, at most once).
+async fn notify(
+    inner: &Inner,
+    app_id: &AppId,
+    instance: &InstanceId,
+    attempt: u32,
+    sequence: u64,
+    to: String,
+) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(NOTICE_APP, app_id.as_str());
+    headers.insert(NOTICE_SEQ, sequence.to_string().as_str());
+    headers.insert(NOTICE_INSTANCE, instance.as_str());
+    headers.insert(NOTICE_SIDECAR, inner.cluster.sidecar_id());
+    headers.insert(NOTICE_ATTEMPT, attempt.to_string().as_str());
+    if let Err(e) = inner
+        .cluster
+        .client()
+        .publish_with_headers(to, headers, bytes::Bytes::new())
+        .await
+    {
+        tracing::debug!(%app_id, "cannot send an ack notice: {e}; the waiter reads the consumer");
     }
 }
 

@@ -7,14 +7,18 @@
 //! it wants; interest retention keeps the one stored message until every consumer it matched
 //! has acknowledged it.
 //!
-//! `wait_for_delivery` is answered from the app's consumer: an event is acknowledged by the app
-//! once the consumer's ack floor reached the event's stream sequence (every message up to the
-//! floor is acknowledged, so this never reports a delivery that did not happen; an earlier
-//! event still unacknowledged holds the floor back, and the answer is then `TIMEOUT`).
+//! `wait_for_delivery`: an event the backend waits for carries a reply inbox in a header; the
+//! sidecar whose instance acknowledged it (its `double_ack` confirmed) sends a notice there
+//! naming the instance, the sidecar and the attempt. Notices are core NATS (at most once), so
+//! the waiter also reads the app's consumer: once its ack floor reached the event's stream
+//! sequence, every message up to it is acknowledged (this never reports a delivery that did not
+//! happen; an earlier event still unacknowledged holds the floor back). Neither in time: the
+//! answer is `TIMEOUT`.
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -26,22 +30,38 @@ use async_nats::{
 };
 use futures_util::{StreamExt, stream::FuturesUnordered};
 use roomhooks::v1::RoomType;
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 use super::{
     Cluster,
     delivery::{AckedBy, RecentAcks},
 };
-use crate::{apps::stats::BUCKETS_US, ids::AppId, post::PostEventData};
+use crate::{
+    apps::stats::BUCKETS_US,
+    ids::{AppId, InstanceId},
+    post::PostEventData,
+};
 
 /// Header: the event's id (a retried dead letter has a new `Nats-Msg-Id`, the same event id).
 pub const EVENT_ID: &str = "Roomhooks-Event";
 /// Header: the event's hook (its `HookInterface` number).
 pub const HOOK: &str = "Roomhooks-Hook";
+/// Header: where to send the notice of the event's acknowledgement (a backend waits for it).
+pub const NOTIFY: &str = "Roomhooks-Notify";
+/// Header of a notice: the app that acknowledged.
+pub const NOTICE_APP: &str = "Roomhooks-App";
+/// Header of a notice: the stream sequence acknowledged.
+pub const NOTICE_SEQ: &str = "Roomhooks-Seq";
+/// Header of a notice: the instance that acknowledged.
+pub const NOTICE_INSTANCE: &str = "Roomhooks-Instance";
+/// Header of a notice: the sidecar it is connected to.
+pub const NOTICE_SIDECAR: &str = "Roomhooks-Sidecar";
+/// Header of a notice: the attempt acknowledged.
+pub const NOTICE_ATTEMPT: &str = "Roomhooks-Attempt";
 /// Publishes in flight per call, at most (below the client's 5,000 pending acks).
 const PIPELINE: usize = 1024;
 /// How often `wait_for_delivery` looks at an app's consumer.
-const POLL_EVERY: Duration = Duration::from_millis(25);
+const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// Why post events could not be stored in JetStream.
 #[derive(Debug, thiserror::Error)]
@@ -123,21 +143,37 @@ impl Journal {
     }
 
     /// Publishes each event once, pipelined, and returns once the stream acknowledged every one
-    /// (in the order given). Fails when any event could not be stored: the backend retries the
-    /// call with the same event ids, and the ones already stored are de-duplicated.
+    /// (in the order given), with the notices of the events that `wait` (when any does). Fails
+    /// when any event could not be stored: the backend retries the call with the same event
+    /// ids, and the ones already stored are de-duplicated.
     pub async fn publish<'a>(
         &self,
-        events: Vec<(&'a PostEventData, RoomType)>,
-    ) -> Result<Vec<Stored>, JournalError> {
+        events: Vec<(&'a PostEventData, RoomType, bool)>,
+    ) -> Result<(Vec<Stored>, Option<Notices>), JournalError> {
         if !self.cluster.is_connected() {
             return Err(JournalError::Disconnected);
         }
+        // Subscribed before anything is published, so no notice can come first.
+        let notices = if events.iter().any(|(_, _, wait)| *wait) {
+            let inbox = self.cluster.client().new_inbox();
+            match self.cluster.client().subscribe(inbox.clone()).await {
+                Ok(subscriber) => Some(Notices {
+                    inbox,
+                    subscriber: tokio::sync::Mutex::new(subscriber),
+                    seen: Mutex::new(HashMap::new()),
+                    changed: Notify::new(),
+                }),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
         let js = self.cluster.jetstream();
         let names = self.cluster.names();
         let mut stored: Vec<Option<Stored>> = Vec::new();
         let mut acks = FuturesUnordered::new();
         let mut first_error: Option<JournalError> = None;
-        for (i, (event, room_type)) in events.into_iter().enumerate() {
+        for (i, (event, room_type, wait)) in events.into_iter().enumerate() {
             stored.push(None);
             while acks.len() >= PIPELINE {
                 if let Some(done) = acks.next().await {
@@ -150,6 +186,9 @@ impl Journal {
             let mut headers = HeaderMap::new();
             headers.insert(EVENT_ID, event.id.as_str());
             headers.insert(HOOK, (event.hook.to_wire() as i32).to_string().as_str());
+            if let (true, Some(notices)) = (wait, &notices) {
+                headers.insert(NOTIFY, notices.inbox.as_str());
+            }
             let message = PublishMessage::build()
                 .payload(event.encoded().clone())
                 .headers(headers)
@@ -174,7 +213,7 @@ impl Journal {
         if let Some(err) = first_error {
             return Err(err);
         }
-        Ok(stored.into_iter().flatten().collect())
+        Ok((stored.into_iter().flatten().collect(), notices))
     }
 
     /// Records one publish's ack.
@@ -205,35 +244,111 @@ impl Journal {
         }
     }
 
-    /// Waits until `app_id`'s consumer has acknowledged the message at `sequence`, or
-    /// `deadline`; `None` when it did not in time (or NATS could not be asked).
+    /// Waits until `app_id` acknowledged the message at `sequence` (a notice, an ack taken
+    /// here, or the consumer's ack floor), or `deadline`; `None` when it did not in time.
     pub async fn wait_acked(
         &self,
         app_id: &AppId,
         sequence: u64,
         deadline: Instant,
+        notices: Option<&Notices>,
     ) -> Option<AckedBy> {
         let consumer = self.cluster.names().app_consumer(app_id);
         let stream = self.cluster.names().posts_stream();
         let js = self.cluster.jetstream();
+        let mut next_poll = Instant::now();
         loop {
+            let changed = notices.map(|n| n.changed.notified());
+            tokio::pin!(changed);
+            if let Some(changed) = changed.as_mut().as_pin_mut() {
+                changed.enable();
+            }
+            if let Some(by) = notices.and_then(|n| n.get(app_id, sequence)) {
+                return Some(by);
+            }
             if let Some(by) = self.recent.get(app_id, sequence) {
                 return Some(by);
             }
-            let floor = tokio::time::timeout_at(deadline, async {
-                let stream = js.get_stream_no_info(&stream).await.ok()?;
-                let info = stream.consumer_info(&consumer).await.ok()?;
-                Some(info.ack_floor.stream_sequence)
-            })
-            .await
-            .ok()?;
-            if floor.is_some_and(|floor| floor >= sequence) {
-                return Some(self.recent.get(app_id, sequence).unwrap_or_default());
+            if Instant::now() >= next_poll {
+                let floor = tokio::time::timeout_at(deadline, async {
+                    let stream = js.get_stream_no_info(&stream).await.ok()?;
+                    let info = stream.consumer_info(&consumer).await.ok()?;
+                    Some(info.ack_floor.stream_sequence)
+                })
+                .await
+                .ok()?;
+                if floor.is_some_and(|floor| floor >= sequence) {
+                    // A notice may be on its way: it names the instance; give it a moment.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    return Some(
+                        notices
+                            .and_then(|n| n.get(app_id, sequence))
+                            .or_else(|| self.recent.get(app_id, sequence))
+                            .unwrap_or_default(),
+                    );
+                }
+                next_poll = Instant::now() + POLL_EVERY;
             }
-            if Instant::now() + POLL_EVERY >= deadline {
+            if Instant::now() >= deadline {
                 return None;
             }
-            tokio::time::sleep(POLL_EVERY).await;
+            let wake = next_poll.min(deadline);
+            match changed.as_mut().as_pin_mut() {
+                Some(changed) => {
+                    let _ = tokio::time::timeout_at(wake, changed).await;
+                }
+                None => tokio::time::sleep_until(wake).await,
+            }
         }
+    }
+}
+
+/// The notices of acknowledgement for one PostEvents call's waited-for events.
+pub struct Notices {
+    inbox: String,
+    subscriber: tokio::sync::Mutex<async_nats::Subscriber>,
+    seen: Mutex<HashMap<(String, u64), AckedBy>>,
+    changed: Notify,
+}
+
+impl Notices {
+    /// Who acknowledged `app_id`'s message at `sequence`, if the notice came.
+    fn get(&self, app_id: &AppId, sequence: u64) -> Option<AckedBy> {
+        self.lock()
+            .get(&(app_id.as_str().to_owned(), sequence))
+            .cloned()
+    }
+
+    /// Reads notices as they come (run it beside the waits; it ends with the subscription).
+    pub async fn pump(&self) {
+        let mut subscriber = self.subscriber.lock().await;
+        while let Some(message) = subscriber.next().await {
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_owned())
+            };
+            let (Some(app), Some(seq)) = (
+                header(NOTICE_APP),
+                header(NOTICE_SEQ).and_then(|s| s.parse::<u64>().ok()),
+            ) else {
+                continue;
+            };
+            let by = AckedBy {
+                instance: header(NOTICE_INSTANCE).and_then(|i| InstanceId::parse(&i).ok()),
+                sidecar: header(NOTICE_SIDECAR),
+                attempt: header(NOTICE_ATTEMPT).and_then(|a| a.parse().ok()),
+            };
+            self.lock().insert((app, seq), by);
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), AckedBy>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

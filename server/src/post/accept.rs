@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::{
     apps::registry::{AppView, Registry},
-    cluster::journal::{Journal, JournalError, Stored},
+    cluster::journal::{Journal, JournalError, Notices, Stored},
     edge::deadline::CallContext,
     hook::Hook,
     post::{Admitted, Delivery, DeliveryWaiter, Offer, PostEventData, unix_ms},
@@ -173,11 +173,17 @@ impl Accept {
         ctx: &CallContext,
     ) -> Result<Vec<PostEventResponse>, AcceptError> {
         let snapshot = self.registry.snapshot();
-        let stored = journal
-            .publish(events.iter().map(|p| (&*p.event, p.room_type)).collect())
+        let (stored, notices) = journal
+            .publish(
+                events
+                    .iter()
+                    .map(|p| (&*p.event, p.room_type, p.wait))
+                    .collect(),
+            )
             .await?;
+        let notices = notices.as_ref();
         let started = Instant::now();
-        let responses = join_all(events.iter().zip(stored).map(|(post, stored)| {
+        let answers = join_all(events.iter().zip(stored).map(|(post, stored)| {
             let apps: Vec<&Arc<AppView>> = snapshot
                 .subscribers(post.event.hook)
                 .iter()
@@ -187,7 +193,7 @@ impl Accept {
             async move {
                 let outcomes = if post.wait {
                     join_all(apps.iter().map(|app| {
-                        cluster_outcome(journal, app, stored, hook, started, ctx)
+                        cluster_outcome(journal, notices, app, stored, hook, started, ctx)
                     }))
                     .await
                 } else {
@@ -199,8 +205,18 @@ impl Accept {
                     outcomes,
                 }
             }
-        }))
-        .await;
+        }));
+        // The notices are read while the answers wait for them.
+        let responses = match notices {
+            Some(notices) => tokio::select! {
+                responses = answers => responses,
+                () = async {
+                    notices.pump().await;
+                    std::future::pending::<()>().await;
+                } => unreachable!("the pump never ends"),
+            },
+            None => answers.await,
+        };
         Ok(responses)
     }
 
@@ -308,6 +324,7 @@ async fn release_all(store: Option<&Store>, events: &[NewPost], records: &[Recor
 /// timeout capped by the deadline.
 async fn cluster_outcome(
     journal: &Journal,
+    notices: Option<&Notices>,
     app: &AppView,
     stored: Stored,
     hook: Hook,
@@ -320,7 +337,7 @@ async fn cluster_outcome(
     // An app with no live instance anywhere cannot acknowledge: say so at once.
     let acked = if live {
         journal
-            .wait_acked(&app.spec.app_id, stored.sequence, deadline)
+            .wait_acked(&app.spec.app_id, stored.sequence, deadline, notices)
             .await
     } else {
         None

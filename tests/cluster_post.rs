@@ -1,0 +1,541 @@
+//! Cluster mode, post events: stored once in JetStream when the backend hears OK, delivered from
+//! each app's durable consumer by whichever sidecar holds its instances, acknowledged, redelivered,
+//! dead-lettered and retried from any sidecar. Real nats-server nodes, real sidecars, real SDK apps.
+
+mod common;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use common::{Harness, created, nats::NatsCluster, recorder, statuses, stored_room, within};
+use roomhooks_sdk::{
+    App, HookError,
+    proto::{
+        ListDeadLettersRequest, OutcomeStatus, PostEventsItem, PostRoomCreateRequest,
+        RetryDeadLettersRequest, RoomType, admin_client::AdminClient, post_events_item::Event,
+    },
+};
+use roomhooks_server::Config;
+use tokio::sync::mpsc;
+
+/// `n` sidecars `s0..` of cluster `name` on the NATS at `urls`, each adjusted by `tweak`.
+async fn sidecars(
+    urls: &str,
+    name: &str,
+    n: usize,
+    tweak: impl Fn(usize, &mut Config),
+) -> Vec<Harness> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(
+            Harness::start_with(|c| {
+                c.cluster_url = Some(urls.to_owned());
+                c.cluster_name = name.to_owned();
+                c.sidecar_id = Some(format!("s{i}"));
+                tweak(i, c);
+            })
+            .await,
+        );
+    }
+    out
+}
+
+/// Waits until `h` lists a live instance of `app_id` at sidecar `at`.
+async fn wait_for_instance_at(h: &Harness, app_id: &str, at: &str) {
+    h.wait_for_apps(&format!("{app_id} has an instance at {at}"), |l| {
+        l.apps
+            .iter()
+            .any(|a| a.app_id == app_id && a.instances.iter().any(|i| i.sidecar_id == at))
+    })
+    .await;
+}
+
+/// An app that reports every PostRoomCreate it handles as (event_id, attempt) and acknowledges
+/// it only when `ack` says so at that attempt.
+fn choosy(
+    app_id: &str,
+    ack: impl Fn(u32) -> bool + Send + Sync + 'static,
+) -> (App, mpsc::UnboundedReceiver<(String, u32)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ack = Arc::new(ack);
+    let app = App::builder(app_id)
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .post_room_create(move |ctx, _room| {
+            let _ = tx.send((ctx.event_id, ctx.attempt));
+            let ok = ack(ctx.attempt);
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(HookError::Failed("not now".into()))
+                }
+            }
+        })
+        .build();
+    (app, rx)
+}
+
+/// Nothing more arrives on `rx` for a while.
+async fn quiet(rx: &mut mpsc::UnboundedReceiver<(String, u32)>, what: &str) {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    if let Ok(more) = rx.try_recv() {
+        panic!("{what}: got {more:?} as well");
+    }
+}
+
+#[tokio::test]
+async fn an_event_posted_at_one_sidecar_is_delivered_to_the_app_connected_at_another() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), "deliver", 2, |_, _| {}).await;
+    let (app, mut rx) = recorder("audit");
+    let _app = s[1].app(app).await;
+    wait_for_instance_at(&s[0], "audit", "s1").await;
+
+    let accepted = within(s[0].backend().await.post_room_create(created("r1", false)))
+        .await
+        .expect("the event is stored");
+
+    assert_eq!(accepted.subscribed_apps, 1, "s0 knows the app at s1");
+    assert_eq!(within(rx.recv()).await, Some(("evt-r1".into(), 1)));
+    quiet(&mut rx, "delivered once").await;
+}
+
+#[tokio::test]
+async fn a_retry_of_the_same_event_id_at_another_sidecar_is_delivered_once() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), "dedupe", 2, |_, _| {}).await;
+    let (app, mut rx) = recorder("audit");
+    let _app = s[1].app(app).await;
+    wait_for_instance_at(&s[0], "audit", "s1").await;
+
+    let first = within(s[0].backend().await.post_room_create(created("r1", false))).await;
+    let retried = within(s[1].backend().await.post_room_create(created("r1", false))).await;
+
+    assert!(first.is_ok() && retried.is_ok(), "both answers are OK");
+    assert_eq!(within(rx.recv()).await, Some(("evt-r1".into(), 1)));
+    quiet(&mut rx, "the retry is de-duplicated by JetStream").await;
+}
+
+#[tokio::test]
+async fn an_unacknowledged_event_is_redelivered_with_attempt_two() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), "redeliver", 2, |_, c| {
+        c.post_ack_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (app, mut rx) = choosy("audit", |attempt| attempt >= 2);
+    let _app = s[1].app(app).await;
+    wait_for_instance_at(&s[0], "audit", "s1").await;
+
+    within(s[0].backend().await.post_room_create(created("r1", false)))
+        .await
+        .unwrap();
+
+    assert_eq!(within(rx.recv()).await, Some(("evt-r1".into(), 1)));
+    assert_eq!(
+        within(rx.recv()).await,
+        Some(("evt-r1".into(), 2)),
+        "JetStream redelivers after the ack timeout"
+    );
+    quiet(&mut rx, "acknowledged on attempt 2").await;
+}
+
+#[tokio::test]
+async fn an_event_held_by_an_instance_that_leaves_is_redelivered_at_once_at_another_sidecar() {
+    let nats = NatsCluster::start(1).await;
+    // A long ack timeout: only the nak of the leaving instance can bring the event back soon.
+    let s = sidecars(&nats.urls(), "nak", 2, |_, c| {
+        c.post_ack_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let stuck = s[0]
+        .app(
+            App::builder("audit")
+                .instance_id("stuck")
+                .post_room_create(move |ctx, _| {
+                    let _ = entered_tx.send(ctx.attempt);
+                    async {
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    }
+                })
+                .build(),
+        )
+        .await;
+    within(s[0].backend().await.post_room_create(created("r1", false)))
+        .await
+        .unwrap();
+    assert_eq!(within(entered.recv()).await, Some(1));
+    let (healthy, mut rx) = recorder("audit");
+    let _healthy = s[1].app(healthy).await;
+
+    stuck.abort();
+
+    let started = Instant::now();
+    assert_eq!(within(rx.recv()).await, Some(("evt-r1".into(), 2)));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "redelivered by the nak, not the 60 s ack timeout"
+    );
+}
+
+#[tokio::test]
+async fn an_app_filtering_room_types_gets_only_the_events_of_its_rooms() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), "roomtypes", 2, |_, _| {}).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _app = s[1]
+        .app(
+            App::builder("channels-only")
+                .room_types([RoomType::Channel])
+                .post_room_create(move |ctx, _| {
+                    let _ = tx.send(ctx.event_id);
+                    async { Ok(()) }
+                })
+                .build(),
+        )
+        .await;
+    wait_for_instance_at(&s[0], "channels-only", "s1").await;
+    let backend = s[0].backend().await;
+
+    let dm = backend
+        .post_room_create(PostRoomCreateRequest {
+            room: Some(stored_room("dm", RoomType::DirectMessage)),
+            event_id: "evt-dm".into(),
+            wait_for_delivery: false,
+        })
+        .await
+        .unwrap();
+    backend
+        .post_room_create(created("general", false))
+        .await
+        .unwrap();
+
+    assert_eq!(dm.subscribed_apps, 0);
+    assert_eq!(within(rx.recv()).await.as_deref(), Some("evt-general"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rx.try_recv().is_err(), "the direct message's event is not the app's");
+}
+
+#[tokio::test]
+async fn wait_for_delivery_answers_delivered_once_the_remote_app_acknowledged() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), "wait", 2, |_, _| {}).await;
+    let (app, mut rx) = recorder("audit");
+    let _app = s[1].app(app).await;
+    let (slow, _slow_rx) = choosy("never-acks", |_| false);
+    let _slow = s[1].app(slow).await;
+    wait_for_instance_at(&s[0], "audit", "s1").await;
+    wait_for_instance_at(&s[0], "never-acks", "s1").await;
+
+    let response = within(s[0].backend().await.post_room_create(created("r1", true)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        statuses(&response.outcomes),
+        [
+            ("audit", OutcomeStatus::Delivered),
+            ("never-acks", OutcomeStatus::Timeout)
+        ]
+    );
+    let delivered = &response.outcomes[0];
+    assert_eq!(delivered.sidecar_id, "s1", "the serving sidecar is named");
+    assert!(!delivered.instance_id.is_empty(), "{delivered:?}");
+    assert!(delivered.detail.contains("attempt 1"), "{delivered:?}");
+    assert_eq!(within(rx.recv()).await, Some(("evt-r1".into(), 1)));
+}
+
+#[tokio::test]
+async fn an_event_past_the_attempt_cap_is_a_dead_letter_listed_and_retried_from_any_sidecar() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), "dead", 2, |_, c| {
+        c.post_ack_timeout = Duration::from_millis(500);
+        c.post_max_attempts = 2;
+    })
+    .await;
+    let accept = Arc::new(AtomicBool::new(false));
+    let (app, mut rx) = {
+        let accept = Arc::clone(&accept);
+        choosy("audit", move |_| accept.load(Ordering::Relaxed))
+    };
+    let _app = s[1].app(app).await;
+    wait_for_instance_at(&s[0], "audit", "s1").await;
+
+    within(s[0].backend().await.post_room_create(created("r1", false)))
+        .await
+        .unwrap();
+    assert_eq!(within(rx.recv()).await, Some(("evt-r1".into(), 1)));
+    assert_eq!(within(rx.recv()).await, Some(("evt-r1".into(), 2)));
+
+    let mut admin0 = AdminClient::new(s[0].channel().await);
+    let listed = within(async {
+        loop {
+            let listed = admin0
+                .list_dead_letters(ListDeadLettersRequest {
+                    app_id: "audit".into(),
+                    limit: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .dead_letters;
+            if !listed.is_empty() {
+                return listed;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].event_id, "evt-r1");
+    assert_eq!(listed[0].app_id, "audit");
+    assert_eq!(listed[0].attempts, 2);
+    assert!(listed[0].reason.contains("--post-max-attempts"), "{listed:?}");
+    let apps = s[0].list_apps().await;
+    let audit = apps.apps.iter().find(|a| a.app_id == "audit").unwrap();
+    assert_eq!(audit.dead_letters, 1, "ListApps counts it at any sidecar");
+    assert!(
+        rx.try_recv().is_err(),
+        "the third delivery went to the dead letters, not to the app"
+    );
+
+    accept.store(true, Ordering::Relaxed);
+    let retried = AdminClient::new(s[1].channel().await)
+        .retry_dead_letters(RetryDeadLettersRequest {
+            app_id: "audit".into(),
+            event_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(retried.retried, 1);
+    assert_eq!(
+        within(rx.recv()).await,
+        Some(("evt-r1".into(), 1)),
+        "attempts start over"
+    );
+    let left = admin0
+        .list_dead_letters(ListDeadLettersRequest {
+            app_id: "audit".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .dead_letters;
+    assert!(left.is_empty(), "{left:?}");
+    quiet(&mut rx, "the retried event is acknowledged").await;
+}
+
+#[tokio::test]
+async fn post_events_are_refused_with_unavailable_while_nats_is_down() {
+    let mut nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), "down", 1, |_, _| {}).await;
+    let (app, mut rx) = recorder("audit");
+    let _app = s[0].app(app).await;
+    let backend = s[0].backend().await;
+    within(backend.post_room_create(created("before", false)))
+        .await
+        .unwrap();
+    assert_eq!(within(rx.recv()).await, Some(("evt-before".into(), 1)));
+
+    nats.stop_all();
+
+    let refused = within(async {
+        loop {
+            match backend.post_room_create(created("during", false)).await {
+                Err(status) => return status,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("NATS"), "{refused:?}");
+
+    nats.start_all().await;
+    let after = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match backend.post_room_create(created("after", false)).await {
+                Ok(response) => return response,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await
+    .expect("posts are accepted again once NATS is back");
+    assert_eq!(after.subscribed_apps, 1);
+    let got = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (event_id, _) = rx.recv().await.expect("the app runs");
+            if event_id == "evt-after" {
+                return event_id;
+            }
+        }
+    })
+    .await
+    .expect("the event accepted after the outage is delivered");
+    assert_eq!(got, "evt-after");
+}
+
+/// One PostRoomCreate for the load test.
+fn load_item(i: usize) -> PostEventsItem {
+    PostEventsItem {
+        event: Some(Event::RoomCreate(PostRoomCreateRequest {
+            room: Some(stored_room(&format!("r{i}"), RoomType::Channel)),
+            event_id: format!("evt-{i}"),
+            wait_for_delivery: false,
+        })),
+    }
+}
+
+/// An app whose every instance reports the event ids it handles on `tx`, tagged with `app_id`.
+fn counter(app_id: &'static str, tx: mpsc::UnboundedSender<(&'static str, String)>) -> App {
+    App::builder(app_id)
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .post_room_create(move |ctx, _| {
+            let _ = tx.send((app_id, ctx.event_id));
+            async { Ok(()) }
+        })
+        .build()
+}
+
+#[tokio::test]
+async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nats_node_is_killed()
+{
+    let total: usize = std::env::var("ROOMHOOKS_CLUSTER_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    const BATCH: usize = 100;
+    let mut nats = NatsCluster::start(3).await;
+    let urls: Vec<String> = nats.urls().split(',').map(String::from).collect();
+    let s = sidecars(&nats.urls(), "load", 3, |i, c| {
+        // Each sidecar tries a different node first.
+        let mut mine = urls.clone();
+        mine.rotate_left(i);
+        c.cluster_url = Some(mine.join(","));
+        c.cluster_replicas = 3;
+        c.post_ack_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let (tx, mut deliveries) = mpsc::unbounded_channel();
+    let mut apps = Vec::new();
+    for h in &s {
+        apps.push(h.app(counter("audit", tx.clone())).await);
+    }
+    apps.push(s[2].app(counter("index", tx.clone())).await);
+    for h in &s {
+        wait_for_instance_at(h, "index", "s2").await;
+    }
+    let backends = [
+        s[0].backend().await,
+        s[1].backend().await,
+        s[2].backend().await,
+    ];
+    // The node leading the posts stream is the one killed: its loss forces an election.
+    let js = async_nats::jetstream::new(
+        async_nats::connect(urls.clone())
+            .await
+            .expect("the test's client connects"),
+    );
+    let leader = js
+        .get_stream("load_posts")
+        .await
+        .expect("the posts stream exists")
+        .info()
+        .await
+        .expect("stream info")
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leader.clone())
+        .and_then(|name| nats.index_of(&name))
+        .unwrap_or(0);
+
+    let started = Instant::now();
+    let mut ok: HashSet<String> = HashSet::new();
+    let mut refused_calls = 0usize;
+    let mut next_sidecar = 0usize;
+    let batches = total.div_ceil(BATCH);
+    for b in 0..batches {
+        if b == batches / 2 {
+            nats.kill(leader);
+            eprintln!("killed NATS node {leader} (the posts stream's leader) after {} events", b * BATCH);
+        }
+        let items: Vec<PostEventsItem> = (b * BATCH..((b + 1) * BATCH).min(total))
+            .map(load_item)
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let backend = &backends[next_sidecar % 3];
+            next_sidecar += 1;
+            match backend.post_events(items.clone()).await {
+                Ok(results) => {
+                    ok.extend(results.into_iter().map(|r| r.event_id));
+                    break;
+                }
+                Err(status) => {
+                    refused_calls += 1;
+                    assert!(
+                        Instant::now() < deadline,
+                        "batch {b} refused for 90 s: {status:?}"
+                    );
+                    // The backend retries the same event ids at the next sidecar.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    let sent_in = started.elapsed();
+
+    let mut seen: HashMap<&'static str, HashSet<String>> = HashMap::new();
+    let mut received = HashMap::<&'static str, usize>::new();
+    let all_in = tokio::time::timeout(Duration::from_secs(180), async {
+        while ["audit", "index"]
+            .iter()
+            .any(|app| ok.iter().any(|id| !seen.get(app).is_some_and(|s| s.contains(id))))
+        {
+            let Some((app, event_id)) = deliveries.recv().await else {
+                break;
+            };
+            *received.entry(app).or_default() += 1;
+            seen.entry(app).or_default().insert(event_id);
+        }
+    })
+    .await;
+    // Late duplicates, if any, still count.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok((app, event_id)) = deliveries.try_recv() {
+        *received.entry(app).or_default() += 1;
+        seen.entry(app).or_default().insert(event_id);
+    }
+
+    let mut lost_total = 0;
+    for app in ["audit", "index"] {
+        let unique = seen.get(app).map_or(0, HashSet::len);
+        let lost = ok
+            .iter()
+            .filter(|id| !seen.get(app).is_some_and(|s| s.contains(*id)))
+            .count();
+        lost_total += lost;
+        eprintln!(
+            "cluster post load, app {app}: sent {total} / OK {} / delivered {unique} / duplicates {} / lost {lost} \
+             ({refused_calls} batch calls refused and retried; sent in {sent_in:?}; NATS node {leader} killed mid-run, replicas 3)",
+            ok.len(),
+            received.get(app).copied().unwrap_or(0) - unique,
+        );
+    }
+    assert_eq!(ok.len(), total, "every event was accepted in the end");
+    assert!(all_in.is_ok(), "not every accepted event was delivered in 180 s");
+    assert_eq!(lost_total, 0);
+    drop(apps);
+}
