@@ -30,6 +30,8 @@ pub struct Sources {
     pub drain: Arc<crate::lifecycle::drain::Drain>,
     /// The largest timeout: histogram buckets go at least this far.
     pub max_timeout: Duration,
+    /// Cluster mode, when on.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Serves `/metrics` on `listener` until `stop` is cancelled.
@@ -96,8 +98,36 @@ pub fn render(sources: &Sources) -> String {
     app_gauges(&mut out, &snapshot);
     request_counters(&mut out, sources);
     sidecar_info(&mut out, sources);
+    if let Some(cluster) = &sources.cluster {
+        cluster_series(&mut out, cluster);
+    }
     process::render(&mut out);
     out
+}
+
+/// Cluster mode: the NATS connection and the Pre calls forwarded to other sidecars.
+fn cluster_series(out: &mut String, cluster: &crate::cluster::Cluster) {
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_cluster_connected 1 while the NATS connection is up, 0 while it is lost."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_cluster_connected gauge");
+    let _ = writeln!(
+        out,
+        "roomhooks_cluster_connected {}",
+        u8::from(cluster.is_connected())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_cluster_forwarded_calls_total Pre calls forwarded to another sidecar, by the sidecar that served them (empty: none did)."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_cluster_forwarded_calls_total counter");
+    for (sidecar, n) in cluster.forwarded() {
+        let _ = writeln!(
+            out,
+            "roomhooks_cluster_forwarded_calls_total{{sidecar=\"{sidecar}\"}} {n}"
+        );
+    }
 }
 
 /// Per app and hook: the call latency histogram.

@@ -8,6 +8,7 @@ use self::{
     routes::Services,
     startup::{
         bind, forget_idle_apps, log_remembered_apps, open_store, serve_metrics, warn_if_open,
+        watch_nats,
     },
 };
 
@@ -157,6 +158,7 @@ impl Sidecar {
                     requests: Arc::clone(&requests),
                     drain: Arc::clone(&drain),
                     max_timeout: config.max_timeout,
+                    cluster: cluster.clone(),
                 },
                 &tasks,
             )?),
@@ -186,6 +188,13 @@ impl Sidecar {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
+        if let Some(link) = &link {
+            tasks.spawn(watch_nats(
+                health.clone(),
+                link.cluster.clone(),
+                tasks.stopping().child_token(),
+            ));
+        }
         let router = routes::routes(
             &config,
             Services {
