@@ -16,17 +16,18 @@ use std::{
 use common::{
     Harness,
     cluster::{cluster_name, has_instance_at, sidecars},
-    join_request, new_room,
+    join_request,
     nats::NatsCluster,
+    new_room,
     raw::{RawApp, register},
     statuses, within,
 };
 use prost_types::Value;
 use roomhooks_sdk::{
-    App, Extension, FailurePolicy, HookError, Modification,
+    App, Extension, HookError, Modification,
     proto::{
-        HookInterface, OutcomeStatus, PreRoomCreateRequest, Register, PreventionReason, RemoveAppRequest, RoomType,
-        SetAppEnabledRequest, admin_client::AdminClient,
+        FailurePolicy, HookInterface, OutcomeStatus, PreRoomCreateRequest, PreventionReason,
+        Register, RemoveAppRequest, RoomType, SetAppEnabledRequest, admin_client::AdminClient,
     },
 };
 
@@ -65,7 +66,9 @@ async fn a_veto_from_an_app_connected_at_another_sidecar_prevents_the_join_and_n
     let name = cluster_name("veto");
     let s = sidecars(&nats.urls(), &name, 2, |_, _| {}).await;
     let calls = Arc::new(AtomicUsize::new(0));
-    let _app = s[1].app(bouncer("bouncer", "mallory", Arc::clone(&calls))).await;
+    let _app = s[1]
+        .app(bouncer("bouncer", "mallory", Arc::clone(&calls)))
+        .await;
     s[0].wait_for_instance_at("bouncer", "s1").await;
     let backend = s[0].backend().await;
 
@@ -78,10 +81,17 @@ async fn a_veto_from_an_app_connected_at_another_sidecar_prevents_the_join_and_n
 
     assert!(!refused.allowed);
     assert_eq!(refused.preventions[0].message, "mallory is banned");
-    assert_eq!(refused.outcomes[0].sidecar_id, "s1", "the serving sidecar is named");
+    assert_eq!(
+        refused.outcomes[0].sidecar_id, "s1",
+        "the serving sidecar is named"
+    );
     assert!(!refused.outcomes[0].instance_id.is_empty());
     assert!(allowed.allowed);
-    assert_eq!(calls.load(Ordering::Relaxed), 2, "both calls reached the app at s1");
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        2,
+        "both calls reached the app at s1"
+    );
 }
 
 #[tokio::test]
@@ -117,7 +127,11 @@ async fn vetoes_from_apps_at_two_other_sidecars_are_all_reported_in_app_order() 
         ]
     );
     assert_eq!(response.preventions[0].message, "alpha says no");
-    let served: Vec<&str> = response.outcomes.iter().map(|o| o.sidecar_id.as_str()).collect();
+    let served: Vec<&str> = response
+        .outcomes
+        .iter()
+        .map(|o| o.sidecar_id.as_str())
+        .collect();
     assert_eq!(served, ["s1", "s2"]);
 }
 
@@ -161,9 +175,13 @@ async fn extend_and_modify_answers_from_remote_apps_are_merged_and_chained_as_if
         s[0].wait_for_instance_at(app, at).await;
     }
 
-    let response = within(s[0].backend().await.pre_room_create(create_request("Launch")))
-        .await
-        .unwrap();
+    let response = within(
+        s[0].backend()
+            .await
+            .pre_room_create(create_request("Launch")),
+    )
+    .await
+    .unwrap();
 
     assert!(response.allowed);
     let room = response.room.unwrap();
@@ -171,7 +189,10 @@ async fn extend_and_modify_answers_from_remote_apps_are_merged_and_chained_as_if
         room.display_name, "Launch (1) (2)",
         "each modifier saw the previous one's room"
     );
-    assert_eq!(room.custom_fields.unwrap().fields["tier"], Value::from("gold"));
+    assert_eq!(
+        room.custom_fields.unwrap().fields["tier"],
+        Value::from("gold")
+    );
     assert_eq!(room.member_usernames, ["owner", "helper-bot"]);
 }
 
@@ -194,9 +215,13 @@ async fn a_remote_app_slower_than_its_timeout_times_out_and_its_failure_policy_a
         .await;
     s[0].wait_for_instance_at("slowpoke", "s1").await;
 
-    let response = within(s[0].backend().await.pre_room_user_join(join_request("carol")))
-        .await
-        .unwrap();
+    let response = within(
+        s[0].backend()
+            .await
+            .pre_room_user_join(join_request("carol")),
+    )
+    .await
+    .unwrap();
 
     assert!(!response.allowed, "a FAIL app that timed out prevents");
     assert_eq!(response.outcomes[0].status, OutcomeStatus::Timeout as i32);
@@ -222,7 +247,9 @@ async fn a_fail_app_that_left_the_other_sidecar_keeps_protecting_calls_here_unti
     s[0].wait_for_instance_at("guardian", "s1").await;
     guardian.shutdown().await.unwrap();
     s[0].wait_for_apps("guardian has no instance anywhere", |list| {
-        list.apps.iter().any(|a| a.app_id == "guardian" && a.instances.is_empty())
+        list.apps
+            .iter()
+            .any(|a| a.app_id == "guardian" && a.instances.is_empty())
     })
     .await;
     let backend = s[0].backend().await;
@@ -244,9 +271,18 @@ async fn a_fail_app_that_left_the_other_sidecar_keeps_protecting_calls_here_unti
         .await
         .unwrap();
 
-    assert!(!protected.allowed, "the FAIL app connected nowhere prevents at s0");
-    assert_eq!(protected.outcomes[0].status, OutcomeStatus::Unavailable as i32);
-    assert!(after.allowed && after.outcomes.is_empty(), "removed at s1: gone at s0");
+    assert!(
+        !protected.allowed,
+        "the FAIL app connected nowhere prevents at s0"
+    );
+    assert_eq!(
+        protected.outcomes[0].status,
+        OutcomeStatus::Unavailable as i32
+    );
+    assert!(
+        after.allowed && after.outcomes.is_empty(),
+        "removed at s1: gone at s0"
+    );
 }
 
 #[tokio::test]
@@ -263,19 +299,26 @@ async fn a_fail_app_declared_at_one_sidecar_is_known_at_a_sidecar_started_later(
         )
         .await;
     guardian.shutdown().await.unwrap();
-    let late = Harness::start_with(|config| common::cluster::join(config, &nats.urls(), &name, 7))
-        .await;
+    let late =
+        Harness::start_with(|config| common::cluster::join(config, &nats.urls(), &name, 7)).await;
     late.wait_for_apps("guardian is known", |list| {
         list.apps.iter().any(|a| a.app_id == "guardian")
     })
     .await;
 
-    let response = within(late.backend().await.pre_room_user_join(join_request("erin")))
-        .await
-        .unwrap();
+    let response = within(
+        late.backend()
+            .await
+            .pre_room_user_join(join_request("erin")),
+    )
+    .await
+    .unwrap();
 
     assert!(!response.allowed);
-    assert_eq!(response.outcomes[0].status, OutcomeStatus::Unavailable as i32);
+    assert_eq!(
+        response.outcomes[0].status,
+        OutcomeStatus::Unavailable as i32
+    );
 }
 
 #[tokio::test]
@@ -284,8 +327,12 @@ async fn a_local_instance_is_preferred_over_one_at_another_sidecar() {
     let name = cluster_name("local");
     let s = sidecars(&nats.urls(), &name, 2, |_, _| {}).await;
     let (here, there) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let _remote = s[1].app(bouncer("bouncer", "nobody", Arc::clone(&there))).await;
-    let _local = s[0].app(bouncer("bouncer", "nobody", Arc::clone(&here))).await;
+    let _remote = s[1]
+        .app(bouncer("bouncer", "nobody", Arc::clone(&there)))
+        .await;
+    let _local = s[0]
+        .app(bouncer("bouncer", "nobody", Arc::clone(&here)))
+        .await;
     s[0].wait_for_instance_at("bouncer", "s1").await;
     let backend = s[0].backend().await;
 
@@ -306,7 +353,9 @@ async fn disabling_an_app_at_one_sidecar_takes_effect_at_the_others() {
     let name = cluster_name("disable");
     let s = sidecars(&nats.urls(), &name, 2, |_, _| {}).await;
     let calls = Arc::new(AtomicUsize::new(0));
-    let _app = s[1].app(bouncer("bouncer", "mallory", Arc::clone(&calls))).await;
+    let _app = s[1]
+        .app(bouncer("bouncer", "mallory", Arc::clone(&calls)))
+        .await;
     s[0].wait_for_instance_at("bouncer", "s1").await;
 
     let asked = Instant::now();
@@ -318,13 +367,22 @@ async fn disabling_an_app_at_one_sidecar_takes_effect_at_the_others() {
         .await
         .unwrap();
     s[1].wait_for_apps("bouncer is disabled at s1", |list| {
-        list.apps.iter().any(|a| a.app_id == "bouncer" && !a.enabled)
+        list.apps
+            .iter()
+            .any(|a| a.app_id == "bouncer" && !a.enabled)
     })
     .await;
-    println!("SetAppEnabled at s0 was applied at s1 after {:?}", asked.elapsed());
-    let at_s1 = within(s[1].backend().await.pre_room_user_join(join_request("mallory")))
-        .await
-        .unwrap();
+    println!(
+        "SetAppEnabled at s0 was applied at s1 after {:?}",
+        asked.elapsed()
+    );
+    let at_s1 = within(
+        s[1].backend()
+            .await
+            .pre_room_user_join(join_request("mallory")),
+    )
+    .await
+    .unwrap();
 
     assert!(at_s1.allowed, "a disabled app is not called");
     assert_eq!(calls.load(Ordering::Relaxed), 0);
@@ -351,7 +409,11 @@ async fn an_instance_registered_differently_from_one_at_another_sidecar_is_refus
         .expect("the mismatching instance is refused");
 
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
-    assert!(refused.message().contains("priority 5 vs 7"), "{}", refused.message());
+    assert!(
+        refused.message().contains("priority 5 vs 7"),
+        "{}",
+        refused.message()
+    );
 }
 
 #[tokio::test]
@@ -383,7 +445,10 @@ async fn nats_health(h: &Harness) -> i32 {
 }
 
 /// Waits until `h` reports the NATS connection as `status`.
-async fn wait_for_nats_health(h: &Harness, status: tonic_health::pb::health_check_response::ServingStatus) {
+async fn wait_for_nats_health(
+    h: &Harness,
+    status: tonic_health::pb::health_check_response::ServingStatus,
+) {
     for _ in 0..300 {
         if nats_health(h).await == status as i32 {
             return;
@@ -399,8 +464,12 @@ async fn while_nats_is_down_local_apps_still_answer_and_remote_only_apps_count_a
     let mut nats = NatsCluster::start(1).await;
     let name = cluster_name("natsdown");
     let s = sidecars(&nats.urls(), &name, 2, |_, _| {}).await;
-    let _local = s[0].app(bouncer("local-bouncer", "mallory", Arc::default())).await;
-    let _remote = s[1].app(bouncer("remote-bouncer", "nobody", Arc::default())).await;
+    let _local = s[0]
+        .app(bouncer("local-bouncer", "mallory", Arc::default()))
+        .await;
+    let _remote = s[1]
+        .app(bouncer("remote-bouncer", "nobody", Arc::default()))
+        .await;
     s[0].wait_for_instance_at("remote-bouncer", "s1").await;
     let backend = s[0].backend().await;
 

@@ -81,7 +81,10 @@ async fn start_up_fails_after_cluster_wait_when_nats_is_unreachable_naming_the_u
         stderr.contains("cannot reach NATS at nats://127.0.0.1:1 within"),
         "{stderr}"
     );
-    assert!(stderr.contains("--cluster-wait forever"), "says how to keep retrying: {stderr}");
+    assert!(
+        stderr.contains("--cluster-wait forever"),
+        "says how to keep retrying: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +125,9 @@ async fn a_sidecar_killed_with_kill_9_is_forgotten_by_the_others_and_takes_its_i
 
     b.kill();
     let forgotten_after = wait_for_instances(&a, "watcher", &[]).await;
-    println!("a sidecar killed with kill -9 was forgotten after {forgotten_after:?} (member TTL 2 s)");
+    println!(
+        "a sidecar killed with kill -9 was forgotten after {forgotten_after:?} (member TTL 2 s)"
+    );
     let restarted = Binary::start(&cluster_args(&urls, "killed", "b"), &data_b);
 
     assert!(

@@ -18,7 +18,10 @@ pub fn cluster_name(test: &str) -> String {
         "t{}_{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed),
-        test.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>()
+        test.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect::<String>()
     )
 }
 
@@ -52,9 +55,9 @@ pub async fn sidecars(
 
 /// Whether `list` shows app `app_id` with a live instance at sidecar `sidecar_id`.
 pub fn has_instance_at(list: &ListAppsResponse, app_id: &str, sidecar_id: &str) -> bool {
-    list.apps.iter().any(|a| {
-        a.app_id == app_id && a.instances.iter().any(|i| i.sidecar_id == sidecar_id)
-    })
+    list.apps
+        .iter()
+        .any(|a| a.app_id == app_id && a.instances.iter().any(|i| i.sidecar_id == sidecar_id))
 }
 
 impl Harness {

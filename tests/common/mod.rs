@@ -2,8 +2,8 @@
 //! real backend client, all over TCP.
 #![allow(dead_code)]
 
-pub mod nats;
 pub mod cluster;
+pub mod nats;
 pub mod raw;
 
 use std::{future::Future, sync::Arc, time::Duration};

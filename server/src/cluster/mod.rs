@@ -274,18 +274,16 @@ async fn options(settings: &ClusterSettings) -> Result<async_nats::ConnectOption
         .request_timeout(Some(Duration::from_secs(5)))
         // Reconnects for ever: a NATS outage ends when NATS is back, not when we give up.
         .max_reconnects(None)
-        .event_callback(|event| {
-            async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!("NATS connection is up"),
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!(
-                            "NATS connection lost; reconnecting (post events are refused \
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connection is up"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!(
+                        "NATS connection lost; reconnecting (post events are refused \
                              with UNAVAILABLE meanwhile, Pre calls use local instances)"
-                        );
-                    }
-                    other => tracing::info!("NATS: {other}"),
+                    );
                 }
+                other => tracing::info!("NATS: {other}"),
             }
         });
     options = match &settings.auth {

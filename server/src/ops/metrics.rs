@@ -121,7 +121,10 @@ fn cluster_series(out: &mut String, cluster: &crate::cluster::Cluster) {
         out,
         "# HELP roomhooks_cluster_forwarded_calls_total Pre calls forwarded to another sidecar, by the sidecar that served them (empty: none did)."
     );
-    let _ = writeln!(out, "# TYPE roomhooks_cluster_forwarded_calls_total counter");
+    let _ = writeln!(
+        out,
+        "# TYPE roomhooks_cluster_forwarded_calls_total counter"
+    );
     for (sidecar, n) in cluster.forwarded() {
         let _ = writeln!(
             out,
