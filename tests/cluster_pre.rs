@@ -503,3 +503,48 @@ async fn while_nats_is_down_local_apps_still_answer_and_remote_only_apps_count_a
     let after = after.expect("the remote app answers again once NATS is back");
     assert!(after.allowed);
 }
+
+#[tokio::test]
+async fn an_app_given_several_sidecars_moves_to_another_when_its_sidecar_goes_away() {
+    let nats = NatsCluster::start(1).await;
+    let name = cluster_name("rotate");
+    let mut s = sidecars(&nats.urls(), &name, 2, |_, _| {}).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let endpoints = format!("{},{}", s[0].endpoint, s[1].endpoint);
+    let app = App::builder("bouncer")
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .pre_room_user_joined({
+            let calls = Arc::clone(&calls);
+            move |_, _| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async { Ok(()) }
+            }
+        })
+        .build();
+    let mut handle = app.spawn(endpoints);
+    within(handle.registered())
+        .await
+        .expect("registers at the first sidecar");
+    s[1].wait_for_instance_at("bouncer", "s0").await;
+
+    let first = s.remove(0);
+    first.sidecar.shutdown().await.expect("s0 shuts down");
+    s[0].wait_for_instance_at("bouncer", "s1").await;
+    let response = within(
+        s[0].backend()
+            .await
+            .pre_room_user_join(join_request("alice")),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        statuses(&response.outcomes),
+        [("bouncer", OutcomeStatus::Allowed)]
+    );
+    assert_eq!(
+        response.outcomes[0].sidecar_id, "s1",
+        "answered by the instance now at s1"
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}
