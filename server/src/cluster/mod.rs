@@ -153,10 +153,26 @@ impl Cluster {
     /// Connects to NATS (waiting as `--cluster-wait` says) and creates or opens the cluster's
     /// streams and buckets.
     pub async fn connect(settings: ClusterSettings) -> Result<Self, ClusterError> {
+        let started = Instant::now();
         let client = connect_nats(&settings).await?;
         let js = jetstream::new(client.clone());
         let names = Names::new(&settings.name);
-        let buckets = ensure_objects(&js, &names, &settings).await?;
+        // A NATS cluster that just started answers before it has elected its JetStream
+        // leader: set-up is retried for as long as --cluster-wait allows.
+        let mut pause = Duration::from_millis(200);
+        let buckets = loop {
+            match ensure_objects(&js, &names, &settings).await {
+                Ok(buckets) => break buckets,
+                Err(err) => match settings.wait {
+                    ClusterWait::Bounded(limit) if started.elapsed() >= limit => return Err(err),
+                    _ => {
+                        tracing::warn!("{err}; retrying (--cluster-wait)");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                },
+            }
+        };
         tracing::info!(sidecar_id = %settings.sidecar_id, cluster = %settings.name,
             nats = %settings.urls.join(","), replicas = settings.replicas,
             "cluster mode: post events are stored in JetStream, apps are shared with the cluster");
