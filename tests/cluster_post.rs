@@ -13,7 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Harness, created, nats::NatsCluster, recorder, statuses, stored_room, within};
+use common::{
+    cluster::{cluster_name, sidecars},
+    created,
+    nats::NatsCluster,
+    recorder, statuses, stored_room, within,
+};
 use roomhooks_sdk::{
     App, HookError,
     proto::{
@@ -21,40 +26,7 @@ use roomhooks_sdk::{
         RetryDeadLettersRequest, RoomType, admin_client::AdminClient, post_events_item::Event,
     },
 };
-use roomhooks_server::Config;
 use tokio::sync::mpsc;
-
-/// `n` sidecars `s0..` of cluster `name` on the NATS at `urls`, each adjusted by `tweak`.
-async fn sidecars(
-    urls: &str,
-    name: &str,
-    n: usize,
-    tweak: impl Fn(usize, &mut Config),
-) -> Vec<Harness> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        out.push(
-            Harness::start_with(|c| {
-                c.cluster_url = Some(urls.to_owned());
-                c.cluster_name = name.to_owned();
-                c.sidecar_id = Some(format!("s{i}"));
-                tweak(i, c);
-            })
-            .await,
-        );
-    }
-    out
-}
-
-/// Waits until `h` lists a live instance of `app_id` at sidecar `at`.
-async fn wait_for_instance_at(h: &Harness, app_id: &str, at: &str) {
-    h.wait_for_apps(&format!("{app_id} has an instance at {at}"), |l| {
-        l.apps
-            .iter()
-            .any(|a| a.app_id == app_id && a.instances.iter().any(|i| i.sidecar_id == at))
-    })
-    .await;
-}
 
 /// An app that reports every PostRoomCreate it handles as (event_id, attempt) and acknowledges
 /// it only when `ack` says so at that attempt.
@@ -92,10 +64,10 @@ async fn quiet(rx: &mut mpsc::UnboundedReceiver<(String, u32)>, what: &str) {
 #[tokio::test]
 async fn an_event_posted_at_one_sidecar_is_delivered_to_the_app_connected_at_another() {
     let nats = NatsCluster::start(1).await;
-    let s = sidecars(&nats.urls(), "deliver", 2, |_, _| {}).await;
+    let s = sidecars(&nats.urls(), &cluster_name("deliver"), 2, |_, _| {}).await;
     let (app, mut rx) = recorder("audit");
     let _app = s[1].app(app).await;
-    wait_for_instance_at(&s[0], "audit", "s1").await;
+    s[0].wait_for_instance_at("audit", "s1").await;
 
     let accepted = within(s[0].backend().await.post_room_create(created("r1", false)))
         .await
@@ -109,10 +81,10 @@ async fn an_event_posted_at_one_sidecar_is_delivered_to_the_app_connected_at_ano
 #[tokio::test]
 async fn a_retry_of_the_same_event_id_at_another_sidecar_is_delivered_once() {
     let nats = NatsCluster::start(1).await;
-    let s = sidecars(&nats.urls(), "dedupe", 2, |_, _| {}).await;
+    let s = sidecars(&nats.urls(), &cluster_name("dedupe"), 2, |_, _| {}).await;
     let (app, mut rx) = recorder("audit");
     let _app = s[1].app(app).await;
-    wait_for_instance_at(&s[0], "audit", "s1").await;
+    s[0].wait_for_instance_at("audit", "s1").await;
 
     let first = within(s[0].backend().await.post_room_create(created("r1", false))).await;
     let retried = within(s[1].backend().await.post_room_create(created("r1", false))).await;
@@ -125,13 +97,13 @@ async fn a_retry_of_the_same_event_id_at_another_sidecar_is_delivered_once() {
 #[tokio::test]
 async fn an_unacknowledged_event_is_redelivered_with_attempt_two() {
     let nats = NatsCluster::start(1).await;
-    let s = sidecars(&nats.urls(), "redeliver", 2, |_, c| {
+    let s = sidecars(&nats.urls(), &cluster_name("redeliver"), 2, |c, _| {
         c.post_ack_timeout = Duration::from_secs(1);
     })
     .await;
     let (app, mut rx) = choosy("audit", |attempt| attempt >= 2);
     let _app = s[1].app(app).await;
-    wait_for_instance_at(&s[0], "audit", "s1").await;
+    s[0].wait_for_instance_at("audit", "s1").await;
 
     within(s[0].backend().await.post_room_create(created("r1", false)))
         .await
@@ -150,7 +122,7 @@ async fn an_unacknowledged_event_is_redelivered_with_attempt_two() {
 async fn an_event_held_by_an_instance_that_leaves_is_redelivered_at_once_at_another_sidecar() {
     let nats = NatsCluster::start(1).await;
     // A long ack timeout: only the nak of the leaving instance can bring the event back soon.
-    let s = sidecars(&nats.urls(), "nak", 2, |_, c| {
+    let s = sidecars(&nats.urls(), &cluster_name("nak"), 2, |c, _| {
         c.post_ack_timeout = Duration::from_secs(60);
     })
     .await;
@@ -189,7 +161,7 @@ async fn an_event_held_by_an_instance_that_leaves_is_redelivered_at_once_at_anot
 #[tokio::test]
 async fn an_app_filtering_room_types_gets_only_the_events_of_its_rooms() {
     let nats = NatsCluster::start(1).await;
-    let s = sidecars(&nats.urls(), "roomtypes", 2, |_, _| {}).await;
+    let s = sidecars(&nats.urls(), &cluster_name("roomtypes"), 2, |_, _| {}).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let _app = s[1]
         .app(
@@ -202,7 +174,7 @@ async fn an_app_filtering_room_types_gets_only_the_events_of_its_rooms() {
                 .build(),
         )
         .await;
-    wait_for_instance_at(&s[0], "channels-only", "s1").await;
+    s[0].wait_for_instance_at("channels-only", "s1").await;
     let backend = s[0].backend().await;
 
     let dm = backend
@@ -227,13 +199,13 @@ async fn an_app_filtering_room_types_gets_only_the_events_of_its_rooms() {
 #[tokio::test]
 async fn wait_for_delivery_answers_delivered_once_the_remote_app_acknowledged() {
     let nats = NatsCluster::start(1).await;
-    let s = sidecars(&nats.urls(), "wait", 2, |_, _| {}).await;
+    let s = sidecars(&nats.urls(), &cluster_name("wait"), 2, |_, _| {}).await;
     let (app, mut rx) = recorder("audit");
     let _app = s[1].app(app).await;
     let (slow, _slow_rx) = choosy("never-acks", |_| false);
     let _slow = s[1].app(slow).await;
-    wait_for_instance_at(&s[0], "audit", "s1").await;
-    wait_for_instance_at(&s[0], "never-acks", "s1").await;
+    s[0].wait_for_instance_at("audit", "s1").await;
+    s[0].wait_for_instance_at("never-acks", "s1").await;
 
     let response = within(s[0].backend().await.post_room_create(created("r1", true)))
         .await
@@ -256,7 +228,7 @@ async fn wait_for_delivery_answers_delivered_once_the_remote_app_acknowledged() 
 #[tokio::test]
 async fn an_event_past_the_attempt_cap_is_a_dead_letter_listed_and_retried_from_any_sidecar() {
     let nats = NatsCluster::start(1).await;
-    let s = sidecars(&nats.urls(), "dead", 2, |_, c| {
+    let s = sidecars(&nats.urls(), &cluster_name("dead"), 2, |c, _| {
         c.post_ack_timeout = Duration::from_millis(500);
         c.post_max_attempts = 2;
     })
@@ -267,7 +239,7 @@ async fn an_event_past_the_attempt_cap_is_a_dead_letter_listed_and_retried_from_
         choosy("audit", move |_| accept.load(Ordering::Relaxed))
     };
     let _app = s[1].app(app).await;
-    wait_for_instance_at(&s[0], "audit", "s1").await;
+    s[0].wait_for_instance_at("audit", "s1").await;
 
     within(s[0].backend().await.post_room_create(created("r1", false)))
         .await
@@ -339,7 +311,7 @@ async fn an_event_past_the_attempt_cap_is_a_dead_letter_listed_and_retried_from_
 #[tokio::test]
 async fn post_events_are_refused_with_unavailable_while_nats_is_down() {
     let mut nats = NatsCluster::start(1).await;
-    let s = sidecars(&nats.urls(), "down", 1, |_, _| {}).await;
+    let s = sidecars(&nats.urls(), &cluster_name("down"), 1, |_, _| {}).await;
     let (app, mut rx) = recorder("audit");
     let _app = s[0].app(app).await;
     let backend = s[0].backend().await;
@@ -419,7 +391,8 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
     const BATCH: usize = 100;
     let mut nats = NatsCluster::start(3).await;
     let urls: Vec<String> = nats.urls().split(',').map(String::from).collect();
-    let s = sidecars(&nats.urls(), "load", 3, |i, c| {
+    let name = cluster_name("load");
+    let s = sidecars(&nats.urls(), &name, 3, |c, i| {
         // Each sidecar tries a different node first.
         let mut mine = urls.clone();
         mine.rotate_left(i);
@@ -435,7 +408,7 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
     }
     apps.push(s[2].app(counter("index", tx.clone())).await);
     for h in &s {
-        wait_for_instance_at(h, "index", "s2").await;
+        h.wait_for_instance_at("index", "s2").await;
     }
     let backends = [
         s[0].backend().await,
@@ -449,7 +422,7 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
             .expect("the test's client connects"),
     );
     let leader = js
-        .get_stream("load_posts")
+        .get_stream(format!("{name}_posts"))
         .await
         .expect("the posts stream exists")
         .info()

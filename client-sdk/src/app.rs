@@ -115,7 +115,9 @@ impl App {
 
     /// Runs the app against the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`) on a
     /// connection of its own until `shutdown` completes, reconnecting with capped exponential
-    /// backoff and jitter whenever the connection drops. On shutdown, calls in flight finish (up
+    /// backoff and jitter whenever the connection drops. In cluster mode `endpoint` may list
+    /// several sidecars, comma-separated (`http://a:50051,http://b:50051`): when the one in use
+    /// cannot be reached, the next is tried. On shutdown, calls in flight finish (up
     /// to the drain timeout) first. Returns an error only when the sidecar refuses the
     /// registration for good.
     pub async fn run_until(
@@ -156,8 +158,9 @@ impl App {
         }
     }
 
-    /// Runs the app in a background task on a connection of its own; the handle waits for
-    /// registration and stops it.
+    /// Runs the app in a background task on a connection of its own (to `endpoint`, or to
+    /// several comma-separated sidecars, as [`run_until`](Self::run_until) takes); the handle
+    /// waits for registration and stops it.
     pub fn spawn(self, endpoint: impl Into<String>) -> AppHandle {
         let link = Link::own(endpoint.into(), self.options.tls.as_ref());
         self.spawn_with(link)

@@ -3,7 +3,10 @@
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -67,32 +70,74 @@ impl fmt::Debug for Connection {
 /// Where one app's sessions get their channel from.
 pub(crate) enum Link {
     /// A fresh connection for every session: the app is the only one on it.
-    Own(Endpoint),
+    Own(Endpoints),
     /// A connection shared with the other apps of the process.
     Shared(Connection),
 }
 
+/// The sidecars an app may connect to (several in cluster mode), and the one it used last.
+pub(crate) struct Endpoints {
+    list: Vec<Endpoint>,
+    current: AtomicUsize,
+}
+
 impl Link {
-    /// A connection of the app's own to `endpoint`.
-    pub(crate) fn own(endpoint: String, tls: Option<&ClientTlsConfig>) -> Result<Self, SdkError> {
-        Ok(Self::Own(endpoint_for(endpoint, tls)?))
+    /// A connection of the app's own to `endpoints`: one sidecar's URL, or several separated
+    /// by commas (cluster mode: when one cannot be reached, the next one is tried).
+    pub(crate) fn own(endpoints: String, tls: Option<&ClientTlsConfig>) -> Result<Self, SdkError> {
+        let list = endpoints
+            .split(',')
+            .map(|endpoint| endpoint_for(endpoint.to_owned(), tls))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::Own(Endpoints {
+            list,
+            current: AtomicUsize::new(0),
+        }))
     }
 
-    /// The sidecar's address, for logs.
+    /// The sidecar's address, for logs (the one in use, with several).
     pub(crate) fn uri(&self) -> &tonic::codegen::http::Uri {
         match self {
-            Self::Own(endpoint) => endpoint.uri(),
+            Self::Own(endpoints) => endpoints.list[endpoints.current()].uri(),
             Self::Shared(connection) => connection.endpoint.uri(),
         }
     }
 
     /// A channel for one session: a new connection, or the shared one (which opens, or reopens,
-    /// when the session's stream starts).
+    /// when the session's stream starts). With several endpoints, the one used last is tried
+    /// first, then each of the others in turn; the first that connects is used from then on.
     pub(crate) async fn channel(&self) -> Result<Channel, SdkError> {
         match self {
-            Self::Own(endpoint) => endpoint.connect().await.map_err(SdkError::Connect),
+            Self::Own(endpoints) => {
+                let first = endpoints.current();
+                let mut last = None;
+                for step in 0..endpoints.list.len() {
+                    let at = (first + step) % endpoints.list.len();
+                    match endpoints.list[at].connect().await {
+                        Ok(channel) => {
+                            endpoints.current.store(at, Ordering::Relaxed);
+                            return Ok(channel);
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                // Start from the next one at the following attempt.
+                endpoints
+                    .current
+                    .store((first + 1) % endpoints.list.len(), Ordering::Relaxed);
+                Err(match last {
+                    Some(e) => SdkError::Connect(e),
+                    None => SdkError::InvalidEndpoint("no endpoint given".into()),
+                })
+            }
             Self::Shared(connection) => Ok(connection.channel()),
         }
+    }
+}
+
+impl Endpoints {
+    fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.list.len()
     }
 }
 

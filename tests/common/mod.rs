@@ -2,6 +2,7 @@
 //! real backend client, all over TCP.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod nats;
 pub mod raw;
 

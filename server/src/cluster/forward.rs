@@ -106,7 +106,7 @@ impl Forwarder {
             .headers(headers)
             .timeout(Some(left));
         let subject = self.cluster.names().call_subject(app_id);
-        match self.cluster.client().send_request(subject, request).await {
+        let forwarded = match self.cluster.client().send_request(subject, request).await {
             Ok(reply) => decode_reply(reply),
             Err(e) => unanswered(match e.kind() {
                 RequestErrorKind::TimedOut => Failure::Timeout(left),
@@ -117,7 +117,10 @@ impl Forwarder {
                 ),
                 _ => Failure::Unavailable(format!("forwarding to another sidecar failed: {e}")),
             }),
-        }
+        };
+        self.cluster
+            .count_forwarded(forwarded.sidecar.as_deref().unwrap_or_default());
+        forwarded
     }
 }
 

@@ -16,10 +16,8 @@ pub mod names;
 pub mod settings;
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -167,20 +165,34 @@ struct Inner {
     settings: ClusterSettings,
     buckets: Buckets,
     started_at: SystemTime,
-    /// Whether the NATS connection is up (kept by the connection's events).
-    connected: Arc<AtomicBool>,
+    /// Pre calls forwarded from here, by the sidecar that served them ("" for none).
+    forwarded: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Cluster {
     /// Connects to NATS (waiting as `--cluster-wait` says) and creates or opens the cluster's
     /// streams and buckets.
     pub async fn connect(settings: ClusterSettings) -> Result<Self, ClusterError> {
-        let connected = Arc::new(AtomicBool::new(false));
-        let client = connect_nats(&settings, Arc::clone(&connected)).await?;
-        connected.store(true, Ordering::Release);
+        let started = Instant::now();
+        let client = connect_nats(&settings).await?;
         let js = jetstream::new(client.clone());
         let names = Names::new(&settings.name);
-        let buckets = ensure_objects(&js, &names, &settings).await?;
+        // A NATS cluster that just started answers before it has elected its JetStream
+        // leader: set-up is retried for as long as --cluster-wait allows.
+        let mut pause = Duration::from_millis(200);
+        let buckets = loop {
+            match ensure_objects(&js, &names, &settings).await {
+                Ok(buckets) => break buckets,
+                Err(err) => match settings.wait {
+                    ClusterWait::Bounded(limit) if started.elapsed() >= limit => return Err(err),
+                    _ => {
+                        tracing::warn!("{err}; retrying (--cluster-wait)");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                },
+            }
+        };
         tracing::info!(sidecar_id = %settings.sidecar_id, cluster = %settings.name,
             nats = %settings.urls.join(","), replicas = settings.replicas,
             "cluster mode: post events are stored in JetStream, apps are shared with the cluster");
@@ -192,7 +204,7 @@ impl Cluster {
                 settings,
                 buckets,
                 started_at: SystemTime::now(),
-                connected,
+                forwarded: Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -234,19 +246,40 @@ impl Cluster {
 
     /// Whether the NATS connection is up now.
     pub fn is_connected(&self) -> bool {
-        self.inner.connected.load(Ordering::Acquire)
+        self.inner.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Counts one forwarded Pre call served by `sidecar` ("" when none served it).
+    pub fn count_forwarded(&self, sidecar: &str) {
+        let mut forwarded = self
+            .inner
+            .forwarded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match forwarded.get_mut(sidecar) {
+            Some(n) => *n += 1,
+            None => {
+                forwarded.insert(sidecar.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Pre calls forwarded from here so far, by serving sidecar.
+    pub fn forwarded(&self) -> BTreeMap<String, u64> {
+        self.inner
+            .forwarded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 }
 
 /// Connects to the first reachable NATS server, retrying until `--cluster-wait` runs out.
-async fn connect_nats(
-    settings: &ClusterSettings,
-    connected: Arc<AtomicBool>,
-) -> Result<async_nats::Client, ClusterError> {
+async fn connect_nats(settings: &ClusterSettings) -> Result<async_nats::Client, ClusterError> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
-        let options = options(settings, Arc::clone(&connected)).await?;
+        let options = options(settings).await?;
         let last = match options.connect(settings.urls.as_slice()).await {
             Ok(client) => return Ok(client),
             Err(err) => err.to_string(),
@@ -270,33 +303,23 @@ async fn connect_nats(
 }
 
 /// The client's options: credentials, TLS, and the connection events logged and tracked.
-async fn options(
-    settings: &ClusterSettings,
-    connected: Arc<AtomicBool>,
-) -> Result<async_nats::ConnectOptions, ClusterError> {
+async fn options(settings: &ClusterSettings) -> Result<async_nats::ConnectOptions, ClusterError> {
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("roomhooks {}", settings.sidecar_id))
         .connection_timeout(Duration::from_secs(2))
         .request_timeout(Some(Duration::from_secs(5)))
         // Reconnects for ever: a NATS outage ends when NATS is back, not when we give up.
         .max_reconnects(None)
-        .event_callback(move |event| {
-            let connected = Arc::clone(&connected);
-            async move {
-                match event {
-                    async_nats::Event::Connected => {
-                        connected.store(true, Ordering::Release);
-                        tracing::info!("NATS connection is up");
-                    }
-                    async_nats::Event::Disconnected => {
-                        connected.store(false, Ordering::Release);
-                        tracing::warn!(
-                            "NATS connection lost; reconnecting (post events are refused \
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connection is up"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!(
+                        "NATS connection lost; reconnecting (post events are refused \
                              with UNAVAILABLE meanwhile, Pre calls use local instances)"
-                        );
-                    }
-                    other => tracing::info!("NATS: {other}"),
+                    );
                 }
+                other => tracing::info!("NATS: {other}"),
             }
         });
     options = match &settings.auth {

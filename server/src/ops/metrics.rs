@@ -30,14 +30,14 @@ pub struct Sources {
     pub drain: Arc<crate::lifecycle::drain::Drain>,
     /// The largest timeout: histogram buckets go at least this far.
     pub max_timeout: Duration,
-    /// Cluster mode: the NATS connection, publish latency and consumers.
-    pub cluster: Option<ClusterSources>,
+    /// Cluster mode, when on.
+    pub cluster: Option<crate::cluster::Cluster>,
+    /// Cluster mode: post events in JetStream.
+    pub cluster_posts: Option<ClusterPosts>,
 }
 
-/// What the endpoint reads in cluster mode.
-pub struct ClusterSources {
-    /// The cluster (its connection state).
-    pub cluster: crate::cluster::Cluster,
+/// What the endpoint reads of post events in cluster mode.
+pub struct ClusterPosts {
     /// Publish latencies of post events.
     pub latency: Arc<crate::cluster::journal::PublishLatency>,
     /// The consumers' pending counts, read every few seconds.
@@ -109,10 +109,41 @@ pub fn render(sources: &Sources) -> String {
     request_counters(&mut out, sources);
     sidecar_info(&mut out, sources);
     if let Some(cluster) = &sources.cluster {
-        cluster_series(&mut out, cluster, &exported_buckets(sources.max_timeout));
+        cluster_series(&mut out, cluster);
+    }
+    if let Some(posts) = &sources.cluster_posts {
+        cluster_post_series(&mut out, posts, &exported_buckets(sources.max_timeout));
     }
     process::render(&mut out);
     out
+}
+
+/// Cluster mode: the NATS connection and the Pre calls forwarded to other sidecars.
+fn cluster_series(out: &mut String, cluster: &crate::cluster::Cluster) {
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_cluster_connected 1 while the NATS connection is up, 0 while it is lost."
+    );
+    let _ = writeln!(out, "# TYPE roomhooks_cluster_connected gauge");
+    let _ = writeln!(
+        out,
+        "roomhooks_cluster_connected {}",
+        u8::from(cluster.is_connected())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP roomhooks_cluster_forwarded_calls_total Pre calls forwarded to another sidecar, by the sidecar that served them (empty: none did)."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE roomhooks_cluster_forwarded_calls_total counter"
+    );
+    for (sidecar, n) in cluster.forwarded() {
+        let _ = writeln!(
+            out,
+            "roomhooks_cluster_forwarded_calls_total{{sidecar=\"{sidecar}\"}} {n}"
+        );
+    }
 }
 
 /// Per app and hook: the call latency histogram.
@@ -309,19 +340,8 @@ fn request_counters(out: &mut String, sources: &Sources) {
     }
 }
 
-/// Cluster mode: the NATS connection, the publish latency of post events, and each app
-/// consumer's pending messages.
-fn cluster_series(out: &mut String, sources: &ClusterSources, buckets: &[usize]) {
-    let _ = writeln!(
-        out,
-        "# HELP roomhooks_cluster_connected 1 while the NATS connection is up."
-    );
-    let _ = writeln!(out, "# TYPE roomhooks_cluster_connected gauge");
-    let _ = writeln!(
-        out,
-        "roomhooks_cluster_connected {}",
-        u8::from(sources.cluster.is_connected())
-    );
+/// Cluster mode: the publish latency of post events, and each app consumer's pending messages.
+fn cluster_post_series(out: &mut String, sources: &ClusterPosts, buckets: &[usize]) {
     let _ = writeln!(
         out,
         "# HELP roomhooks_cluster_publish_seconds Time from publishing a post event to JetStream's ack."

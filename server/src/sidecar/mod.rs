@@ -8,6 +8,7 @@ use self::{
     routes::Services,
     startup::{
         bind, forget_idle_apps, log_remembered_apps, open_store, serve_metrics, warn_if_open,
+        watch_nats,
     },
 };
 
@@ -30,7 +31,7 @@ use crate::{
     edge::requests::{CountRequests, RequestCounters},
     ids::AppId,
     lifecycle::{drain::Drain, tasks::Tasks},
-    ops::metrics::{ClusterSources, Sources},
+    ops::metrics::{ClusterPosts, Sources},
     store::{StoreError, StoreWriter},
 };
 
@@ -169,8 +170,8 @@ impl Sidecar {
                     requests: Arc::clone(&requests),
                     drain: Arc::clone(&drain),
                     max_timeout: config.max_timeout,
-                    cluster: link.as_ref().map(|l| ClusterSources {
-                        cluster: l.cluster.clone(),
+                    cluster: link.as_ref().map(|l| l.cluster.clone()),
+                    cluster_posts: link.as_ref().map(|l| ClusterPosts {
                         latency: Arc::clone(l.journal.latency()),
                         delivery: l.delivery.clone(),
                     }),
@@ -199,6 +200,13 @@ impl Sidecar {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
+        if let Some(link) = &link {
+            tasks.spawn(watch_nats(
+                health.clone(),
+                link.cluster.clone(),
+                tasks.stopping().child_token(),
+            ));
+        }
         let router = routes::routes(
             &config,
             Services {

@@ -145,3 +145,34 @@ pub(super) async fn forget_idle_apps(
         }
     }
 }
+
+/// The health entry of the NATS connection in cluster mode: `SERVING` while it is up,
+/// `NOT_SERVING` while it is lost (Pre calls with local instances still work then; post events
+/// are refused). The overall status stays as the drain sets it.
+pub const CLUSTER_HEALTH: &str = "roomhooks.cluster";
+
+/// Keeps [`CLUSTER_HEALTH`] in step with the NATS connection until `stop`.
+pub(super) async fn watch_nats(
+    health: tonic_health::server::HealthReporter,
+    cluster: crate::cluster::Cluster,
+    stop: CancellationToken,
+) {
+    let mut was = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let up = cluster.is_connected();
+        if was != Some(up) {
+            let status = if up {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status(CLUSTER_HEALTH, status).await;
+            was = Some(up);
+        }
+    }
+}

@@ -8,6 +8,10 @@
 #[path = "../../../tests/common/raw.rs"]
 pub mod raw;
 
+/// The real NATS JetStream servers the cluster-mode tests run.
+#[path = "../../../tests/common/nats.rs"]
+pub mod nats;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
