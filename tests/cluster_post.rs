@@ -193,7 +193,10 @@ async fn an_app_filtering_room_types_gets_only_the_events_of_its_rooms() {
     assert_eq!(dm.subscribed_apps, 0);
     assert_eq!(within(rx.recv()).await.as_deref(), Some("evt-general"));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(rx.try_recv().is_err(), "the direct message's event is not the app's");
+    assert!(
+        rx.try_recv().is_err(),
+        "the direct message's event is not the app's"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +273,10 @@ async fn an_event_past_the_attempt_cap_is_a_dead_letter_listed_and_retried_from_
     assert_eq!(listed[0].event_id, "evt-r1");
     assert_eq!(listed[0].app_id, "audit");
     assert_eq!(listed[0].attempts, 2);
-    assert!(listed[0].reason.contains("--post-max-attempts"), "{listed:?}");
+    assert!(
+        listed[0].reason.contains("--post-max-attempts"),
+        "{listed:?}"
+    );
     let apps = s[0].list_apps().await;
     let audit = apps.apps.iter().find(|a| a.app_id == "audit").unwrap();
     assert_eq!(audit.dead_letters, 1, "ListApps counts it at any sidecar");
@@ -382,8 +388,7 @@ fn counter(app_id: &'static str, tx: mpsc::UnboundedSender<(&'static str, String
 }
 
 #[tokio::test]
-async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nats_node_is_killed()
-{
+async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nats_node_is_killed() {
     let total: usize = std::env::var("ROOMHOOKS_CLUSTER_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -442,7 +447,10 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
     for b in 0..batches {
         if b == batches / 2 {
             nats.kill(leader);
-            eprintln!("killed NATS node {leader} (the posts stream's leader) after {} events", b * BATCH);
+            eprintln!(
+                "killed NATS node {leader} (the posts stream's leader) after {} events",
+                b * BATCH
+            );
         }
         let items: Vec<PostEventsItem> = (b * BATCH..((b + 1) * BATCH).min(total))
             .map(load_item)
@@ -473,10 +481,10 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
     let mut seen: HashMap<&'static str, HashSet<String>> = HashMap::new();
     let mut received = HashMap::<&'static str, usize>::new();
     let all_in = tokio::time::timeout(Duration::from_secs(180), async {
-        while ["audit", "index"]
-            .iter()
-            .any(|app| ok.iter().any(|id| !seen.get(app).is_some_and(|s| s.contains(id))))
-        {
+        while ["audit", "index"].iter().any(|app| {
+            ok.iter()
+                .any(|id| !seen.get(app).is_some_and(|s| s.contains(id)))
+        }) {
             let Some((app, event_id)) = deliveries.recv().await else {
                 break;
             };
@@ -508,7 +516,10 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
         );
     }
     assert_eq!(ok.len(), total, "every event was accepted in the end");
-    assert!(all_in.is_ok(), "not every accepted event was delivered in 180 s");
+    assert!(
+        all_in.is_ok(),
+        "not every accepted event was delivered in 180 s"
+    );
     assert_eq!(lost_total, 0);
     drop(apps);
 }

@@ -68,6 +68,8 @@ impl fmt::Debug for Connection {
 }
 
 /// Where one app's sessions get their channel from.
+// One per app, made once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Link {
     /// A fresh connection for every session: the app is the only one on it.
     Own(Endpoints),

@@ -83,7 +83,11 @@ impl RecentAcks {
 
     fn put(&self, app_id: AppId, sequence: u64, by: AckedBy) {
         let mut inner = self.lock();
-        if inner.by_seq.insert((app_id.clone(), sequence), by).is_none() {
+        if inner
+            .by_seq
+            .insert((app_id.clone(), sequence), by)
+            .is_none()
+        {
             inner.order.push_back((app_id, sequence));
         }
         while inner.order.len() > MAX_RECENT {
@@ -293,8 +297,7 @@ impl Delivery {
                 last_pending = tokio::time::Instant::now();
                 let mut pending = BTreeMap::new();
                 for app in snapshot.apps() {
-                    if let Some(n) = consumer_pending(&self.inner.cluster, &app.spec.app_id).await
-                    {
+                    if let Some(n) = consumer_pending(&self.inner.cluster, &app.spec.app_id).await {
                         pending.insert(app.spec.app_id.clone(), n);
                     }
                 }
@@ -500,9 +503,13 @@ async fn deliver(
         );
         tracing::warn!(%app_id, %event_id, attempts = attempt - 1,
             "post event moved to the dead letters; Admin.RetryDeadLetters queues it again");
-        if let Err(e) = dead_letters::bury(&inner.cluster, app_id, &message, attempt - 1, &reason).await {
+        if let Err(e) =
+            dead_letters::bury(&inner.cluster, app_id, &message, attempt - 1, &reason).await
+        {
             tracing::warn!(%app_id, %event_id, "cannot store the dead letter: {e}; it is redelivered");
-            let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
             return;
         }
         if let Err(e) = message.double_ack_with(AckKind::Term).await {
@@ -512,9 +519,9 @@ async fn deliver(
     }
     let snapshot = inner.registry.snapshot();
     let app = snapshot.app(app_id);
-    let keep = target
-        .as_ref()
-        .is_some_and(|t| t.is_live() && app.is_some_and(|a| a.instances.iter().any(|i| Arc::ptr_eq(i, t))));
+    let keep = target.as_ref().is_some_and(|t| {
+        t.is_live() && app.is_some_and(|a| a.instances.iter().any(|i| Arc::ptr_eq(i, t)))
+    });
     if !keep {
         *target = app.and_then(|a| {
             a.instances
@@ -525,7 +532,9 @@ async fn deliver(
         });
     }
     let (Some(to), Some(app)) = (target.clone(), app) else {
-        let _ = message.ack_with(AckKind::Nak(Some(NO_INSTANCE_DELAY))).await;
+        let _ = message
+            .ack_with(AckKind::Nak(Some(NO_INSTANCE_DELAY)))
+            .await;
         return;
     };
     if let Some(hook) = hook {
@@ -572,7 +581,15 @@ async fn settle_one(inner: Arc<Inner>, app_id: AppId, settle: Settle) {
                     app.stats.hook(hook).record_ack();
                 }
                 if let Some(to) = held.notify {
-                    notify(&inner, &app_id, &held.instance, held.attempt, held.sequence, to).await;
+                    notify(
+                        &inner,
+                        &app_id,
+                        &held.instance,
+                        held.attempt,
+                        held.sequence,
+                        to,
+                    )
+                    .await;
                 }
             }
             Err(e) => {

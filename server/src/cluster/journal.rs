@@ -146,9 +146,9 @@ impl Journal {
     /// (in the order given), with the notices of the events that `wait` (when any does). Fails
     /// when any event could not be stored: the backend retries the call with the same event
     /// ids, and the ones already stored are de-duplicated.
-    pub async fn publish<'a>(
+    pub async fn publish(
         &self,
-        events: Vec<(&'a PostEventData, RoomType, bool)>,
+        events: Vec<(&PostEventData, RoomType, bool)>,
     ) -> Result<(Vec<Stored>, Option<Notices>), JournalError> {
         if !self.cluster.is_connected() {
             return Err(JournalError::Disconnected);

@@ -125,7 +125,10 @@ impl Link {
         }
         // The app's consumer exists before its first instance is told it is registered, so every
         // event accepted from now on is the app's.
-        if spec.interfaces.iter().any(|h| h.stage() == crate::hook::Stage::Post)
+        if spec
+            .interfaces
+            .iter()
+            .any(|h| h.stage() == crate::hook::Stage::Post)
             && let Err(e) = self.delivery.ensure_consumer(spec).await
         {
             tracing::warn!(app_id = %spec.app_id, "cannot create the app's JetStream consumer: \

@@ -369,9 +369,7 @@ fn handle(
                 Some(link) => link.delivery.ack(&instance.app_id, &event_id, &instance.id),
                 None => posts.ack(&event_id, &instance.id),
             };
-            if !known
-                && let Some(n) = mistakes.bad_acks.hit()
-            {
+            if !known && let Some(n) = mistakes.bad_acks.hit() {
                 tracing::warn!(app_id = %instance.app_id, instance_id = %instance.id,
                     event_id = %ack.event_id, count = n,
                     "ignored a PostEventAck for an event not awaiting an ack (unknown or already acknowledged)");

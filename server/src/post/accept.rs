@@ -332,8 +332,7 @@ async fn cluster_outcome(
     ctx: &CallContext,
 ) -> AppOutcome {
     let deadline = ctx.deadline.min(started + app.spec.timeout);
-    let live = app.enabled
-        && (app.instances.iter().any(|i| i.is_live()) || !app.remote.is_empty());
+    let live = app.enabled && (app.instances.iter().any(|i| i.is_live()) || !app.remote.is_empty());
     // An app with no live instance anywhere cannot acknowledge: say so at once.
     let acked = if live {
         journal
@@ -356,7 +355,9 @@ async fn cluster_outcome(
             };
             (
                 OutcomeStatus::Delivered,
-                by.instance.map(|i| i.as_str().to_owned()).unwrap_or_default(),
+                by.instance
+                    .map(|i| i.as_str().to_owned())
+                    .unwrap_or_default(),
                 by.sidecar.unwrap_or_default(),
                 detail,
             )
