@@ -23,9 +23,11 @@ use roomhooks_sdk::{
     App, HookError,
     proto::{
         ListDeadLettersRequest, OutcomeStatus, PostEventsItem, PostRoomCreateRequest,
-        RetryDeadLettersRequest, RoomType, admin_client::AdminClient, post_events_item::Event,
+        RemoveAppRequest, RetryDeadLettersRequest, RoomType, admin_client::AdminClient,
+        post_events_item::Event,
     },
 };
+use roomhooks_server::config::MaybeAddr;
 use tokio::sync::mpsc;
 
 /// An app that reports every PostRoomCreate it handles as (event_id, attempt) and acknowledges
@@ -363,6 +365,112 @@ async fn post_events_are_refused_with_unavailable_while_nats_is_down() {
     .await
     .expect("the event accepted after the outage is delivered");
     assert_eq!(got, "evt-after");
+}
+
+/// The text of `GET /metrics` at `addr`.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}
+
+#[tokio::test]
+async fn the_metrics_show_the_nats_connection_publish_latency_and_each_consumers_pending_events() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), &cluster_name("metrics"), 1, |c, _| {
+        c.metrics_listen = MaybeAddr::On("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let (app, _rx) = choosy("backlog", |_| false);
+    let _app = s[0].app(app).await;
+    let backend = s[0].backend().await;
+    for i in 0..3 {
+        backend
+            .post_room_create(created(&format!("m{i}"), false))
+            .await
+            .unwrap();
+    }
+
+    let text = within(async {
+        loop {
+            let text = scrape(s[0].sidecar.metrics_addr().unwrap()).await;
+            if text.contains("roomhooks_cluster_consumer_pending{app_id=\"backlog\"} 3") {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    assert!(text.contains("roomhooks_cluster_connected 1"), "{text}");
+    assert!(
+        text.contains("roomhooks_cluster_publish_seconds_count 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("roomhooks_cluster_publish_seconds_bucket{le=\"+Inf\"} 3"),
+        "{text}"
+    );
+    let listed = s[0].list_apps().await;
+    assert_eq!(
+        listed.apps[0].queued_post_events, 3,
+        "ListApps reads the consumer"
+    );
+}
+
+#[tokio::test]
+async fn an_app_removed_at_one_sidecar_loses_its_consumer_and_starts_afresh_when_it_registers_again()
+ {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), &cluster_name("remove"), 2, |_, _| {}).await;
+    let (app, _rx) = choosy("audit", |_| false);
+    let app = s[1].app(app).await;
+    s[0].wait_for_instance_at("audit", "s1").await;
+    let backend = s[0].backend().await;
+    backend
+        .post_room_create(created("old", false))
+        .await
+        .unwrap();
+    app.abort();
+    s[0].wait_for_apps("audit has no instance", |l| {
+        l.apps.iter().all(|a| a.instances.is_empty())
+    })
+    .await;
+
+    let removed = AdminClient::new(s[0].channel().await)
+        .remove_app(RemoveAppRequest {
+            app_id: "audit".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert!(removed.removed);
+    assert_eq!(
+        removed.dropped_post_events, 1,
+        "the consumer held the unacknowledged event"
+    );
+    s[1].wait_for_apps("audit is forgotten at s1 too", |l| l.apps.is_empty())
+        .await;
+    let (again, mut rx) = recorder("audit");
+    let _again = s[1].app(again).await;
+    s[0].wait_for_instance_at("audit", "s1").await;
+    backend
+        .post_room_create(created("new", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(rx.recv()).await,
+        Some(("evt-new".into(), 1)),
+        "the event from before the removal is gone with the consumer"
+    );
+    quiet(&mut rx, "nothing else").await;
 }
 
 /// One PostRoomCreate for the load test.

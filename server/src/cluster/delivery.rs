@@ -11,8 +11,15 @@
 //! count) and keeps it until the app's `PostEventAck` for that event id, which `double_ack`s it.
 //! An instance that leaves has its unacknowledged messages `nak`ed: they are redelivered at
 //! once, here or at another sidecar. An app that does not acknowledge within `--post-ack-timeout`
-//! (the consumer's `ack_wait`) gets the event again from JetStream. A message delivered more
-//! than `--post-max-attempts` times is a dead letter ([`super::dead_letters`]).
+//! (the consumer's `ack_wait`) gets the event again from JetStream; the wait does not double per
+//! attempt as on a single sidecar (no `backoff` list: JetStream's redelivery is used as it is).
+//! A message delivered more than `--post-max-attempts` times is a dead letter
+//! ([`super::dead_letters`]): the consumer's `max_deliver` is one more than the cap, so that
+//! last delivery reaches the pull loop, which buries it instead of sending it.
+//!
+//! Order: one sidecar sends an app's events in the consumer's order; with instances at several
+//! sidecars, each pulls its share, so events of one app may be handled out of order across
+//! sidecars, and a redelivery comes after later events (`--post-window 1` makes it strict).
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -176,9 +183,39 @@ impl Delivery {
         lock(&self.inner.pending).clone()
     }
 
-    /// Creates `spec`'s consumer, or updates its filters to `spec`'s hooks and room types.
+    /// Creates `spec`'s consumer, or updates its filters to `spec`'s hooks and room types (at
+    /// each registration: another sidecar may have removed it meanwhile).
     pub async fn ensure_consumer(&self, spec: &AppSpec) -> Result<(), ClusterError> {
+        lock(&self.inner.ensured).remove(&spec.app_id);
         ensure_consumer(&self.inner, spec).await
+    }
+
+    /// An operator removed the app: its pull loop stops and its consumer is deleted, with the
+    /// events it still held (as a single sidecar drops a removed app's queue). Returns how
+    /// many events the consumer held, when NATS said.
+    pub async fn forget(&self, app_id: &AppId) -> Result<Option<u64>, ClusterError> {
+        if let Some(run) = lock(&self.inner.running).remove(app_id) {
+            run.stop.cancel();
+        }
+        lock(&self.inner.ensured).remove(app_id);
+        let held = consumer_pending(&self.inner.cluster, app_id).await;
+        let names = self.inner.cluster.names();
+        match self
+            .inner
+            .cluster
+            .jetstream()
+            .delete_consumer_from_stream(names.app_consumer(app_id), names.posts_stream())
+            .await
+        {
+            Ok(_) => Ok(held),
+            Err(e) if held.is_none() => {
+                tracing::debug!(%app_id, "no consumer to delete: {e}");
+                Ok(None)
+            }
+            Err(e) => Err(ClusterError::Nats(format!(
+                "deleting the consumer of app {app_id}: {e}"
+            ))),
+        }
     }
 
     /// Starts the pull loop of every enabled app with a live instance here and stops the others.
@@ -444,12 +481,21 @@ async fn messages(inner: &Inner, app_id: &AppId) -> Result<pull::Stream, Cluster
         ensure_consumer(inner, &app.spec).await?;
     }
     let names = inner.cluster.names();
-    let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = inner
+    let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = match inner
         .cluster
         .jetstream()
         .get_consumer_from_stream(names.app_consumer(app_id), names.posts_stream())
         .await
-        .map_err(|e| ClusterError::Nats(format!("opening the app's consumer: {e}")))?;
+    {
+        Ok(consumer) => consumer,
+        Err(e) => {
+            // Made again on the next try (another sidecar may have deleted it).
+            lock(&inner.ensured).remove(app_id);
+            return Err(ClusterError::Nats(format!(
+                "opening the app's consumer: {e}"
+            )));
+        }
+    };
     let window = inner.cluster.settings().window.clamp(1, 10_000);
     consumer
         .stream()

@@ -208,7 +208,17 @@ impl Admin for AdminService {
                 .await
                 .map_err(cluster_status)?;
         }
-        let response = match self.registry.remove(&app_id) {
+        let removed = self.registry.remove(&app_id);
+        // Cluster mode: its consumer goes, once no loop here can make it again.
+        let dropped_in_jetstream = match &self.link {
+            Some(link) => link
+                .delivery
+                .forget(&app_id)
+                .await
+                .map_err(cluster_status)?,
+            None => None,
+        };
+        let response = match removed {
             Some(removed) => {
                 if let Some(store) = self.registry.store() {
                     store
@@ -220,7 +230,7 @@ impl Admin for AdminService {
                 RemoveAppResponse {
                     removed: true,
                     disconnected_instances: removed.instances as u32,
-                    dropped_post_events: removed.post_events as u64,
+                    dropped_post_events: dropped_in_jetstream.unwrap_or(removed.post_events as u64),
                 }
             }
             None => RemoveAppResponse::default(),
