@@ -14,20 +14,21 @@ use std::{
 };
 
 use common::{
-    cluster::{cluster_name, sidecars},
+    Harness,
+    cluster::{cluster_name, join, sidecars},
     created,
     nats::NatsCluster,
     recorder, statuses, stored_room, within,
 };
 use roomhooks_sdk::{
-    App, HookError,
+    App, HookError, RoomHooksClient,
     proto::{
         ListDeadLettersRequest, OutcomeStatus, PostEventsItem, PostRoomCreateRequest,
         RemoveAppRequest, RetryDeadLettersRequest, RoomType, admin_client::AdminClient,
         post_events_item::Event,
     },
 };
-use roomhooks_server::config::MaybeAddr;
+use roomhooks_server::{Config, Sidecar, config::MaybeAddr};
 use tokio::sync::mpsc;
 
 /// An app that reports every PostRoomCreate it handles as (event_id, attempt) and acknowledges
@@ -495,8 +496,74 @@ fn counter(app_id: &'static str, tx: mpsc::UnboundedSender<(&'static str, String
         .build()
 }
 
+/// A sidecar on a runtime of its own, which it can lose at once as a process killed with
+/// `kill -9` would: nothing graceful runs (no nak, no goodbye heartbeat, no stream ends with OK);
+/// its sockets just close.
+struct Crashable {
+    addr: std::net::SocketAddr,
+    kill: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Crashable {
+    /// Starts a sidecar with `config` (retrying while its id is still held by a killed
+    /// predecessor, until the member TTL forgets it).
+    async fn start(config: Config) -> Self {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (kill, killed) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime for the sidecar");
+            let sidecar = runtime.block_on(async {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    match Sidecar::start(config.clone()).await {
+                        Ok(sidecar) => break sidecar,
+                        Err(e) if Instant::now() < deadline => {
+                            eprintln!("the sidecar does not start yet: {e}");
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                        Err(e) => panic!("the sidecar does not start: {e}"),
+                    }
+                }
+            });
+            let _ = ready_tx.send(sidecar.local_addr());
+            let _ = killed.recv();
+            // Like SIGKILL: no Drop, no shutdown; every task is dropped where it stands.
+            std::mem::forget(sidecar);
+            runtime.shutdown_background();
+        });
+        let addr = ready_rx.await.expect("the sidecar started");
+        Self {
+            addr,
+            kill: Some(kill),
+            thread: Some(thread),
+        }
+    }
+
+    /// Loses the sidecar at once.
+    fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Crashable {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 #[tokio::test]
-async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nats_node_is_killed() {
+async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_sidecar_and_a_nats_node_are_killed()
+ {
     let total: usize = std::env::var("ROOMHOOKS_CLUSTER_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -505,28 +572,50 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
     let mut nats = NatsCluster::start(3).await;
     let urls: Vec<String> = nats.urls().split(',').map(String::from).collect();
     let name = cluster_name("load");
-    let s = sidecars(&nats.urls(), &name, 3, |c, i| {
+    let data = tempfile::tempdir().unwrap();
+    let config = |i: usize, listen: std::net::SocketAddr| {
+        let mut c = Config {
+            listen,
+            metrics_listen: MaybeAddr::Off,
+            data_dir: data.path().join(format!("s{i}")),
+            ..Config::default()
+        };
+        join(&mut c, &urls.join(","), &name, i);
         // Each sidecar tries a different node first.
         let mut mine = urls.clone();
         mine.rotate_left(i);
         c.cluster_url = Some(mine.join(","));
         c.cluster_replicas = 3;
         c.post_ack_timeout = Duration::from_secs(5);
-    })
-    .await;
+        c
+    };
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut s1 = Crashable::start(config(1, any)).await;
+    let s0 = Harness::start_with(|c| *c = config(0, any)).await;
+    let s2 = Harness::start_with(|c| *c = config(2, any)).await;
+    let endpoints = [
+        s0.endpoint.clone(),
+        format!("http://{}", s1.addr),
+        s2.endpoint.clone(),
+    ];
     let (tx, mut deliveries) = mpsc::unbounded_channel();
     let mut apps = Vec::new();
-    for h in &s {
-        apps.push(h.app(counter("audit", tx.clone())).await);
+    for i in 0..3 {
+        // Each instance knows another sidecar to move to.
+        let mine = format!("{},{}", endpoints[i], endpoints[(i + 1) % 3]);
+        let mut app = counter("audit", tx.clone()).spawn(mine);
+        within(app.registered()).await.expect("audit registers");
+        apps.push(app);
     }
-    apps.push(s[2].app(counter("index", tx.clone())).await);
-    for h in &s {
-        h.wait_for_instance_at("index", "s2").await;
-    }
+    apps.push(s2.app(counter("index", tx.clone())).await);
+    s0.wait_for_instance_at("index", "s2").await;
+    s0.wait_for_instance_at("audit", "s1").await;
     let backends = [
-        s[0].backend().await,
-        s[1].backend().await,
-        s[2].backend().await,
+        s0.backend().await,
+        RoomHooksClient::connect(endpoints[1].clone())
+            .await
+            .unwrap(),
+        s2.backend().await,
     ];
     // The node leading the posts stream is the one killed: its loss forces an election.
     let js = async_nats::jetstream::new(
@@ -553,12 +642,20 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
     let mut next_sidecar = 0usize;
     let batches = total.div_ceil(BATCH);
     for b in 0..batches {
+        if b == batches / 4 {
+            s1.kill();
+            eprintln!("killed sidecar s1 after {} events", b * BATCH);
+        }
         if b == batches / 2 {
             nats.kill(leader);
             eprintln!(
                 "killed NATS node {leader} (the posts stream's leader) after {} events",
                 b * BATCH
             );
+        }
+        if b == 3 * batches / 4 {
+            s1 = Crashable::start(config(1, s1.addr)).await;
+            eprintln!("restarted sidecar s1 after {} events", b * BATCH);
         }
         let items: Vec<PostEventsItem> = (b * BATCH..((b + 1) * BATCH).min(total))
             .map(load_item)
@@ -567,16 +664,18 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
         loop {
             let backend = &backends[next_sidecar % 3];
             next_sidecar += 1;
-            match backend.post_events(items.clone()).await {
-                Ok(results) => {
+            match tokio::time::timeout(Duration::from_secs(20), backend.post_events(items.clone()))
+                .await
+            {
+                Ok(Ok(results)) => {
                     ok.extend(results.into_iter().map(|r| r.event_id));
                     break;
                 }
-                Err(status) => {
+                refused => {
                     refused_calls += 1;
                     assert!(
                         Instant::now() < deadline,
-                        "batch {b} refused for 90 s: {status:?}"
+                        "batch {b} refused for 90 s: {refused:?}"
                     );
                     // The backend retries the same event ids at the next sidecar.
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -618,7 +717,8 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_nat
         lost_total += lost;
         eprintln!(
             "cluster post load, app {app}: sent {total} / OK {} / delivered {unique} / duplicates {} / lost {lost} \
-             ({refused_calls} batch calls refused and retried; sent in {sent_in:?}; NATS node {leader} killed mid-run, replicas 3)",
+             ({refused_calls} batch calls refused and retried; sent in {sent_in:?}; sidecar s1 killed and \
+             restarted, NATS node {leader} killed, replicas 3)",
             ok.len(),
             received.get(app).copied().unwrap_or(0) - unique,
         );
