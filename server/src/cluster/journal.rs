@@ -352,3 +352,23 @@ impl Notices {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publish_is_counted_in_the_first_bucket_that_holds_its_latency() {
+        let latency = PublishLatency::default();
+        latency.record(Duration::from_micros(900));
+        latency.record(Duration::from_secs(1_000));
+        let at = |us: u64| BUCKETS_US.iter().position(|&b| b == us).unwrap();
+        assert_eq!(latency.buckets[at(1_000)].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            latency.buckets[BUCKETS_US.len()].load(Ordering::Relaxed),
+            1,
+            "beyond the last bucket"
+        );
+        assert_eq!(latency.sum_us.load(Ordering::Relaxed), 1_000_000_900);
+    }
+}
