@@ -72,6 +72,12 @@ pub enum JournalError {
          JetStream (the sidecar reconnects by itself)"
     )]
     Disconnected,
+    /// The stream had not acknowledged every event when the backend's deadline came.
+    #[error(
+        "cluster mode: JetStream had not acknowledged every event when the call's deadline \
+         passed (is a stream leader being elected?)"
+    )]
+    Deadline,
     /// The stream did not acknowledge a publish.
     #[error("cluster mode: JetStream did not store event {event_id:?}: {source}")]
     Publish {

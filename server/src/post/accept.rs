@@ -173,14 +173,15 @@ impl Accept {
         ctx: &CallContext,
     ) -> Result<Vec<PostEventResponse>, AcceptError> {
         let snapshot = self.registry.snapshot();
-        let (stored, notices) = journal
-            .publish(
-                events
-                    .iter()
-                    .map(|p| (&*p.event, p.room_type, p.wait))
-                    .collect(),
-            )
-            .await?;
+        let publish = journal.publish(
+            events
+                .iter()
+                .map(|p| (&*p.event, p.room_type, p.wait))
+                .collect(),
+        );
+        let (stored, notices) = tokio::time::timeout_at(ctx.deadline, publish)
+            .await
+            .map_err(|_| JournalError::Deadline)??;
         let notices = notices.as_ref();
         let started = Instant::now();
         let answers = join_all(events.iter().zip(stored).map(|(post, stored)| {
