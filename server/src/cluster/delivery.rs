@@ -427,7 +427,6 @@ async fn pull_loop(
                 continue;
             }
         };
-        pause = Duration::from_millis(100);
         loop {
             tokio::select! {
                 biased;
@@ -436,6 +435,7 @@ async fn pull_loop(
                 Some(()) = settling.next(), if !settling.is_empty() => {}
                 next = messages.next() => match next {
                     Some(Ok(message)) => {
+                        pause = Duration::from_millis(100);
                         deliver(&inner, &app_id, &held, &mut target, message).await;
                     }
                     Some(Err(e)) => {
@@ -447,6 +447,11 @@ async fn pull_loop(
                             _ => {
                                 tracing::warn!(%app_id, "pulling post events failed: {e}; pulling again");
                                 lock(&inner.ensured).remove(&app_id);
+                                tokio::select! {
+                                    () = stop.cancelled() => break 'connect,
+                                    () = tokio::time::sleep(pause) => {}
+                                }
+                                pause = (pause * 2).min(Duration::from_secs(2));
                                 continue 'connect;
                             }
                         }

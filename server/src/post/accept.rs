@@ -209,13 +209,16 @@ impl Accept {
         }));
         // The notices are read while the answers wait for them.
         let responses = match notices {
-            Some(notices) => tokio::select! {
-                responses = answers => responses,
-                () = async {
+            Some(notices) => {
+                let pump = async {
                     notices.pump().await;
-                    std::future::pending::<()>().await;
-                } => unreachable!("the pump never ends"),
-            },
+                    std::future::pending::<std::convert::Infallible>().await
+                };
+                tokio::select! {
+                    responses = answers => responses,
+                    never = pump => match never {},
+                }
+            }
             None => answers.await,
         };
         Ok(responses)
