@@ -24,8 +24,8 @@ use roomhooks_sdk::{
     App, HookError, RoomHooksClient,
     proto::{
         ListDeadLettersRequest, OutcomeStatus, PostEventsItem, PostRoomCreateRequest,
-        RemoveAppRequest, RetryDeadLettersRequest, RoomType, admin_client::AdminClient,
-        post_events_item::Event,
+        RemoveAppRequest, RetryDeadLettersRequest, RoomType, SetAppEnabledRequest,
+        admin_client::AdminClient, post_events_item::Event,
     },
 };
 use roomhooks_server::{Config, Sidecar, config::MaybeAddr};
@@ -200,6 +200,70 @@ async fn an_app_filtering_room_types_gets_only_the_events_of_its_rooms() {
         rx.try_recv().is_err(),
         "the direct message's event is not the app's"
     );
+}
+
+#[tokio::test]
+async fn events_wait_in_jetstream_while_the_app_has_no_instance_and_go_to_the_next_one_anywhere() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), &cluster_name("waiting"), 2, |_, _| {}).await;
+    let (first, _) = recorder("late-reader");
+    s[1].app(first).await.shutdown().await.unwrap();
+    s[0].wait_for_apps("late-reader is known and has no instance", |l| {
+        l.apps
+            .iter()
+            .any(|a| a.app_id == "late-reader" && a.instances.is_empty())
+    })
+    .await;
+    let backend = s[0].backend().await;
+
+    let waited = backend.post_room_create(created("q1", true)).await.unwrap();
+    backend
+        .post_room_create(created("q2", false))
+        .await
+        .unwrap();
+    let (reader, mut rx) = recorder("late-reader");
+    let _reader = s[0].app(reader).await;
+
+    assert_eq!(
+        statuses(&waited.outcomes),
+        [("late-reader", OutcomeStatus::Unavailable)]
+    );
+    assert_eq!(within(rx.recv()).await, Some(("evt-q1".into(), 1)));
+    assert_eq!(within(rx.recv()).await, Some(("evt-q2".into(), 1)));
+}
+
+#[tokio::test]
+async fn a_disabled_app_gets_its_events_once_it_is_enabled_again_at_any_sidecar() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), &cluster_name("disabled"), 2, |_, _| {}).await;
+    let (app, mut rx) = recorder("audit");
+    let _app = s[1].app(app).await;
+    s[0].wait_for_instance_at("audit", "s1").await;
+    let set = |enabled| SetAppEnabledRequest {
+        app_id: "audit".into(),
+        enabled,
+    };
+    AdminClient::new(s[0].channel().await)
+        .set_app_enabled(set(false))
+        .await
+        .unwrap();
+    s[1].wait_for_apps("audit is disabled at s1", |l| {
+        l.apps.iter().any(|a| a.app_id == "audit" && !a.enabled)
+    })
+    .await;
+
+    within(s[0].backend().await.post_room_create(created("r1", false)))
+        .await
+        .unwrap();
+    quiet(&mut rx, "a disabled app gets nothing").await;
+    AdminClient::new(s[0].channel().await)
+        .set_app_enabled(set(true))
+        .await
+        .unwrap();
+
+    // Attempt 1, or 2 when the event reached s1's pull loop just before it saw the disable.
+    let (event_id, _attempt) = within(rx.recv()).await.unwrap();
+    assert_eq!(event_id, "evt-r1");
 }
 
 #[tokio::test]

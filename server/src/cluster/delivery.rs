@@ -56,8 +56,6 @@ const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 const PENDING_EVERY: Duration = Duration::from_secs(5);
 /// Acks remembered for `wait_for_delivery` (which instance took the event), at most.
 const MAX_RECENT: usize = 100_000;
-/// A message that finds no live local instance goes back to JetStream for this long.
-const NO_INSTANCE_DELAY: Duration = Duration::from_millis(200);
 
 /// Who acknowledged an event, when this sidecar saw it.
 #[derive(Clone, Debug, Default)]
@@ -436,7 +434,9 @@ async fn pull_loop(
                 next = messages.next() => match next {
                     Some(Ok(message)) => {
                         pause = Duration::from_millis(100);
-                        deliver(&inner, &app_id, &held, &mut target, message).await;
+                        if !deliver(&inner, &app_id, &held, &mut target, message).await {
+                            stop.cancel();
+                        }
                     }
                     Some(Err(e)) => {
                         use async_nats::jetstream::consumer::pull::MessagesErrorKind as K;
@@ -512,14 +512,15 @@ async fn messages(inner: &Inner, app_id: &AppId) -> Result<pull::Stream, Cluster
         .map_err(|e| ClusterError::Nats(format!("pulling the app's consumer: {e}")))
 }
 
-/// Sends one pulled message to a local instance (or to the dead letters past the cap).
+/// Sends one pulled message to a local instance (or to the dead letters past the cap); false
+/// when the app cannot take events here any more (the loop ends).
 async fn deliver(
     inner: &Arc<Inner>,
     app_id: &AppId,
     held: &Mutex<HashMap<EventId, Held>>,
     target: &mut Option<Arc<Instance>>,
     message: async_nats::jetstream::Message,
-) {
+) -> bool {
     let (attempt, sequence) = match message.info() {
         Ok(info) => (
             u32::try_from(info.delivered).unwrap_or(u32::MAX),
@@ -528,7 +529,7 @@ async fn deliver(
         Err(e) => {
             tracing::warn!(%app_id, "a post event without JetStream metadata: {e}; terminated");
             let _ = message.ack_with(AckKind::Term).await;
-            return;
+            return true;
         }
     };
     let header = |name: &str| {
@@ -541,7 +542,7 @@ async fn deliver(
     let Some(event_id) = header(EVENT_ID).map(|id| EventId::from_ack(&id)) else {
         tracing::warn!(%app_id, sequence, "a post event without its event id header; terminated");
         let _ = message.ack_with(AckKind::Term).await;
-        return;
+        return true;
     };
     let hook = header(HOOK)
         .and_then(|raw| raw.parse::<i32>().ok())
@@ -561,12 +562,12 @@ async fn deliver(
             let _ = message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
-            return;
+            return true;
         }
         if let Err(e) = message.double_ack_with(AckKind::Term).await {
             tracing::warn!(%app_id, %event_id, "cannot end a dead letter's deliveries: {e}");
         }
-        return;
+        return true;
     }
     let snapshot = inner.registry.snapshot();
     let app = snapshot.app(app_id);
@@ -582,11 +583,12 @@ async fn deliver(
                 .cloned()
         });
     }
-    let (Some(to), Some(app)) = (target.clone(), app) else {
-        let _ = message
-            .ack_with(AckKind::Nak(Some(NO_INSTANCE_DELAY)))
-            .await;
-        return;
+    let (Some(to), Some(app)) = (target.clone(), app.filter(|a| a.enabled)) else {
+        // Disabled, removed, or no live instance here any more: back to JetStream (for another
+        // sidecar, or for later), and this loop ends (the reconciler starts it again when the
+        // app can take events here). The delivery counts as an attempt: JetStream counts naks.
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+        return false;
     };
     if let Some(hook) = hook {
         app.stats.hook(hook).record_delivery(attempt);
@@ -620,6 +622,7 @@ async fn deliver(
         }
         *target = None;
     }
+    true
 }
 
 /// Acks or naks one message with JetStream.
