@@ -382,6 +382,43 @@ async fn an_event_past_the_attempt_cap_is_a_dead_letter_listed_and_retried_from_
 }
 
 #[tokio::test]
+async fn wait_for_delivery_reports_an_event_that_became_a_dead_letter_as_an_error() {
+    let nats = NatsCluster::start(1).await;
+    let s = sidecars(&nats.urls(), &cluster_name("waitdead"), 2, |c, _| {
+        c.post_ack_timeout = Duration::from_millis(300);
+        c.post_max_attempts = 1;
+    })
+    .await;
+    let (tx, _rx) = mpsc::unbounded_channel::<u32>();
+    let _app = s[1]
+        .app(
+            App::builder("refuser")
+                .timeout(Duration::from_secs(5))
+                .post_room_create(move |ctx, _| {
+                    let _ = tx.send(ctx.attempt);
+                    async { Err(HookError::Failed("never".into())) }
+                })
+                .build(),
+        )
+        .await;
+    s[0].wait_for_instance_at("refuser", "s1").await;
+
+    let response = within(s[0].backend().await.post_room_create(created("r1", true)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        statuses(&response.outcomes),
+        [("refuser", OutcomeStatus::Error)]
+    );
+    assert!(
+        response.outcomes[0].detail.contains("dead letters"),
+        "{:?}",
+        response.outcomes[0]
+    );
+}
+
+#[tokio::test]
 async fn post_events_are_refused_with_unavailable_while_nats_is_down() {
     let mut nats = NatsCluster::start(1).await;
     let s = sidecars(&nats.urls(), &cluster_name("down"), 1, |_, _| {}).await;

@@ -39,8 +39,8 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Cluster, ClusterError, dead_letters,
     journal::{
-        EVENT_ID, HOOK, NOTICE_APP, NOTICE_ATTEMPT, NOTICE_INSTANCE, NOTICE_SEQ, NOTICE_SIDECAR,
-        NOTIFY,
+        EVENT_ID, HOOK, NOTICE_APP, NOTICE_ATTEMPT, NOTICE_DEAD, NOTICE_INSTANCE, NOTICE_SEQ,
+        NOTICE_SIDECAR, NOTIFY,
     },
 };
 use crate::{
@@ -64,8 +64,10 @@ pub struct AckedBy {
     pub instance: Option<InstanceId>,
     /// The sidecar it is connected to.
     pub sidecar: Option<String>,
-    /// The delivery attempt it acknowledged.
+    /// The delivery attempt it acknowledged (for a dead letter: the deliveries made).
     pub attempt: Option<u32>,
+    /// Not acknowledged: it became a dead letter.
+    pub dead: bool,
 }
 
 /// The acks this sidecar took recently, by app and stream sequence.
@@ -279,6 +281,7 @@ impl Delivery {
                 instance: Some(from.clone()),
                 sidecar: Some(self.inner.cluster.sidecar_id().to_owned()),
                 attempt: Some(held.attempt),
+                dead: false,
             },
         );
         run.settle.send(Settle::Ack(held)).is_ok()
@@ -564,6 +567,10 @@ async fn deliver(
                 .await;
             return true;
         }
+        // Told before the ack floor moves past it, so a waiter hears "dead", not "acknowledged".
+        if let Some(to) = header(NOTIFY) {
+            notify(inner, app_id, None, attempt - 1, sequence, to).await;
+        }
         if let Err(e) = message.double_ack_with(AckKind::Term).await {
             tracing::warn!(%app_id, %event_id, "cannot end a dead letter's deliveries: {e}");
         }
@@ -638,7 +645,7 @@ async fn settle_one(inner: Arc<Inner>, app_id: AppId, settle: Settle) {
                     notify(
                         &inner,
                         &app_id,
-                        &held.instance,
+                        Some(&held.instance),
                         held.attempt,
                         held.sequence,
                         to,
@@ -659,11 +666,12 @@ async fn settle_one(inner: Arc<Inner>, app_id: AppId, settle: Settle) {
     }
 }
 
-/// Tells a waiting backend's sidecar who acknowledged its event (core NATS, at most once).
+/// Tells a waiting backend's sidecar who acknowledged its event, or that it became a dead
+/// letter (`instance` none, `dead`); core NATS, at most once.
 async fn notify(
     inner: &Inner,
     app_id: &AppId,
-    instance: &InstanceId,
+    instance: Option<&InstanceId>,
     attempt: u32,
     sequence: u64,
     to: String,
@@ -671,7 +679,10 @@ async fn notify(
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(NOTICE_APP, app_id.as_str());
     headers.insert(NOTICE_SEQ, sequence.to_string().as_str());
-    headers.insert(NOTICE_INSTANCE, instance.as_str());
+    match instance {
+        Some(instance) => headers.insert(NOTICE_INSTANCE, instance.as_str()),
+        None => headers.insert(NOTICE_DEAD, "1"),
+    }
     headers.insert(NOTICE_SIDECAR, inner.cluster.sidecar_id());
     headers.insert(NOTICE_ATTEMPT, attempt.to_string().as_str());
     if let Err(e) = inner

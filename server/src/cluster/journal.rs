@@ -58,6 +58,8 @@ pub const NOTICE_INSTANCE: &str = "Roomhooks-Instance";
 pub const NOTICE_SIDECAR: &str = "Roomhooks-Sidecar";
 /// Header of a notice: the attempt acknowledged.
 pub const NOTICE_ATTEMPT: &str = "Roomhooks-Attempt";
+/// Header of a notice: the event became a dead letter instead.
+pub const NOTICE_DEAD: &str = "Roomhooks-Dead";
 /// Publishes in flight per call, at most (below the client's 5,000 pending acks).
 const PIPELINE: usize = 1024;
 /// How often `wait_for_delivery` looks at an app's consumer.
@@ -346,6 +348,7 @@ impl Notices {
                 instance: header(NOTICE_INSTANCE).and_then(|i| InstanceId::parse(&i).ok()),
                 sidecar: header(NOTICE_SIDECAR),
                 attempt: header(NOTICE_ATTEMPT).and_then(|a| a.parse().ok()),
+                dead: header(NOTICE_DEAD).is_some(),
             };
             self.lock().insert((app, seq), by);
             self.changed.notify_waiters();

@@ -346,6 +346,15 @@ async fn cluster_outcome(
         None
     };
     let (status, instance, sidecar, detail) = match acked {
+        Some(by) if by.dead => (
+            OutcomeStatus::Error,
+            String::new(),
+            by.sidecar.unwrap_or_default(),
+            format!(
+                "moved to the dead letters after {} deliveries",
+                by.attempt.unwrap_or_default()
+            ),
+        ),
         Some(by) => {
             let detail = match (by.attempt, stored.duplicate) {
                 (_, true) => "already acknowledged (a retried event_id within the de-duplication \
