@@ -113,9 +113,9 @@ fn locate_at(sdk: NodeSdk, script: PathBuf, node: PathBuf) -> Result<NodeApp, St
         .find(|path| !path.is_file())
     {
         return Err(format!(
-            "the {} is not built ({} is missing): {}",
-            sdk.label(),
+            "{} is missing (the {} row runs from built packages): {}",
             missing.display(),
+            sdk.label(),
             sdk.build_hint()
         ));
     }
@@ -174,8 +174,7 @@ mod tests {
             panic!("an unbuilt runner was located");
         };
         assert!(
-            why.starts_with("the Apps-Engine runner is not built (")
-                && why.contains("engine/bench/../dist/index.js is missing")
+            why.contains("engine/bench/../dist/index.js is missing (the Apps-Engine runner row")
                 && why.contains("apps-engine/ci.sh"),
             "{why}"
         );
