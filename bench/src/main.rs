@@ -23,6 +23,7 @@ mod flavor;
 mod load;
 mod machine;
 mod memory;
+mod node_app;
 mod placement;
 mod plan;
 mod relay;
@@ -34,7 +35,6 @@ mod scenario;
 mod sidecar;
 mod stats;
 mod targets;
-mod ts_app;
 mod workload;
 
 use std::process::ExitCode;

@@ -27,7 +27,7 @@ pub struct Summary {
     pub peak_rss: Option<u64>,
     /// Whether the hop is the sidecar.
     pub is_sidecar: bool,
-    /// TypeScript only: median CPU time of the Node app process per call, µs.
+    /// Node rows only: median CPU time of the Node app process per call, µs.
     pub app_cpu_us_per_call: Option<f64>,
 }
 

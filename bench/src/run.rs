@@ -7,11 +7,12 @@ use crate::{
     cli::BenchArgs,
     error::Error,
     machine, memory,
+    node_app::{self, NodeSdk},
     plan::Plan,
     report::{self, Summary},
     rss::PeakSampler,
     scenario::{Key, Scenario},
-    sidecar, targets, ts_app, workload,
+    sidecar, targets, workload,
 };
 
 /// The scenarios, in table order.
@@ -77,10 +78,17 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     let at_rest = memory::at_rest(&plan, &exe, &sidecar_bin).await?;
 
     let mut keys = SCENARIOS.to_vec();
-    match ts_app::locate() {
-        // Right after the Rust SDK's 1-app row, which it is compared with.
-        Ok(_) => keys.insert(4, Key::JoinTs(1)),
-        Err(why) => eprintln!("skipping the TypeScript SDK row: {why}"),
+    // Right after the Rust SDK's 1-app row, which they are compared with: the TypeScript SDK,
+    // then the Apps-Engine runner. Each is left out alone when its packages are not built.
+    let mut at = 4;
+    for sdk in NodeSdk::ALL {
+        match node_app::locate(sdk) {
+            Ok(_) => {
+                keys.insert(at, Key::JoinNode(sdk, 1));
+                at += 1;
+            }
+            Err(why) => eprintln!("skipping the {} row: {why}", sdk.label()),
+        }
     }
     let mut scenarios = Vec::with_capacity(keys.len());
     for key in keys {

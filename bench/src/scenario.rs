@@ -13,10 +13,10 @@ use crate::{
     cli::AppKind,
     error::Error,
     load::{Caller, Stop, Throughput, concurrent, sequential},
+    node_app::{self, NodeSdk},
     plan::Plan,
     sidecar::SidecarProcess,
     stats::Latency,
-    ts_app,
 };
 
 /// How long a child process has to get ready.
@@ -35,9 +35,9 @@ pub enum Key {
     Unary,
     /// PreRoomUserJoin with this many veto apps.
     Join(usize),
-    /// PreRoomUserJoin with this many veto apps written with the TypeScript SDK, in one Node
-    /// process (`client-sdk/typescript/bench/veto-app.js`), each on its own connection.
-    JoinTs(usize),
+    /// PreRoomUserJoin with this many veto apps in one Node process, on the TypeScript SDK or
+    /// through the Apps-Engine runner (see [`node_app`]), each on its own connection.
+    JoinNode(NodeSdk, usize),
     /// PreRoomUserJoin with this many veto apps sharing one connection (one app process
     /// hosting them all on a `roomhooks_sdk::Connection`).
     JoinShared(usize),
@@ -73,7 +73,9 @@ impl Key {
             Key::Unary => "reference: bare tonic unary, no hop".to_owned(),
             Key::Join(n) => format!("PreRoomUserJoin veto, {}", apps(n)),
             Key::JoinShared(n) => format!("PreRoomUserJoin veto, {}, one connection", apps(n)),
-            Key::JoinTs(n) => format!("PreRoomUserJoin veto, {} (TypeScript SDK, Node)", apps(n)),
+            Key::JoinNode(sdk, n) => {
+                format!("PreRoomUserJoin veto, {} ({}, Node)", apps(n), sdk.label())
+            }
             Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
             Key::CreateShared(n) => {
                 format!(
@@ -98,7 +100,7 @@ pub struct Round {
     pub per_sec: f64,
     /// Post only: events per second handled by every app.
     pub delivered_per_sec: Option<f64>,
-    /// TypeScript only: CPU time of the Node app process per call (sequential and in flight), µs.
+    /// Node rows only: CPU time of the Node app process per call (sequential and in flight), µs.
     pub app_cpu_us_per_call: Option<f64>,
 }
 
@@ -196,7 +198,9 @@ impl Scenario {
                 return Self::start_relay(key, plan, exe, true).await;
             }
             Key::Unary => return Self::start_relay(key, plan, exe, false).await,
-            Key::JoinTs(n) => return Self::start_node_apps(key, n, plan, sidecar_bin).await,
+            Key::JoinNode(sdk, n) => {
+                return Self::start_node_apps(key, sdk, n, plan, sidecar_bin).await;
+            }
             Key::Join(n) => (AppKind::Veto, n, Wire::PerInstance),
             Key::JoinShared(n) => (AppKind::Veto, n, Wire::Shared),
             Key::Create(n) => (AppKind::Create, n, Wire::PerInstance),
@@ -228,31 +232,32 @@ impl Scenario {
         })
     }
 
-    /// Starts a sidecar and `apps` TypeScript SDK veto apps in one Node process.
+    /// Starts a sidecar and `apps` veto apps of `sdk` in one Node process.
     async fn start_node_apps(
         key: Key,
+        sdk: NodeSdk,
         apps: usize,
         plan: &Plan,
         sidecar_bin: &Path,
     ) -> Result<Self, Error> {
-        let node = ts_app::locate().map_err(Error::Child)?;
+        let node = node_app::locate(sdk).map_err(Error::Child)?;
         let sidecar = SidecarProcess::start(sidecar_bin, plan).await?;
         let endpoint = sidecar.endpoint();
         let script = node.script.display().to_string();
         let mut args = vec![script, "--endpoint".to_owned(), endpoint.clone()];
         if apps != 1 {
             return Err(Error::Child(format!(
-                "the TypeScript row runs 1 app, not {apps}"
+                "the {} row runs 1 app, not {apps}",
+                sdk.label()
             )));
         }
         args.extend(["--app-id".to_owned(), "veto-00".to_owned()]);
-        let mut apps_process = Child::spawn(
-            "the TypeScript SDK app (node)",
-            &node.node,
-            args,
-            Stderr::Inherit,
-            plan.rest_cpus(),
-        )?;
+        let what = match sdk {
+            NodeSdk::TypeScript => "the TypeScript SDK app (node)",
+            NodeSdk::AppsEngine => "the Apps-Engine app through the runner (node)",
+        };
+        let mut apps_process =
+            Child::spawn(what, &node.node, args, Stderr::Inherit, plan.rest_cpus())?;
         apps_process.expect_line("ready", READY_TIMEOUT).await?;
         let backend = channel(&endpoint).await?;
         Ok(Self {
@@ -355,7 +360,7 @@ impl Scenario {
     async fn exercise(&mut self, seq_calls: u64, plan: &Plan, stop: Stop) -> Result<Round, Error> {
         let in_flight = plan.in_flight;
         let node_app = match (&mut self.hop, self.key) {
-            (Hop::Sidecar { apps, .. }, Key::JoinTs(_)) => Some(apps),
+            (Hop::Sidecar { apps, .. }, Key::JoinNode(..)) => Some(apps),
             _ => None,
         };
         match &mut self.calls {
@@ -441,8 +446,8 @@ async fn counted<C: Caller>(
 async fn node_cpu(node: &mut Child) -> Result<f64, Error> {
     node.send_line("cpu").await?;
     let answer = node.expect_line("cpu ", READY_TIMEOUT).await?;
-    ts_app::parse_cpu(&answer)
-        .ok_or_else(|| Error::Child(format!("the TypeScript app answered `cpu {answer}`")))
+    node_app::parse_cpu(&answer)
+        .ok_or_else(|| Error::Child(format!("the Node app answered `cpu {answer}`")))
 }
 
 /// Waits until every app handled `total` events, then until the sidecar holds no unacknowledged

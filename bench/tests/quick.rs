@@ -90,6 +90,33 @@ fn positive(row: &str, cells: &[String], columns: &[usize]) {
     }
 }
 
+/// The Node rows whose packages are built here, with Node on the PATH: the bench runs exactly
+/// those and leaves the others out.
+fn node_rows_when_built() -> Vec<&'static str> {
+    let node = Command::new(std::env::var_os("NODE").unwrap_or_else(|| "node".into()))
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !node {
+        return Vec::new();
+    }
+    let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../client-sdk/typescript");
+    let built = |files: &[&str]| files.iter().all(|f| sdk.join(f).is_file());
+    let sdk_built = built(&["dist/index.js"]);
+    let runner_built = built(&[
+        "apps-engine/dist/index.js",
+        "apps-engine/build-test/test/apps/word-filter/WordFilterApp.js",
+    ]);
+    let mut rows = Vec::new();
+    if sdk_built && std::env::var_os("ROOMHOOKS_TS_BENCH_APP").is_none() {
+        rows.push("PreRoomUserJoin veto, 1 app (TypeScript SDK, Node)");
+    }
+    if sdk_built && runner_built && std::env::var_os("ROOMHOOKS_AE_BENCH_APP").is_none() {
+        rows.push("PreRoomUserJoin veto, 1 app (Apps-Engine runner, Node)");
+    }
+    rows
+}
+
 /// Checks that every row of a quick run's table is there with positive numbers.
 fn every_row_positive(text: &str) {
     let rows = rows(text);
@@ -109,6 +136,12 @@ fn every_row_positive(text: &str) {
         let cells = rows
             .get(label)
             .unwrap_or_else(|| panic!("no row {label:?} in:\n{text}"));
+        positive(label, cells, &all_numbers);
+    }
+    for label in node_rows_when_built() {
+        let cells = rows.get(label).unwrap_or_else(|| {
+            panic!("no row {label:?} although its packages are built, in:\n{text}")
+        });
         positive(label, cells, &all_numbers);
     }
     let delivered = "PostRoomCreate delivered to all, 3 apps";

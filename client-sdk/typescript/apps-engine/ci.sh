@@ -2,9 +2,10 @@
 # Everything CI needs for the Apps-Engine compatibility runner (npm package roomhooks-apps-engine),
 # from a clean clone:
 #
-#   1. cargo build --release: the `roomhooks` sidecar and the Rust SDK's `modifier` example (the
-#      tests run both as child processes; skipped when ROOMHOOKS_BIN and ROOMHOOKS_RUST_MODIFIER
-#      both point at existing binaries);
+#   1. cargo build --release: the `roomhooks` sidecar and the Rust SDK's `modifier`, `word_filter`
+#      and `extender` examples (the tests run them as child processes; skipped when ROOMHOOKS_BIN
+#      and ROOMHOOKS_RUST_MODIFIER point at existing binaries and the other two examples are
+#      beside the modifier);
 #   2. the TypeScript SDK it depends on (`"roomhooks-sdk": "file:.."`): npm ci && npm run build in
 #      client-sdk/typescript, and its test harness (tsc -p tsconfig.test.json), which these tests
 #      import to start the sidecar;
@@ -24,11 +25,14 @@ started=$SECONDS
 
 step() { printf '\n== %s\n' "$*"; }
 
-if [[ -n "${ROOMHOOKS_BIN:-}" && -x "${ROOMHOOKS_BIN}" && -n "${ROOMHOOKS_RUST_MODIFIER:-}" && -x "${ROOMHOOKS_RUST_MODIFIER}" ]]; then
-  step "using ROOMHOOKS_BIN=$ROOMHOOKS_BIN and ROOMHOOKS_RUST_MODIFIER=$ROOMHOOKS_RUST_MODIFIER"
+examples="$(dirname "${ROOMHOOKS_RUST_MODIFIER:-.}")"
+if [[ -n "${ROOMHOOKS_BIN:-}" && -x "${ROOMHOOKS_BIN}" && -n "${ROOMHOOKS_RUST_MODIFIER:-}" && -x "${ROOMHOOKS_RUST_MODIFIER}" &&
+  -x "$examples/word_filter" && -x "$examples/extender" ]]; then
+  step "using ROOMHOOKS_BIN=$ROOMHOOKS_BIN and ROOMHOOKS_RUST_MODIFIER=$ROOMHOOKS_RUST_MODIFIER (word_filter and extender beside it)"
 else
-  step "cargo build --release (the roomhooks sidecar and the Rust modifier example)"
-  (cd "$root" && cargo build --release --locked -p roomhooks-server -p roomhooks-sdk --bin roomhooks --example modifier)
+  step "cargo build --release (the roomhooks sidecar and the Rust modifier, word_filter and extender examples)"
+  (cd "$root" && cargo build --release --locked -p roomhooks-server -p roomhooks-sdk --bin roomhooks \
+    --example modifier --example word_filter --example extender)
   target="$(cd "$root" && cargo metadata --format-version 1 --no-deps |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
   export ROOMHOOKS_BIN="$target/release/roomhooks"

@@ -122,16 +122,22 @@ pub struct ClusterApp {
 pub type ClusterView = BTreeMap<AppId, ClusterApp>;
 
 impl Cluster {
-    /// Declares an app (on each registration): its spec and version; the enabled flag an
-    /// operator set stays as it is.
-    pub async fn declare(&self, spec: &AppSpec, version: &str) -> Result<(), ClusterError> {
+    /// Declares an app (on each registration): its spec and version. The enabled flag an
+    /// operator set stays as it is; a first declaration takes `enabled` (this sidecar's
+    /// `[apps.<id>] enabled`).
+    pub async fn declare(
+        &self,
+        spec: &AppSpec,
+        version: &str,
+        enabled: bool,
+    ) -> Result<(), ClusterError> {
         let bucket = &self.buckets().apps;
         let key = spec.app_id.as_str();
         let enabled = match bucket.get(key).await {
             Ok(Some(value)) => serde_json::from_slice::<Declaration>(&value)
                 .map(|d| d.enabled)
-                .unwrap_or(true),
-            Ok(None) => true,
+                .unwrap_or(enabled),
+            Ok(None) => enabled,
             Err(e) => return Err(ClusterError::Nats(format!("reading app {key}: {e}"))),
         };
         self.put_declaration(key, &Declaration::of(spec, version, enabled))

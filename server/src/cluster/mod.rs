@@ -116,10 +116,16 @@ pub struct Link {
 }
 
 impl Link {
-    /// Declares a newly registered app's spec to the cluster and heartbeats at once, so the
-    /// other sidecars see the instance without waiting for the next beat.
-    pub async fn registered(&self, spec: &crate::apps::spec::AppSpec, version: &str) {
-        if let Err(e) = self.cluster.declare(spec, version).await {
+    /// Declares a newly registered app's spec to the cluster (`enabled` if it is the first
+    /// declaration) and heartbeats at once, so the other sidecars see the instance without
+    /// waiting for the next beat.
+    pub async fn registered(
+        &self,
+        spec: &crate::apps::spec::AppSpec,
+        version: &str,
+        enabled: bool,
+    ) {
+        if let Err(e) = self.cluster.declare(spec, version, enabled).await {
             tracing::warn!(app_id = %spec.app_id, "cannot declare the app to the cluster: {e}; \
                 other sidecars learn of it at the next heartbeat");
         }

@@ -132,7 +132,13 @@ impl AppRuntimeService {
             store.put_app(&remembered, &instance.version).await;
         }
         if let Some(link) = &self.link {
-            link.registered(&remembered, &instance.version).await;
+            let enabled = self
+                .registry
+                .snapshot()
+                .app(&app_id)
+                .is_none_or(|app| app.enabled);
+            link.registered(&remembered, &instance.version, enabled)
+                .await;
         }
 
         let cut = instance.cut_token().clone().cancelled_owned();

@@ -1,13 +1,12 @@
 #!/usr/bin/env node
-// roomhooks-bench's TypeScript-row child, with the veto app run through the Apps-Engine runner:
-// the word filter test app (test/apps/word-filter, compiled by `npm run pretest`) packaged as an
-// rc-apps zip with app.json `id` = --app-id, loaded and registered by AppsEngineRunner. Same line
-// protocol as client-sdk/typescript/bench/veto-app.js (the TypeScript SDK's), so
-//
-//   ROOMHOOKS_TS_BENCH_APP=client-sdk/typescript/apps-engine/bench/veto-app.js roomhooks-bench ...
-//
-// measures the runner in the "PreRoomUserJoin veto, 1 app (TypeScript SDK, Node)" row, to set
-// beside a run without the variable (the SDK alone).
+// roomhooks-bench's child for the "PreRoomUserJoin veto, 1 app (Apps-Engine runner, Node)" row
+// (bench/src/node_app.rs), beside the TypeScript SDK's row and the Rust SDK's in the same run: the
+// word filter test app (test/apps/word-filter, compiled by `npm run pretest`; it allows every user
+// the bench sends, like the other rows' veto apps) packaged as an rc-apps zip with app.json `id` =
+// --app-id, loaded and registered by AppsEngineRunner. Same line protocol as
+// client-sdk/typescript/bench/veto-app.js (the TypeScript SDK's). The bench leaves the row out,
+// saying why, when this package, the SDK or the compiled test app is not built;
+// ROOMHOOKS_AE_BENCH_APP points the row at another script.
 //
 // Usage: node bench/veto-app.js --endpoint http://127.0.0.1:50051 [--app-id veto-00]
 // Prints `ready` once registered; answers each `cpu` line on stdin with `cpu <µs>`; stops when

@@ -75,15 +75,20 @@ export class AppStore {
     return id;
   }
 
-  /** The ids and data of the records carrying every association in `assocs`, oldest first. */
-  private matching(assocs: Assoc[]): { id: string; data: string }[] {
+  /**
+   * The ids and data of the records carrying every association in `assocs`, oldest first; with
+   * `exactly`, only those carrying no other association.
+   */
+  private matching(assocs: Assoc[], exactly = false): { id: string; data: string }[] {
     const keys = unique(assocs);
     if (keys.length === 0) return [];
     const where = keys.map(() => '(a.model = ? AND a.assoc_id = ?)').join(' OR ');
+    const only = exactly ? 'AND (SELECT COUNT(*) FROM associations a WHERE a.record_id = r.id) = ?' : '';
     const sql = `SELECT r.id AS id, r.data AS data FROM records r
-      WHERE (SELECT COUNT(*) FROM associations a WHERE a.record_id = r.id AND (${where})) = ?
+      WHERE (SELECT COUNT(*) FROM associations a WHERE a.record_id = r.id AND (${where})) = ? ${only}
       ORDER BY r.rowid`;
-    return this.db.prepare(sql).all(...keys.flatMap((k) => [k.model, k.id]), keys.length) as { id: string; data: string }[];
+    const counts = exactly ? [keys.length, keys.length] : [keys.length];
+    return this.db.prepare(sql).all(...keys.flatMap((k) => [k.model, k.id]), ...counts) as { id: string; data: string }[];
   }
 
   private remove(ids: string[]): void {
@@ -121,9 +126,11 @@ export class AppStore {
 
   private updateBy(assocs: Assoc[], data: object, upsert: boolean): string {
     const body = dataOf(data);
-    const found = this.matching(assocs)[0];
+    // As Rocket.Chat's AppPersistenceBridge (`updateOne({ appId, associations }, …)`): one
+    // record, whose associations are exactly these (Mongo's array equality; here in any order),
+    // the oldest when several are.
+    const found = this.matching(assocs, true)[0];
     if (found) {
-      // A single-record update: the oldest record carrying every association.
       this.db.prepare('UPDATE records SET data = ? WHERE id = ?').run(body, found.id);
       return found.id;
     }

@@ -3,6 +3,8 @@
 // No sidecar needed.
 
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { App } from '@rocket.chat/apps-engine/definition/App';
 import { AppLoadError, AppsEngineRunner, ENGINE_VERSION, essentialsConfig } from '../src';
@@ -24,6 +26,45 @@ test('an unpacked app folder loads like its zip', async () => {
   const runner = await AppsEngineRunner.open(unpack(packApp('extender')), { dataDir: tempDir('data'), log: recording() });
   try {
     assert.deepEqual(runner.interfaces, ['IPreRoomCreateExtend']);
+  } finally {
+    await runner.stop();
+  }
+});
+
+/** An unpacked package whose class file requires `greeting` from the package's own node_modules. */
+function packageWithDependency(): string {
+  const dir = tempDir('with-dependency');
+  const info = {
+    id: 'b1c0ffee-0000-4000-8000-000000000001', version: '1.0.0', requiredApiVersion: '^1.44.0', name: 'Greeter', nameSlug: 'greeter',
+    classFile: 'GreeterApp.js', description: '', author: { name: 'roomhooks tests', homepage: '', support: '' }, implements: ['IPreRoomUserJoined'],
+  };
+  fs.writeFileSync(path.join(dir, 'app.json'), JSON.stringify(info));
+  fs.writeFileSync(
+    path.join(dir, 'GreeterApp.js'),
+    [
+      "'use strict';",
+      "const { App } = require('@rocket.chat/apps-engine/definition/App');",
+      "const { greet } = require('greeting');",
+      "const os = require('node:os');",
+      'class GreeterApp extends App {',
+      "  constructor(info, logger, accessors) { super(info, logger, accessors); this.greeting = greet('roomhooks'); this.eol = os.EOL; }",
+      '  async executePreRoomUserJoined() {}',
+      '}',
+      'exports.GreeterApp = GreeterApp;',
+    ].join('\n'),
+  );
+  fs.mkdirSync(path.join(dir, 'node_modules', 'greeting'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'node_modules', 'greeting', 'index.js'), "exports.greet = (who) => `hello ${who}`;\n");
+  return dir;
+}
+
+test("an app requires a package from its own node_modules and Node built-ins (more than Apps-Engine's runtime allows)", async () => {
+  const runner = await AppsEngineRunner.open(packageWithDependency(), { dataDir: tempDir('data'), log: recording() });
+  try {
+    const app = runner.app as unknown as { greeting: string; eol: string };
+    assert.equal(app.greeting, 'hello roomhooks');
+    assert.equal(typeof app.eol, 'string');
+    assert.deepEqual(runner.interfaces, ['IPreRoomUserJoined']);
   } finally {
     await runner.stop();
   }

@@ -34,6 +34,26 @@ test('updateByAssociations with upsert creates the record once, then updates it'
   store.close();
 });
 
+test('updateByAssociations updates only a record with exactly those associations, not one carrying more, as Rocket.Chat does', async () => {
+  const store = new AppStore(tempDir('store'), 'app');
+  const p = store.persistence();
+  await p.createWithAssociations({ n: 'wider' }, [room('r-1'), misc('count'), misc('extra')]);
+  const exact = await p.createWithAssociations({ n: 'exact' }, [misc('count'), room('r-1')]);
+  assert.equal(await p.updateByAssociations([room('r-1'), misc('count')], { n: 'updated' }), exact, 'the exact set matches in any order');
+  assert.deepEqual(await store.reader().readByAssociations([room('r-1'), misc('count')]), [{ n: 'wider' }, { n: 'updated' }]);
+  store.close();
+});
+
+test('updateByAssociations with two records of the same associations updates the oldest only', async () => {
+  const store = new AppStore(tempDir('store'), 'app');
+  const p = store.persistence();
+  const oldest = await p.createWithAssociation({ n: 1 }, misc('twin'));
+  await p.createWithAssociation({ n: 2 }, misc('twin'));
+  assert.equal(await p.updateByAssociation(misc('twin'), { n: 'updated' }), oldest);
+  assert.deepEqual(await store.reader().readByAssociation(misc('twin')), [{ n: 'updated' }, { n: 2 }]);
+  store.close();
+});
+
 test('update changes a record by id, refuses a missing id, and creates it with upsert', async () => {
   const store = new AppStore(tempDir('store'), 'app');
   const p = store.persistence();
