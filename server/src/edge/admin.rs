@@ -37,6 +37,9 @@ fn hook_stats(app: &AppView) -> Vec<HookStats> {
                 deliveries: c.deliveries.load(Ordering::Relaxed),
                 redeliveries: c.redeliveries.load(Ordering::Relaxed),
                 acks: c.acks.load(Ordering::Relaxed),
+                shadowed: c.status(OutcomeStatus::Shadowed),
+                shadow_disagreements: c.shadow_disagreements.load(Ordering::Relaxed),
+                skipped: c.skipped.load(Ordering::Relaxed),
             })
         })
         .collect()
@@ -104,6 +107,13 @@ impl Admin for AdminService {
                     essential_hooks: spec.essential.iter().map(|h| h.to_wire() as i32).collect(),
                     stats: hook_stats(app),
                     dead_letters: app.posts.dead_count() as u64,
+                    mode: spec.rollout.mode.name().to_owned(),
+                    r#match: spec
+                        .rollout
+                        .conditions
+                        .sources()
+                        .map(str::to_owned)
+                        .collect(),
                 }
             })
             .collect();
