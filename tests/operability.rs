@@ -366,7 +366,6 @@ async fn list_apps_reports_live_statistics_per_hook() {
     assert!(stats.p50_us > 0 && stats.p99_us >= stats.p50_us);
 }
 
-
 #[tokio::test]
 async fn the_metrics_endpoint_exports_calls_latency_and_backend_codes() {
     let h =

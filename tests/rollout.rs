@@ -15,8 +15,8 @@ use common::{Harness, join_request, new_room, scrape, statuses, within};
 use roomhooks_sdk::{
     App, Modification, Veto,
     proto::{
-        HookInterface, HookStats, ListAppsResponse, OutcomeStatus,
-        PreRoomCreateRequest, PreventionReason, RoomType,
+        HookInterface, HookStats, ListAppsResponse, OutcomeStatus, PreRoomCreateRequest,
+        PreventionReason, RoomType,
     },
 };
 use roomhooks_server::{AppSettings, Conditions, FieldGuard, Mode, config::MaybeAddr};
@@ -223,7 +223,12 @@ async fn a_false_match_condition_skips_the_app_with_no_round_trip() {
     assert!(!channel.allowed, "the condition holds: the app is called");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let listed = h.list_apps().await;
-    let counted = stats(&listed, "channels-only", HookInterface::PreRoomCreatePrevent).unwrap();
+    let counted = stats(
+        &listed,
+        "channels-only",
+        HookInterface::PreRoomCreatePrevent,
+    )
+    .unwrap();
     assert_eq!((counted.calls, counted.skipped), (1, 1));
     assert_eq!(listed.apps[0].r#match, ["room.type == ROOM_TYPE_CHANNEL"]);
 }
@@ -332,9 +337,7 @@ async fn a_modification_outside_may_modify_is_rejected_and_the_chain_continues()
 async fn an_allow_with_a_warning_reaches_the_backend_in_warnings() {
     let h = Harness::start().await;
     let warner = App::builder("namecheck")
-        .pre_room_create_prevent(|_, _| async {
-            Ok(Veto::warn("This room name may be confusing"))
-        })
+        .pre_room_create_prevent(|_, _| async { Ok(Veto::warn("This room name may be confusing")) })
         .build();
     let _app = h.app(warner).await;
 

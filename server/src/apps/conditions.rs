@@ -40,10 +40,15 @@ pub struct Conditions(Arc<[Condition]>);
 
 /// An expression that does not compile.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("match expression {index} `{expression}` does not compile: {problem}")]
+#[error(
+    "match expression {} of {count} `{expression}` does not compile: {problem}",
+    index + 1
+)]
 pub struct CompileError {
     /// Its place in the list, from 0.
     pub index: usize,
+    /// How many expressions the list holds.
+    pub count: usize,
     /// The expression as written.
     pub expression: String,
     /// What is wrong, with the line and column inside the expression.
@@ -67,11 +72,12 @@ impl Conditions {
         for (index, source) in sources.iter().enumerate() {
             let program = ENV.compile(source).map_err(|errors| CompileError {
                 index,
+                count: sources.len(),
                 expression: source.clone(),
                 problem: errors
                     .errors
                     .iter()
-                    .map(|e| format!("line {} column {}: {}", e.pos.0, e.pos.1 + 1, e.msg))
+                    .map(|e| format!("line {} column {}: {}", e.pos.0, e.pos.1, e.msg))
                     .collect::<Vec<_>>()
                     .join("; "),
             })?;
@@ -208,7 +214,9 @@ fn map(entries: Vec<(&'static str, Value)>) -> Value {
 }
 
 fn strings(list: &[String]) -> Value {
-    Value::List(Arc::new(list.iter().map(|s| Value::from(s.as_str())).collect()))
+    Value::List(Arc::new(
+        list.iter().map(|s| Value::from(s.as_str())).collect(),
+    ))
 }
 
 fn room_value(room: &pb::Room) -> Value {
@@ -263,7 +271,9 @@ fn json_value(value: &prost_types::Value) -> Value {
         Some(Kind::StringValue(s)) => s.as_str().into(),
         Some(Kind::BoolValue(b)) => (*b).into(),
         Some(Kind::StructValue(s)) => struct_value(Some(s)),
-        Some(Kind::ListValue(l)) => Value::List(Arc::new(l.values.iter().map(json_value).collect())),
+        Some(Kind::ListValue(l)) => {
+            Value::List(Arc::new(l.values.iter().map(json_value).collect()))
+        }
     }
 }
 
@@ -301,14 +311,17 @@ mod tests {
     fn a_false_condition_skips_and_a_failing_one_is_an_error() {
         let payload = Payload::new(PayloadRef::Room(&room()));
         assert_eq!(
-            conditions(&["room.type == ROOM_TYPE_LIVECHAT"]).matches(&payload, Hook::PreRoomCreatePrevent),
+            conditions(&["room.type == ROOM_TYPE_LIVECHAT"])
+                .matches(&payload, Hook::PreRoomCreatePrevent),
             Ok(false)
         );
         let err = conditions(&["room.custom_fields.missing == 1"])
             .matches(&payload, Hook::PreRoomCreatePrevent)
             .unwrap_err();
         assert!(err.problem.contains("failed"), "{err}");
-        let err = conditions(&["room.display_name"]).matches(&payload, Hook::PreRoomCreatePrevent).unwrap_err();
+        let err = conditions(&["room.display_name"])
+            .matches(&payload, Hook::PreRoomCreatePrevent)
+            .unwrap_err();
         assert!(err.problem.contains("not a bool"), "{err}");
     }
 

@@ -79,12 +79,14 @@ impl FieldGuard {
         let allows = |field: &str| {
             allowed.iter().any(|a| {
                 a == field
-                    || field.strip_prefix("custom_fields.").is_some_and(|_| {
-                        a == "custom_fields" || a == "custom_fields.*"
-                    })
+                    || field
+                        .strip_prefix("custom_fields.")
+                        .is_some_and(|_| a == "custom_fields" || a == "custom_fields.*")
             })
         };
-        changed_fields(current, new).into_iter().find(|f| !allows(f))
+        changed_fields(current, new)
+            .into_iter()
+            .find(|f| !allows(f))
     }
 }
 
@@ -98,7 +100,10 @@ pub fn changed_fields(current: &Room, new: &Room) -> Vec<String> {
     };
     field("id", current.id != new.id);
     field("display_name", current.display_name != new.display_name);
-    field("slugified_name", current.slugified_name != new.slugified_name);
+    field(
+        "slugified_name",
+        current.slugified_name != new.slugified_name,
+    );
     field("type", current.r#type != new.r#type);
     field("creator", current.creator != new.creator);
     field(
@@ -128,7 +133,10 @@ pub fn changed_fields(current: &Room, new: &Room) -> Vec<String> {
             changed.push(name.to_owned());
         }
     };
-    field("parent_room_id", current.parent_room_id != new.parent_room_id);
+    field(
+        "parent_room_id",
+        current.parent_room_id != new.parent_room_id,
+    );
     field("message_count", current.message_count != new.message_count);
     field("created_at", current.created_at != new.created_at);
     field("updated_at", current.updated_at != new.updated_at);

@@ -52,7 +52,11 @@ pub struct AppSettings {
     #[serde(default, skip_serializing_if = "FieldGuard::is_open")]
     pub may_modify: FieldGuard,
     /// The longest timeout the app may register (`Register.timeout` is capped to it).
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_timeout: Option<Duration>,
 }
 

@@ -211,11 +211,17 @@ fn read_app_setting(app: &mut AppSettings, key: &str, value: &DeValue<'_>) -> Re
             })
         }
         "match" => {
-            let sources = strings(value, "CEL expressions (e.g. 'room.type == ROOM_TYPE_CHANNEL')")?;
+            let sources = strings(
+                value,
+                "CEL expressions (e.g. 'room.type == ROOM_TYPE_CHANNEL')",
+            )?;
             app.match_conditions = Conditions::compile(&sources).map_err(|e| e.to_string())?;
         }
         "may_modify" => {
-            let fields = strings(value, "room fields (e.g. \"display_name\", \"custom_fields.*\")")?;
+            let fields = strings(
+                value,
+                "room fields (e.g. \"display_name\", \"custom_fields.*\")",
+            )?;
             app.may_modify = FieldGuard::new(fields).map_err(|field| {
                 format!(
                     "{field:?} is not a room field a Modify answer may change{}; expected some of {}, \

@@ -13,7 +13,12 @@ use crate::{apps::frame::SharedCall, hook::Hook};
 
 impl Pipeline<'_> {
     /// Merges every Extend app's additions into `room` (`shared` carries the room as it was).
-    pub(super) async fn extend(&mut self, room: &mut Room, shared: &SharedCall, selected: Selected) {
+    pub(super) async fn extend(
+        &mut self,
+        room: &mut Room,
+        shared: &SharedCall,
+        selected: Selected,
+    ) {
         let hook = Hook::PreRoomCreateExtend;
         let apps = self.begin(hook, selected, shared, Some(room));
         if !self.verdict.allowed() || apps.is_empty() {

@@ -24,8 +24,13 @@ impl Pipeline<'_> {
                     if d.prevent {
                         self.verdict.prevent(app, hook, &meta, d.message);
                     } else {
-                        self.verdict
-                            .record(app, hook, &meta, OutcomeStatus::Allowed, String::new());
+                        self.verdict.record(
+                            app,
+                            hook,
+                            &meta,
+                            OutcomeStatus::Allowed,
+                            String::new(),
+                        );
                     }
                 }
                 Ok(_) => {
