@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, join_request, new_room, scrape, statuses, within};
+use common::{Harness, created, join_request, new_room, recorder, scrape, statuses, within};
 use roomhooks_sdk::{
     App, Modification, Veto,
     proto::{
@@ -231,6 +231,40 @@ async fn a_false_match_condition_skips_the_app_with_no_round_trip() {
     .unwrap();
     assert_eq!((counted.calls, counted.skipped), (1, 1));
     assert_eq!(listed.apps[0].r#match, ["room.type == ROOM_TYPE_CHANNEL"]);
+}
+
+#[tokio::test]
+async fn a_post_event_the_match_conditions_refuse_is_not_queued_for_the_app() {
+    let h = Harness::start_with(|c| {
+        c.apps.insert(
+            "channel-audit".into(),
+            AppSettings {
+                match_conditions: conditions(&["room.type == ROOM_TYPE_CHANNEL"]),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let (app, mut handled) = recorder("channel-audit");
+    let _app = h.app(app).await;
+    let backend = h.backend().await;
+    let mut group = created("team-room", false);
+    if let Some(room) = group.room.as_mut() {
+        room.r#type = RoomType::PrivateGroup as i32;
+    }
+
+    let refused = backend.post_room_create(group).await.unwrap();
+    let admitted = backend
+        .post_room_create(created("town-square", true))
+        .await
+        .unwrap();
+
+    assert_eq!((refused.subscribed_apps, admitted.subscribed_apps), (0, 1));
+    assert_eq!(
+        within(handled.recv()).await,
+        Some(("evt-town-square".to_owned(), 1)),
+        "the first event the app handles is the channel's"
+    );
 }
 
 #[tokio::test]

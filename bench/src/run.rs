@@ -15,10 +15,12 @@ use crate::{
 };
 
 /// The scenarios, in table order.
-const SCENARIOS: [Key; 12] = [
+const SCENARIOS: [Key; 14] = [
     Key::Floor,
     Key::FloorOtherRuntime,
     Key::Unary,
+    Key::JoinNoApps,
+    Key::JoinSkipped(16),
     Key::Join(1),
     Key::Join(3),
     Key::Join(4),
@@ -79,7 +81,10 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     let mut keys = SCENARIOS.to_vec();
     match ts_app::locate() {
         // Right after the Rust SDK's 1-app row, which it is compared with.
-        Ok(_) => keys.insert(4, Key::JoinTs(1)),
+        Ok(_) => {
+            let after = keys.iter().position(|k| *k == Key::Join(1));
+            keys.insert(after.map_or(keys.len(), |i| i + 1), Key::JoinTs(1));
+        }
         Err(why) => eprintln!("skipping the TypeScript SDK row: {why}"),
     }
     let mut scenarios = Vec::with_capacity(keys.len());

@@ -2,13 +2,15 @@
 //! compiled once when the config is read and evaluated in the sidecar before any app is called.
 //! All true: the app is called; any false: it is skipped with no round trip (and no outcome,
 //! like a room-type filter); one that fails at run time: the app's failure policy applies.
+//! Post events are filtered the same way when accepted (an event no condition lets through is
+//! not queued for the app; one whose condition fails is, as post events have no failure policy).
 //!
 //! The variables an expression sees (every field is present, with its default value when the
 //! backend left it unset, so reading one never fails; `has()` tests a `custom_fields` key):
 //! - `room`: the room, its fields named as in the proto (`room.display_name`, `room.type`,
 //!   `room.custom_fields.locked`, `room.creator.username`); `type` is the enum's name;
-//! - `user`: the joining (PreRoomUserJoined) or leaving (PreRoomUserLeave) user, or the room's
-//!   creator for the create and delete hooks;
+//! - `user`: the joining (PreRoomUserJoined, PostRoomUserJoined) or leaving (PreRoomUserLeave,
+//!   PostRoomUserLeave) user, or the room's creator for the create and delete hooks;
 //! - `inviter` (join) and `removed_by` (leave): a user, empty when absent;
 //! - `hook`: the hook's name (`"PreRoomCreatePrevent"`);
 //! - `ROOM_TYPE_CHANNEL`, `ROOM_TYPE_PRIVATE_GROUP`, `ROOM_TYPE_DIRECT_MESSAGE`,
@@ -19,9 +21,12 @@ use std::{
     sync::{Arc, LazyLock},
 };
 
-use cel::{Context, Env, Program, Value, objects::Key};
+use cel::{
+    Context, Env, Program, Value,
+    common::types::{CelBool, CelDouble, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt},
+};
 use prost_types::{Struct, value::Kind};
-use roomhooks::v1::{self as pb, RoomType, hook_call};
+use roomhooks::v1::{self as pb, RoomType, hook_call, post_event};
 
 use crate::hook::Hook;
 
@@ -99,16 +104,15 @@ impl Conditions {
         self.0.iter().map(|c| c.source.as_str())
     }
 
-    /// Whether every condition holds for `payload` on `hook`: `Ok(false)` at the first false one.
-    pub fn matches(&self, payload: &Payload, hook: Hook) -> Result<bool, EvalError> {
-        let mut scope = payload.context.new_inner_scope();
-        scope.add_variable_from_value("hook", hook.name());
+    /// Whether every condition holds for `payload` (set for the app's hook with
+    /// [`Payload::for_hook`]): `Ok(false)` at the first false one.
+    pub fn matches(&self, payload: &Payload<'_>) -> Result<bool, EvalError> {
         for condition in self.0.iter() {
             let fail = |problem: String| EvalError {
                 expression: condition.source.clone(),
                 problem,
             };
-            match condition.program.execute(&scope) {
+            match condition.program.execute(&payload.context) {
                 Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => return Ok(false),
                 Ok(other) => {
@@ -152,37 +156,39 @@ impl<'de> serde::Deserialize<'de> for Conditions {
     }
 }
 
-/// One call's payload as CEL variables, built once per backend call and shared by every app's
-/// conditions.
-pub struct Payload {
-    context: Context<'static, 'static>,
+/// One call's payload as CEL variables, built once per backend call (borrowing the payload's
+/// strings, not copying them) and shared by every app's conditions.
+pub struct Payload<'a> {
+    context: Context<'a, 'a>,
 }
 
-impl Payload {
-    /// The variables of a Pre call's payload (`hook` is added by [`Conditions::matches`]).
-    pub fn new(payload: PayloadRef<'_>) -> Self {
+impl<'a> Payload<'a> {
+    /// The variables of a call's payload; `hook` is set by [`Payload::for_hook`].
+    pub fn new(payload: PayloadRef<'a>) -> Self {
         let mut context = Context::with_env(Arc::clone(&ENV));
         let (room, user, extra) = match payload {
             PayloadRef::Room(room) => (Some(room), room.creator.as_ref(), None),
-            PayloadRef::Call(hook_call::Payload::Room(room)) => {
+            PayloadRef::Call(hook_call::Payload::Room(room))
+            | PayloadRef::Post(post_event::Payload::Room(room)) => {
                 (Some(room), room.creator.as_ref(), None)
             }
-            PayloadRef::Call(hook_call::Payload::UserJoined(c)) => (
+            PayloadRef::Call(hook_call::Payload::UserJoined(c))
+            | PayloadRef::Post(post_event::Payload::UserJoined(c)) => (
                 c.room.as_ref(),
                 c.joining_user.as_ref(),
                 Some(("inviter", c.inviter.as_ref())),
             ),
-            PayloadRef::Call(hook_call::Payload::UserLeave(c)) => (
+            PayloadRef::Call(hook_call::Payload::UserLeave(c))
+            | PayloadRef::Post(post_event::Payload::UserLeave(c)) => (
                 c.room.as_ref(),
                 c.leaving_user.as_ref(),
                 Some(("removed_by", c.removed_by.as_ref())),
             ),
         };
-        let default_room = pb::Room::default();
-        context.add_variable_from_value("room", room_value(room.unwrap_or(&default_room)));
-        context.add_variable_from_value("user", user_value(user));
+        context.add_variable_as_val("room", room_val(room));
+        context.add_variable_as_val("user", user_val(user));
         if let Some((name, other)) = extra {
-            context.add_variable_from_value(name, user_value(other));
+            context.add_variable_as_val(name, user_val(other));
         }
         for t in [
             RoomType::Channel,
@@ -190,89 +196,140 @@ impl Payload {
             RoomType::DirectMessage,
             RoomType::Livechat,
         ] {
-            context.add_variable_from_value(t.as_str_name(), t.as_str_name());
+            context.add_variable_as_val(t.as_str_name(), text(t.as_str_name()));
         }
         Self { context }
     }
+
+    /// Sets the `hook` variable before evaluating the conditions of `hook`'s apps.
+    pub fn for_hook(&mut self, hook: Hook) -> &Self {
+        self.context.add_variable_as_val("hook", text(hook.name()));
+        self
+    }
 }
 
-/// Where a call's payload is: the room of PreRoomCreate, or a veto hook's payload.
+/// Where a call's payload is: the room of PreRoomCreate, a veto hook's payload, or a post
+/// event's.
 #[derive(Clone, Copy)]
 pub enum PayloadRef<'a> {
     /// A room (PreRoomCreate's three hooks).
     Room(&'a pb::Room),
     /// A veto hook's payload.
     Call(&'a hook_call::Payload),
+    /// A post event's payload.
+    Post(&'a post_event::Payload),
 }
 
-fn map(entries: Vec<(&'static str, Value)>) -> Value {
-    let map: HashMap<Key, Value> = entries
+type Val<'a> = Box<dyn cel::common::value::Val + 'a>;
+
+fn text(s: &str) -> Val<'_> {
+    Box::new(CelString::from(s))
+}
+
+fn map<'a>(entries: impl IntoIterator<Item = (&'a str, Val<'a>)>) -> Val<'a> {
+    let map: HashMap<CelMapKey<'a>, Val<'a>> = entries
         .into_iter()
-        .map(|(k, v)| (Key::from(k), v))
+        .map(|(k, v)| (CelMapKey::String(CelString::from(k)), v))
         .collect();
-    Value::Map(map.into())
+    Box::new(CelMap::from(map))
 }
 
-fn strings(list: &[String]) -> Value {
-    Value::List(Arc::new(
-        list.iter().map(|s| Value::from(s.as_str())).collect(),
-    ))
+fn strings(list: &[String]) -> Val<'_> {
+    let items: Vec<Val<'_>> = list.iter().map(|s| text(s)).collect();
+    Box::new(CelList::from(items))
 }
 
-fn room_value(room: &pb::Room) -> Value {
-    map(vec![
-        ("id", room.id.as_str().into()),
-        ("display_name", room.display_name.as_str().into()),
-        ("slugified_name", room.slugified_name.as_str().into()),
-        ("type", room.r#type().as_str_name().into()),
-        ("creator", user_value(room.creator.as_ref())),
+fn flag(b: bool) -> Val<'static> {
+    Box::new(CelBool::from(b))
+}
+
+fn room_val(room: Option<&pb::Room>) -> Val<'_> {
+    let Some(room) = room else {
+        return room_val(Some(&DEFAULT_ROOM));
+    };
+    map([
+        ("id", text(&room.id)),
+        ("display_name", text(&room.display_name)),
+        ("slugified_name", text(&room.slugified_name)),
+        ("type", text(room.r#type().as_str_name())),
+        ("creator", user_val(room.creator.as_ref())),
         ("member_usernames", strings(&room.member_usernames)),
-        ("is_default", room.is_default.into()),
-        ("is_read_only", room.is_read_only.into()),
+        ("is_default", flag(room.is_default)),
+        ("is_read_only", flag(room.is_read_only)),
         (
             "display_system_messages",
-            room.display_system_messages.into(),
+            flag(room.display_system_messages),
         ),
-        ("description", room.description.as_str().into()),
-        ("custom_fields", struct_value(room.custom_fields.as_ref())),
-        ("parent_room_id", room.parent_room_id.as_str().into()),
-        ("message_count", Value::UInt(room.message_count)),
+        ("description", text(&room.description)),
+        ("custom_fields", struct_val(room.custom_fields.as_ref())),
+        ("parent_room_id", text(&room.parent_room_id)),
+        (
+            "message_count",
+            Box::new(CelUInt::from(room.message_count)) as Val<'_>,
+        ),
     ])
 }
 
-fn user_value(user: Option<&pb::User>) -> Value {
-    let default = pb::User::default();
-    let user = user.unwrap_or(&default);
-    map(vec![
-        ("id", user.id.as_str().into()),
-        ("username", user.username.as_str().into()),
-        ("name", user.name.as_str().into()),
+/// What an absent room or user reads as: every field at its default.
+static DEFAULT_ROOM: pb::Room = pb::Room {
+    id: String::new(),
+    display_name: String::new(),
+    slugified_name: String::new(),
+    r#type: 0,
+    creator: None,
+    member_usernames: Vec::new(),
+    is_default: false,
+    is_read_only: false,
+    display_system_messages: false,
+    description: String::new(),
+    custom_fields: None,
+    parent_room_id: String::new(),
+    message_count: 0,
+    created_at: None,
+    updated_at: None,
+};
+
+static DEFAULT_USER: pb::User = pb::User {
+    id: String::new(),
+    username: String::new(),
+    name: String::new(),
+    roles: Vec::new(),
+    custom_fields: None,
+};
+
+fn user_val(user: Option<&pb::User>) -> Val<'_> {
+    let user = user.unwrap_or(&DEFAULT_USER);
+    map([
+        ("id", text(&user.id)),
+        ("username", text(&user.username)),
+        ("name", text(&user.name)),
         ("roles", strings(&user.roles)),
-        ("custom_fields", struct_value(user.custom_fields.as_ref())),
+        ("custom_fields", struct_val(user.custom_fields.as_ref())),
     ])
 }
 
-fn struct_value(fields: Option<&Struct>) -> Value {
-    let map: HashMap<Key, Value> = fields
+fn struct_val(fields: Option<&Struct>) -> Val<'_> {
+    let map: HashMap<CelMapKey<'_>, Val<'_>> = fields
         .map(|s| {
             s.fields
                 .iter()
-                .map(|(k, v)| (Key::from(k.as_str()), json_value(v)))
+                .map(|(k, v)| (CelMapKey::String(CelString::from(k.as_str())), json_val(v)))
                 .collect()
         })
         .unwrap_or_default();
-    Value::Map(map.into())
+    Box::new(CelMap::from(map))
 }
 
-fn json_value(value: &prost_types::Value) -> Value {
+fn json_val(value: &prost_types::Value) -> Val<'_> {
     match &value.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::NumberValue(n)) => Value::Float(*n),
-        Some(Kind::StringValue(s)) => s.as_str().into(),
-        Some(Kind::BoolValue(b)) => (*b).into(),
-        Some(Kind::StructValue(s)) => struct_value(Some(s)),
+        None | Some(Kind::NullValue(_)) => Box::new(CelNull),
+        Some(Kind::NumberValue(n)) => Box::new(CelDouble::from(*n)),
+        Some(Kind::StringValue(s)) => text(s),
+        Some(Kind::BoolValue(b)) => flag(*b),
+        Some(Kind::StructValue(s)) => struct_val(Some(s)),
         Some(Kind::ListValue(l)) => {
-            Value::List(Arc::new(l.values.iter().map(json_value).collect()))
+            let items: Vec<Val<'_>> = l.values.iter().map(json_val).collect();
+            Box::new(CelList::from(items))
         }
     }
 }
@@ -303,24 +360,29 @@ mod tests {
             "has(room.custom_fields.locked)",
             r#"!("admin" in user.roles)"#,
         ]);
-        let payload = Payload::new(PayloadRef::Room(&room()));
-        assert_eq!(c.matches(&payload, Hook::PreRoomCreatePrevent), Ok(true));
+        let room = room();
+        let mut payload = Payload::new(PayloadRef::Room(&room));
+        assert_eq!(
+            c.matches(payload.for_hook(Hook::PreRoomCreatePrevent)),
+            Ok(true)
+        );
     }
 
     #[test]
     fn a_false_condition_skips_and_a_failing_one_is_an_error() {
-        let payload = Payload::new(PayloadRef::Room(&room()));
+        let room = room();
+        let mut payload = Payload::new(PayloadRef::Room(&room));
+        let payload = payload.for_hook(Hook::PreRoomCreatePrevent);
         assert_eq!(
-            conditions(&["room.type == ROOM_TYPE_LIVECHAT"])
-                .matches(&payload, Hook::PreRoomCreatePrevent),
+            conditions(&["room.type == ROOM_TYPE_LIVECHAT"]).matches(payload),
             Ok(false)
         );
         let err = conditions(&["room.custom_fields.missing == 1"])
-            .matches(&payload, Hook::PreRoomCreatePrevent)
+            .matches(payload)
             .unwrap_err();
         assert!(err.problem.contains("failed"), "{err}");
         let err = conditions(&["room.display_name"])
-            .matches(&payload, Hook::PreRoomCreatePrevent)
+            .matches(payload)
             .unwrap_err();
         assert!(err.problem.contains("not a bool"), "{err}");
     }
@@ -336,13 +398,16 @@ mod tests {
             }),
             inviter: None,
         });
-        let payload = Payload::new(PayloadRef::Call(&payload));
+        let mut variables = Payload::new(PayloadRef::Call(&payload));
         let c = conditions(&[
             r#"user.username == "ann" && "admin" in user.roles"#,
             r#"inviter.username == """#,
             r#"hook == "PreRoomUserJoined""#,
         ]);
-        assert_eq!(c.matches(&payload, Hook::PreRoomUserJoined), Ok(true));
+        assert_eq!(
+            c.matches(variables.for_hook(Hook::PreRoomUserJoined)),
+            Ok(true)
+        );
     }
 
     #[test]

@@ -153,9 +153,10 @@ impl Pipeline<'_> {
         room_type: RoomType,
         payload: PayloadRef<'_>,
     ) -> [Selected; N] {
-        let mut variables: Option<Payload> = None;
+        let mut variables: Option<Payload<'_>> = None;
         hooks.map(|hook| {
             let mut selected = Selected::default();
+            let mut set_for = None;
             for app in self.matching(hook, room_type) {
                 let conditions = &app.spec.rollout.conditions;
                 if conditions.is_empty() {
@@ -163,7 +164,11 @@ impl Pipeline<'_> {
                     continue;
                 }
                 let variables = variables.get_or_insert_with(|| Payload::new(payload));
-                match conditions.matches(variables, hook) {
+                if set_for != Some(hook) {
+                    variables.for_hook(hook);
+                    set_for = Some(hook);
+                }
+                match conditions.matches(variables) {
                     Ok(true) => selected.apps.push(app),
                     Ok(false) => app.stats.hook(hook).record_skip(),
                     Err(e) => selected.failed.push((app, Failure::Error(e.to_string()))),
@@ -174,7 +179,8 @@ impl Pipeline<'_> {
     }
 
     /// Starts a stage: applies the failure policy of apps whose condition failed, starts the
-    /// shadow apps (`room`: what their answers would apply to) and returns the enforcing ones.
+    /// shadow apps (`room`: what their answers would apply to) and returns the enforcing ones;
+    /// none once the action is prevented.
     fn begin(
         &mut self,
         hook: Hook,
@@ -183,6 +189,9 @@ impl Pipeline<'_> {
         room: Option<&Room>,
     ) -> Vec<Arc<AppView>> {
         self.condition_failures(hook, selected.failed);
+        if !self.verdict.allowed() {
+            return Vec::new();
+        }
         let (shadows, enforcing): (Vec<_>, Vec<_>) = selected
             .apps
             .into_iter()

@@ -200,8 +200,8 @@ fn hook_counters(out: &mut String, snapshot: &Snapshot) {
     );
     counter(
         "app_skipped_total",
-        "Calls not made because one of the app's match conditions was false.",
-        PRE,
+        "Calls not made (post events not queued) because one of the app's match conditions was false.",
+        ALL,
         &|c| vec![(None, c.skipped.load(Ordering::Relaxed))],
     );
     counter(
