@@ -105,7 +105,7 @@ impl Conditions {
     }
 
     /// Whether every condition holds for `payload` (set for the app's hook with
-    /// [`Payload::for_hook`]): `Ok(false)` at the first false one.
+    /// `Payload::for_hook`): `Ok(false)` at the first false one.
     pub fn matches(&self, payload: &Payload<'_>) -> Result<bool, EvalError> {
         for condition in self.0.iter() {
             let fail = |problem: String| EvalError {
