@@ -69,7 +69,11 @@ fn result_kind() -> impl Strategy<Value = Option<hook_result::Result>> {
     prop_oneof![
         Just(None),
         (any::<bool>(), "[ -~]{0,10}").prop_map(|(prevent, message)| Some(
-            hook_result::Result::Decision(PreventDecision { prevent, message })
+            hook_result::Result::Decision(PreventDecision {
+                prevent,
+                message,
+                ..Default::default()
+            })
         )),
         (fields(), vec("[a-z ]{0,3}", 0..3)).prop_map(|(custom_fields, member_usernames)| {
             Some(hook_result::Result::Extension(RoomExtension {

@@ -12,7 +12,8 @@ use common::Harness;
 use roomhooks_sdk::{App, AppHandle, Extension, HookError, Veto};
 use serde_json::{Value, json};
 
-/// A sidecar with a veto app ("guard": no "spam" rooms, no "troll") and an extender.
+/// A sidecar with a veto app ("guard": no "spam" rooms, a warning for "l0gin" rooms, no "troll")
+/// and an extender.
 struct Setup {
     h: Harness,
     grpcurl: PathBuf,
@@ -29,6 +30,8 @@ impl Setup {
             .pre_room_create_prevent(|_, room| async move {
                 Ok(if room.display_name.contains("spam") {
                     Veto::prevent("No spam rooms.")
+                } else if room.display_name.contains("l0gin") {
+                    Veto::warn("This room name may be confusing.")
                 } else {
                     Veto::Allow
                 })
@@ -167,6 +170,25 @@ async fn pre_room_create_from_json_is_vetoed_with_the_apps_message() {
     assert_eq!(
         statuses(&response),
         pairs(&[("guard", "OUTCOME_STATUS_PREVENTED")])
+    );
+}
+
+#[tokio::test]
+async fn pre_room_create_from_json_allows_with_the_apps_warning_in_warnings() {
+    let Some(s) = Setup::start("create warned").await else {
+        return;
+    };
+    let body = r#"{"room":{"displayName":"l0gin help","type":"ROOM_TYPE_CHANNEL"}}"#;
+    let response = s.call("roomhooks.v1.RoomHooks/PreRoomCreate", body).await;
+
+    assert_eq!(response["allowed"], json!(true));
+    assert_eq!(
+        response["warnings"],
+        json!([{
+            "appId": "guard",
+            "hook": "HOOK_INTERFACE_PRE_ROOM_CREATE_PREVENT",
+            "message": "This room name may be confusing.",
+        }])
     );
 }
 

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Harness, join_request, new_room, stored_room, within};
+use common::{Harness, join_request, new_room, scrape, stored_room, within};
 use roomhooks_sdk::{
     App, RoomHooksClient, SdkError, Veto,
     proto::{
@@ -21,10 +21,6 @@ use roomhooks_sdk::{
     },
 };
 use roomhooks_server::{config::MaybeAddr, hook::Hook, settings::AppSettings};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
 use tonic::Code;
 
 fn join() -> PreRoomUserJoinRequest {
@@ -368,17 +364,6 @@ async fn list_apps_reports_live_statistics_per_hook() {
     assert_eq!(stats.calls, 5);
     assert_eq!(stats.vetoes + stats.timeouts + stats.errors, 0);
     assert!(stats.p50_us > 0 && stats.p99_us >= stats.p50_us);
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body
 }
 
 #[tokio::test]

@@ -16,10 +16,12 @@ use crate::{
 };
 
 /// The scenarios, in table order.
-const SCENARIOS: [Key; 12] = [
+const SCENARIOS: [Key; 14] = [
     Key::Floor,
     Key::FloorOtherRuntime,
     Key::Unary,
+    Key::JoinNoApps,
+    Key::JoinSkipped(16),
     Key::Join(1),
     Key::Join(3),
     Key::Join(4),
@@ -80,7 +82,10 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     let mut keys = SCENARIOS.to_vec();
     // Right after the Rust SDK's 1-app row, which they are compared with: the TypeScript SDK,
     // then the Apps-Engine runner. Each is left out alone when its packages are not built.
-    let mut at = 4;
+    let mut at = keys
+        .iter()
+        .position(|k| *k == Key::Join(1))
+        .map_or(keys.len(), |i| i + 1);
     for sdk in NodeSdk::ALL {
         match node_app::locate(sdk) {
             Ok(_) => {

@@ -41,6 +41,11 @@ pub enum Key {
     /// PreRoomUserJoin with this many veto apps sharing one connection (one app process
     /// hosting them all on a `roomhooks_sdk::Connection`).
     JoinShared(usize),
+    /// PreRoomUserJoin with no app at all: the sidecar's own cost of a call.
+    JoinNoApps,
+    /// PreRoomUserJoin with this many veto apps, every one skipped by its match condition
+    /// (`[apps.<id>] match`, false for the bench's room): no app is called.
+    JoinSkipped(usize),
     /// PreRoomCreate with this many prevent + extend + modify apps.
     Create(usize),
     /// PreRoomCreate with this many apps sharing one connection.
@@ -75,6 +80,13 @@ impl Key {
             Key::JoinShared(n) => format!("PreRoomUserJoin veto, {}, one connection", apps(n)),
             Key::JoinNode(sdk, n) => {
                 format!("PreRoomUserJoin veto, {} ({}, Node)", apps(n), sdk.label())
+            }
+            Key::JoinNoApps => "PreRoomUserJoin, no apps".to_owned(),
+            Key::JoinSkipped(n) => {
+                format!(
+                    "PreRoomUserJoin, {} all skipped by match conditions",
+                    apps(n)
+                )
             }
             Key::Create(n) => format!("PreRoomCreate prevent+extend+modify, {}", apps(n)),
             Key::CreateShared(n) => {
@@ -148,6 +160,16 @@ pub enum Wire {
     Shared,
 }
 
+/// A config file's text giving each of the `apps` veto apps a match condition that is false for
+/// the bench's join (its room is a channel), so each is skipped without a round trip.
+fn skipping_config(apps: usize) -> String {
+    (0..apps)
+        .map(|index| {
+            format!("[apps.veto-{index:02}]\nmatch = ['room.type == ROOM_TYPE_LIVECHAT']\n\n")
+        })
+        .collect()
+}
+
 /// Starts `roomhooks-bench apps` against `endpoint` and waits until every instance registered.
 pub async fn start_apps(
     exe: &Path,
@@ -201,19 +223,31 @@ impl Scenario {
             Key::JoinNode(sdk, n) => {
                 return Self::start_node_apps(key, sdk, n, plan, sidecar_bin).await;
             }
-            Key::Join(n) => (AppKind::Veto, n, Wire::PerInstance),
+            Key::Join(n) | Key::JoinSkipped(n) => (AppKind::Veto, n, Wire::PerInstance),
+            Key::JoinNoApps => (AppKind::Veto, 0, Wire::PerInstance),
             Key::JoinShared(n) => (AppKind::Veto, n, Wire::Shared),
             Key::Create(n) => (AppKind::Create, n, Wire::PerInstance),
             Key::CreateShared(n) => (AppKind::Create, n, Wire::Shared),
             Key::Post(n) | Key::PostBatch(n) => (AppKind::Post, n, Wire::PerInstance),
         };
         let batch = matches!(key, Key::PostBatch(_)).then_some(POST_BATCH);
-        let sidecar = SidecarProcess::start(sidecar_bin, plan).await?;
+        let sidecar = match key {
+            Key::JoinSkipped(n) => {
+                SidecarProcess::start_with_config(sidecar_bin, plan, &skipping_config(n)).await?
+            }
+            _ => SidecarProcess::start(sidecar_bin, plan).await?,
+        };
         let endpoint = sidecar.endpoint();
         let apps_process = start_apps(exe, plan, &endpoint, kind, apps, 1, wire).await?;
         let backend = channel(&endpoint).await?;
+        // Skipped apps give no outcome: the call expects none.
+        let answering = if matches!(key, Key::JoinSkipped(_)) {
+            0
+        } else {
+            apps
+        };
         let calls = match kind {
-            AppKind::Veto => Calls::Join(JoinCaller::new(backend, apps)),
+            AppKind::Veto => Calls::Join(JoinCaller::new(backend, answering)),
             AppKind::Create => Calls::Create(CreateCaller::new(backend, apps)),
             AppKind::Post => Calls::Post {
                 caller: PostCaller::new(backend, u32::try_from(apps).unwrap_or(u32::MAX), batch),

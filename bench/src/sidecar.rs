@@ -43,6 +43,8 @@ pub struct SidecarProcess {
     child: Child,
     /// Its post-event store, removed when the sidecar is dropped.
     data_dir: Option<PathBuf>,
+    /// Its config file, if any, removed when the sidecar is dropped.
+    config_file: Option<PathBuf>,
     /// Where it listens.
     pub addr: SocketAddr,
     logs: JoinHandle<()>,
@@ -53,6 +55,16 @@ impl SidecarProcess {
     /// metrics port, and its post events in a fresh temporary directory (or in memory with
     /// `--sidecar-ephemeral`); waits until it logged the address it bound.
     pub async fn start(bin: &Path, plan: &Plan) -> Result<Self, Error> {
+        Self::start_with(bin, plan, None).await
+    }
+
+    /// [`SidecarProcess::start`], with `config` as its `--config` file (written next to its
+    /// post-event store, or to a temporary file with `--sidecar-ephemeral`).
+    pub async fn start_with_config(bin: &Path, plan: &Plan, config: &str) -> Result<Self, Error> {
+        Self::start_with(bin, plan, Some(config)).await
+    }
+
+    async fn start_with(bin: &Path, plan: &Plan, config: Option<&str>) -> Result<Self, Error> {
         let (runtime, ephemeral) = (plan.hop_runtime, plan.sidecar_ephemeral);
         let mut args: Vec<std::ffi::OsString> = [
             "--listen",
@@ -67,20 +79,33 @@ impl SidecarProcess {
         .iter()
         .map(Into::into)
         .collect();
+        let dir = std::env::temp_dir().join(format!(
+            "roomhooks-bench-{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
         let data_dir = if ephemeral {
             args.push("--ephemeral".into());
             None
         } else {
-            let dir = std::env::temp_dir().join(format!(
-                "roomhooks-bench-{}-{:x}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            ));
             args.push("--data-dir".into());
             args.push(dir.clone().into_os_string());
-            Some(dir)
+            Some(dir.clone())
+        };
+        let config_file = match config {
+            Some(text) => {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::io("cannot create the sidecar's directory", e))?;
+                let file = dir.join("roomhooks.toml");
+                std::fs::write(&file, text)
+                    .map_err(|e| Error::io("cannot write the sidecar's config file", e))?;
+                args.push("--config".into());
+                args.push(file.clone().into_os_string());
+                Some(file)
+            }
+            None => None,
         };
         let mut child = Child::spawn("the sidecar", bin, args, Stderr::Piped, plan.hop_cpus())?;
         let stderr = child
@@ -125,6 +150,7 @@ impl SidecarProcess {
         Ok(Self {
             child,
             data_dir,
+            config_file,
             addr,
             logs,
         })
@@ -148,6 +174,12 @@ impl Drop for SidecarProcess {
         self.logs.abort();
         if let Some(dir) = self.data_dir.take() {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(file) = self.config_file.take() {
+            let _ = std::fs::remove_file(&file);
+            if let Some(dir) = file.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 }

@@ -73,6 +73,12 @@ pub fn render(summaries: &[Summary], at_rest: &AtRest, in_flight: usize) -> Stri
         join1.map(|s| s.latency.p50),
         2.0,
     ));
+    checks.push(ratio_check(
+        "PreRoomUserJoin 16 apps all skipped by match conditions p50 <= 1.1x no apps p50",
+        find(summaries, Key::JoinSkipped(16)).map(|s| s.latency.p50),
+        find(summaries, Key::JoinNoApps).map(|s| s.latency.p50),
+        1.1,
+    ));
     let ts = find(summaries, Key::JoinNode(NodeSdk::TypeScript, 1));
     checks.push(ratio_check(
         "PreRoomUserJoin 1 TypeScript SDK app sequential p50 <= 1.3x the Rust SDK app's",

@@ -124,6 +124,8 @@ fn every_row_positive(text: &str) {
     for label in [
         "floor: bare tonic relay",
         "reference: bare tonic unary, no hop",
+        "PreRoomUserJoin, no apps",
+        "PreRoomUserJoin, 16 apps all skipped by match conditions",
         "PreRoomUserJoin veto, 1 app",
         "PreRoomUserJoin veto, 3 apps",
         "PreRoomUserJoin veto, 4 apps",

@@ -1,4 +1,5 @@
-//! A word filter: prevents rooms whose name contains a banned word, and joins of banned users.
+//! A word filter: prevents rooms whose name contains a banned word, and joins of banned users;
+//! allows a name written in capitals with a warning for the user.
 //!
 //! Run: `cargo run -p roomhooks-sdk --example word_filter [ENDPOINT]` (default
 //! `http://127.0.0.1:50051`). Banned words and users come from `BANNED_WORDS` and `BANNED_USERS`
@@ -36,8 +37,16 @@ async fn main() -> Result<(), roomhooks_sdk::SdkError> {
             let words = Arc::clone(&words);
             async move {
                 let name = room.display_name.to_lowercase();
+                let shouting = room
+                    .display_name
+                    .chars()
+                    .filter(|c| c.is_alphabetic())
+                    .count()
+                    > 1
+                    && !room.display_name.chars().any(char::is_lowercase);
                 Ok(match words.iter().find(|w| name.contains(w.as_str())) {
                     Some(word) => Veto::prevent(format!("Room names may not contain \"{word}\".")),
+                    None if shouting => Veto::warn("Room names in capitals may read as shouting."),
                     None => Veto::Allow,
                 })
             }

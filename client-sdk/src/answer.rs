@@ -12,12 +12,20 @@ pub enum Veto {
     Allow,
     /// Stop the action; the message is shown to the end user.
     Prevent(String),
+    /// No objection, with a warning the backend shows to the end user ("This room name may be
+    /// confusing"); it reaches the backend in the response's `warnings`.
+    Warn(String),
 }
 
 impl Veto {
     /// Stops the action with a message for the end user.
     pub fn prevent(message: impl Into<String>) -> Self {
         Veto::Prevent(message.into())
+    }
+
+    /// Allows the action with a warning for the end user.
+    pub fn warn(warning: impl Into<String>) -> Self {
+        Veto::Warn(warning.into())
     }
 }
 

@@ -319,14 +319,16 @@ fn error(message: impl Into<String>) -> Answer {
 
 fn decision(veto: Result<Veto, HookError>) -> Answer {
     match veto {
-        Ok(Veto::Allow) => Answer::Decision(PreventDecision {
-            prevent: false,
-            message: String::new(),
+        Ok(Veto::Allow) => Answer::Decision(PreventDecision::default()),
+        Ok(Veto::Warn(warning)) => Answer::Decision(PreventDecision {
+            warning,
+            ..Default::default()
         }),
         Ok(Veto::Prevent(message)) | Err(HookError::UserNotAllowed(message)) => {
             Answer::Decision(PreventDecision {
                 prevent: true,
                 message,
+                ..Default::default()
             })
         }
         Err(HookError::Failed(message)) => error(message),

@@ -483,7 +483,7 @@ const APP_TOKENS_ENV: &str = "ROOMHOOKS_APP_TOKENS";
 /// The variable of `--otlp-endpoint` (known even when built without the `otlp` feature).
 const OTLP_ENV: &str = "ROOMHOOKS_OTLP_ENDPOINT";
 /// The keys of an `[apps.<id>]` table.
-const APP_KEYS: [&str; 8] = [
+const APP_KEYS: [&str; 12] = [
     "priority",
     "failure_policy",
     "timeout",
@@ -492,6 +492,10 @@ const APP_KEYS: [&str; 8] = [
     "token",
     "enabled",
     "unavailable_message",
+    "mode",
+    "match",
+    "may_modify",
+    "max_timeout",
 ];
 
 /// A setting that cannot work, or a config file that cannot be read.
@@ -743,6 +747,32 @@ impl Config {
             }
             if app.timeout.is_some_and(|t| t.is_zero()) {
                 return bad(format!("apps.{app_id}.timeout"), "must be more than zero");
+            }
+            if let Some(max) = app.max_timeout {
+                if max.is_zero() || max > self.max_timeout {
+                    return bad(
+                        format!("apps.{app_id}.max_timeout"),
+                        format!(
+                            "must be more than zero and at most max_timeout ({})",
+                            humantime::format_duration(self.max_timeout)
+                        ),
+                    );
+                }
+                if app.timeout.is_some_and(|t| t > max) {
+                    return bad(
+                        format!("apps.{app_id}.timeout"),
+                        "must be at most the app's max_timeout",
+                    );
+                }
+            }
+            if app.mode == Some(crate::apps::rollout::Mode::Shadow)
+                && !app.essential_hooks.is_empty()
+            {
+                return bad(
+                    format!("apps.{app_id}.mode"),
+                    "a shadow app cannot be essential (its answers change nothing): remove \
+                     essential_hooks or use mode = \"enforce\"",
+                );
             }
             if let Some(allowed) = &app.allowed_hooks
                 && let Some(h) = app.essential_hooks.iter().find(|h| !allowed.contains(h))

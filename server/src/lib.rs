@@ -31,6 +31,8 @@ pub mod sidecar;
 pub(crate) mod store;
 
 pub use apps::{
+    conditions::{CompileError, Conditions},
+    rollout::{FieldGuard, Mode},
     settings::{self, AppSettings},
     spec::FailurePolicy,
 };

@@ -227,6 +227,32 @@ fn a_bad_file_value_and_a_bad_variable_stop_the_binary_with_code_2_saying_where_
 }
 
 #[test]
+fn a_bad_match_expression_fails_the_start_naming_the_app_the_expression_and_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("roomhooks.toml"),
+        "[apps.filter]\nmatch = ['room.type == ROOM_TYPE_CHANNEL', 'room.display_name ==']\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_roomhooks"))
+        .current_dir(dir.path())
+        .args(["--config", "roomhooks.toml"])
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "roomhooks: roomhooks.toml:2:9: apps.filter.match = ['room.type == ROOM_TYPE_CHANNEL', \
+             'room.display_name ==']: match expression 2 of 2 `room.display_name ==` does not \
+             compile: line 1 column 21: Syntax error"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_unknown_variable_is_logged_as_a_warning_naming_the_closest_one() {
     let running = start(
         &["--listen", "127.0.0.1:0"],

@@ -274,6 +274,7 @@ async fn an_app_stream_stays_open_through_the_drain_and_then_ends_cleanly_with_s
             Some(hook_result::Result::Decision(PreventDecision {
                 prevent: true,
                 message: "Not during maintenance.".into(),
+                ..Default::default()
             })),
         ))
         .await

@@ -119,6 +119,19 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> T {
         .expect("the operation did not finish within 20 s")
 }
 
+/// The Prometheus endpoint's answer to `GET /metrics` (status line, headers and body).
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}
+
 /// A room about to be created.
 pub fn new_room(name: &str, room_type: RoomType) -> Room {
     Room {

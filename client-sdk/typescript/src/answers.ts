@@ -21,8 +21,25 @@ export function prevent(message: string): Prevent {
   return new Prevent(message);
 }
 
-/** What a veto handler may answer: `false` allows, `true` prevents without a message, a `Prevent` prevents with one. */
-export type PreventAnswer = boolean | Prevent;
+/** No objection, with a warning for the end user; return it (or `warn(message)`) from a Prevent handler. */
+export class Warn {
+  /** An allow with a warning; the backend gets it in the response's `warnings`. */
+  constructor(
+    /** The warning for the end user ("This room name may be confusing"). */
+    readonly message: string,
+  ) {}
+}
+
+/** Allows the action with a warning the backend shows to the end user. */
+export function warn(message: string): Warn {
+  return new Warn(message);
+}
+
+/**
+ * What a veto handler may answer: `false` allows, `true` prevents without a message, a `Prevent`
+ * prevents with one, a `Warn` allows with a warning.
+ */
+export type PreventAnswer = boolean | Prevent | Warn;
 
 /** Deep copy of JSON-shaped data (rooms, users, custom fields). @internal */
 export function copy<T>(value: T): T {

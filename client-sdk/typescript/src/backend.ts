@@ -11,6 +11,7 @@ import type { TlsOptions } from './connection';
 import type { AppOutcome__Output } from './generated/roomhooks/v1/AppOutcome';
 import type { PostEventResponse__Output } from './generated/roomhooks/v1/PostEventResponse';
 import type { PreRoomCreateResponse__Output } from './generated/roomhooks/v1/PreRoomCreateResponse';
+import type { Warning__Output } from './generated/roomhooks/v1/Warning';
 import type { PostEventsResponse__Output } from './generated/roomhooks/v1/PostEventsResponse';
 import type { PreventResponse__Output } from './generated/roomhooks/v1/PreventResponse';
 import type { Prevention__Output } from './generated/roomhooks/v1/Prevention';
@@ -23,6 +24,8 @@ import { v1 } from './wire';
 export type AppOutcome = AppOutcome__Output;
 /** One app's veto (the proto's `Prevention`). */
 export type Prevention = Prevention__Output;
+/** A warning an app gave with its answer, to show the user (the proto's `Warning`). */
+export type Warning = Warning__Output;
 /** The verdict of a veto hook (the proto's `PreventResponse`). */
 export type PreventResponse = PreventResponse__Output;
 /** The answer to a Post call (the proto's `PostEventResponse`). */
@@ -36,8 +39,10 @@ export interface PreRoomCreateResponse {
   preventions: Prevention[];
   /** The room to store: the request's room with Extend's additions and Modify's changes. */
   room: Room;
-  /** What each app called did, in call order (Prevent apps, then Extend, then Modify). */
+  /** What each app called did, in call order (Prevent apps, then Extend, then Modify; shadow apps last). */
   outcomes: AppOutcome[];
+  /** Warnings from veto apps (`warn(message)`), in app order, to show the user; they do not change `allowed`. */
+  warnings: Warning[];
 }
 
 /** Asks whether a room may be created, and how apps extend and modify it. */
@@ -184,7 +189,7 @@ export class RoomHooksClient {
   /** Runs Prevent, then Extend, then Modify for a room about to be created. */
   async preRoomCreate(request: PreRoomCreateRequest, options?: CallOptions): Promise<PreRoomCreateResponse> {
     const response = await this.unary<PreRoomCreateResponse__Output>((md, o, cb) => this.raw.PreRoomCreate({ room: roomToWire(request.room, 'room'), dryRun: request.dryRun ?? false, requestId: request.requestId ?? '' }, md, o, cb), options);
-    return { allowed: response.allowed, preventions: response.preventions, room: roomFromWire(response.room), outcomes: response.outcomes };
+    return { allowed: response.allowed, preventions: response.preventions, room: roomFromWire(response.room), outcomes: response.outcomes, warnings: response.warnings };
   }
 
   /** Asks whether a room may be deleted. */

@@ -18,7 +18,7 @@
 
 export { RoomHooksApp, AppBuilder, app } from './app';
 export type { AppOptions, ResolvedAppOptions, RunTarget } from './app';
-export { Prevent, prevent, RoomExtender, RoomBuilder } from './answers';
+export { Prevent, prevent, Warn, warn, RoomExtender, RoomBuilder } from './answers';
 export type { PreventAnswer } from './answers';
 export { Connection } from './connection';
 export type { ConnectionOptions, TlsOptions } from './connection';
@@ -45,6 +45,7 @@ export type {
   AppOutcome,
   Prevention,
   PreventResponse,
+  Warning,
   PostEventResponse,
   PreRoomCreateResponse,
   PreRoomCreateRequest,

@@ -11,7 +11,7 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { Prevent, RoomBuilder, RoomExtender, copy } from './answers';
+import { Prevent, RoomBuilder, RoomExtender, Warn, copy } from './answers';
 import { RefusedError } from './errors';
 import type { AppMessage } from './generated/roomhooks/v1/AppMessage';
 import type { Duration__Output } from './generated/google/protobuf/Duration';
@@ -388,8 +388,9 @@ async function answer(h: AnyHandlers, call: HookCall__Output, ctx: HookContext):
   const missing = () => error(`this app has no handler for ${call.hook}`);
   const veto = (answered: unknown, method: string) => {
     if (answered instanceof Prevent) return { decision: { prevent: true, message: answered.message } };
+    if (answered instanceof Warn) return { decision: { prevent: false, message: '', warning: answered.message } };
     if (typeof answered === 'boolean') return { decision: { prevent: answered, message: '' } };
-    return error(`${method} returned ${answered === undefined ? 'undefined' : typeof answered}: return false to allow, true or prevent(message) to prevent`);
+    return error(`${method} returned ${answered === undefined ? 'undefined' : typeof answered}: return false to allow, true or prevent(message) to prevent, warn(message) to allow with a warning`);
   };
   try {
     switch (call.hook) {

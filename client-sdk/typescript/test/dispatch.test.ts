@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { app, prevent } from '../dist';
+import { app, prevent, warn } from '../dist';
 import type { Room } from '../dist';
 import { REPO, channel, quiet, started, waitFor, withSidecar } from './harness';
 
@@ -32,6 +32,23 @@ test('three TypeScript veto apps: every veto is listed in priority order and the
       ],
     );
     assert.deepEqual(res.outcomes.map((o) => o.appId), ['alpha', 'beta', 'gamma']);
+  });
+});
+
+test('a veto app that allows with warn(message) reaches the backend in warnings, allowed', async () => {
+  await withSidecar(async (sidecar, track) => {
+    track(
+      await started(
+        app(quiet({ appId: 'namecheck' })).preRoomCreatePrevent(async () => warn('This room name may be confusing')),
+        sidecar.endpoint,
+      ),
+    );
+    const res = await track(sidecar.backend()).preRoomCreate({ room: channel('l0gin') });
+    assert.equal(res.allowed, true);
+    assert.deepEqual(
+      res.warnings.map((w) => [w.appId, w.message]),
+      [['namecheck', 'This room name may be confusing']],
+    );
   });
 });
 

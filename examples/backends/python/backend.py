@@ -63,7 +63,7 @@ def enum_name(enum, value):
 
 
 def show(pb, title, response):
-    """Prints a verdict and one line per app outcome."""
+    """Prints a verdict, one line per app outcome and one per warning for the user."""
     if not hasattr(response, "allowed"):
         verdict = "accepted"
     elif response.allowed:
@@ -75,6 +75,8 @@ def show(pb, title, response):
         hook = enum_name(pb.room_pb2.HookInterface, o.hook).removeprefix("HOOK_INTERFACE_")
         status = enum_name(pb.hooks_pb2.OutcomeStatus, o.status).removeprefix("OUTCOME_STATUS_")
         print(f"    {o.app_id:<16} {hook:<24} {status:<10} {o.duration_us:>7} us  {o.detail}")
+    for w in getattr(response, "warnings", []):
+        print(f"    warning from {w.app_id}: {w.message}")
 
 
 def statuses(pb, response):
@@ -133,6 +135,15 @@ def run_scenarios(pb, hooks, checks):
     checks.expect("spam: allowed", vetoed.allowed, False)
     checks.expect("spam: first prevention", [(p.app_id, p.message) for p in vetoed.preventions][:1],
                   [("word-filter", 'Room names may not contain "spam".')])
+
+    # (b') A room the word filter allows with a warning to show the user.
+    loud = Room(display_name="ALL HANDS", type=RoomType.ROOM_TYPE_CHANNEL, creator=owner)
+    warned = hooks.PreRoomCreate(pb.hooks_pb2.PreRoomCreateRequest(room=loud, request_id="py-create-3"),
+                                 timeout=DEADLINE_SECONDS)
+    show(pb, 'PreRoomCreate "ALL HANDS"', warned)
+    checks.expect("capitals: allowed", warned.allowed, True)
+    checks.expect("capitals: warnings", [(w.app_id, w.message) for w in warned.warnings],
+                  [("word-filter", "Room names in capitals may read as shouting.")])
 
     # (c) Joins: alice is welcome, troll is banned.
     stored = Room(id="r-launch-party", display_name="Launch Party", slugified_name="launch-party",

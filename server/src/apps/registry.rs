@@ -264,6 +264,8 @@ impl Registry {
                 if let Some(settings) = registry.settings.get(&spec.app_id) {
                     spec.essential = settings.essential();
                     spec.unavailable_message = settings.unavailable_message();
+                    spec.rollout = settings.rollout();
+                    spec.timeout = spec.timeout.min(settings.max_timeout(limits.max));
                 }
                 let app_id = spec.app_id.clone();
                 let mut entry = registry.new_entry(spec, Vec::new(), version, &mut recovery);
@@ -282,10 +284,14 @@ impl Registry {
                     interfaces: settings.essential(),
                     priority: settings.priority.unwrap_or(0),
                     failure_policy: settings.failure_policy.unwrap_or(FailurePolicy::Fail),
-                    timeout: settings.timeout.unwrap_or(limits.default).min(limits.max),
+                    timeout: settings
+                        .timeout
+                        .unwrap_or(limits.default)
+                        .min(settings.max_timeout(limits.max)),
                     room_types: RoomTypeSet::default(),
                     essential: settings.essential(),
                     unavailable_message: settings.unavailable_message(),
+                    rollout: settings.rollout(),
                 };
                 let entry = registry.new_entry(spec, Vec::new(), String::new(), &mut recovery);
                 entries.insert(app_id.clone(), entry);
@@ -429,6 +435,7 @@ impl Registry {
         if let Some(settings) = self.settings.get(&spec.app_id) {
             spec.essential = settings.essential();
             spec.unavailable_message = settings.unavailable_message();
+            spec.rollout = settings.rollout();
         }
         spec
     }
@@ -448,6 +455,11 @@ impl Registry {
     /// The current view, lock-free.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The owner of background work: post delivery, and shadow calls nobody waits for.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// The one timer of every app call in flight: arm it with each call's deadline.

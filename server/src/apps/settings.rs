@@ -1,11 +1,14 @@
 //! Operator settings for one app, by `app_id`: overrides of what the app registers, which hooks
-//! it may register, which hooks it is essential for, its token, and whether it starts enabled.
+//! it may register, which hooks it is essential for, its token, whether it starts enabled, and
+//! how it is rolled out (shadow mode, match conditions, guarded modifications, its call budget).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    apps::conditions::Conditions,
+    apps::rollout::{FieldGuard, Mode, Rollout},
     apps::spec::{AppSpec, FailurePolicy},
     hook::{Hook, HookSet},
 };
@@ -35,6 +38,26 @@ pub struct AppSettings {
     /// The message shown to the chat user when this FAIL or essential app is unavailable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable_message: Option<String>,
+    /// `"shadow"`: the app is called but its answers change nothing (default `"enforce"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// CEL conditions over the call's payload; the app is called only when all are true.
+    #[serde(
+        default,
+        rename = "match",
+        skip_serializing_if = "Conditions::is_empty"
+    )]
+    pub match_conditions: Conditions,
+    /// The room fields its Modify answers may change (unset: every field but `id`).
+    #[serde(default, skip_serializing_if = "FieldGuard::is_open")]
+    pub may_modify: FieldGuard,
+    /// The longest timeout the app may register (`Register.timeout` is capped to it).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_timeout: Option<Duration>,
 }
 
 /// Writes a secret as `"<redacted>"` so printed configs can be shared.
@@ -108,12 +131,29 @@ impl AppSettings {
         if let Some(policy) = self.failure_policy {
             spec.failure_policy = policy;
         }
+        let max_timeout = self.max_timeout(max_timeout);
         if let Some(timeout) = self.timeout {
-            spec.timeout = timeout.min(max_timeout);
+            spec.timeout = timeout;
         }
+        spec.timeout = spec.timeout.min(max_timeout);
         spec.essential = self.essential();
         spec.unavailable_message = self.unavailable_message();
+        spec.rollout = self.rollout();
         Ok(())
+    }
+
+    /// The longest timeout this app may have: its own `max_timeout` within the sidecar's.
+    pub fn max_timeout(&self, sidecar_max: Duration) -> Duration {
+        self.max_timeout.map_or(sidecar_max, |m| m.min(sidecar_max))
+    }
+
+    /// The rollout settings, as the pipeline reads them.
+    pub fn rollout(&self) -> std::sync::Arc<Rollout> {
+        std::sync::Arc::new(Rollout {
+            mode: self.mode.unwrap_or_default(),
+            conditions: self.match_conditions.clone(),
+            may_modify: self.may_modify.clone(),
+        })
     }
 
     /// The message for the chat user when this app is unavailable, if the operator set one.

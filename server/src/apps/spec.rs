@@ -107,6 +107,9 @@ pub struct AppSpec {
     /// What the chat user is shown when this FAIL or essential app cannot answer (from the
     /// operator's config; `None`: the default message).
     pub unavailable_message: Option<std::sync::Arc<str>>,
+    /// Shadow mode, match conditions and guarded fields (from the operator's config, never
+    /// from the app).
+    pub rollout: std::sync::Arc<crate::apps::rollout::Rollout>,
 }
 
 impl AppSpec {
@@ -165,6 +168,7 @@ impl AppSpec {
             room_types,
             essential: HookSet::default(),
             unavailable_message: None,
+            rollout: Default::default(),
         })
     }
 

@@ -33,7 +33,11 @@ pub struct HookCounters {
     /// Calls that ended (any status).
     pub calls: AtomicU64,
     /// Per wire outcome status (index = status value).
-    pub by_status: [AtomicU64; 10],
+    pub by_status: [AtomicU64; 11],
+    /// Shadow answers that would have changed the verdict or the room.
+    pub shadow_disagreements: AtomicU64,
+    /// Calls not made because a match condition was false.
+    pub skipped: AtomicU64,
     /// Failures counted as no objection or no change.
     pub fail_opens: AtomicU64,
     /// Failures that prevented the action.
@@ -56,6 +60,8 @@ impl Default for HookCounters {
         Self {
             calls: AtomicU64::new(0),
             by_status: Default::default(),
+            shadow_disagreements: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             fail_opens: AtomicU64::new(0),
             fail_closeds: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -113,9 +119,22 @@ impl HookCounters {
         self.acks.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether anything was recorded: a call ended or a post event was delivered.
+    /// Records a call a match condition skipped.
+    pub fn record_skip(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a shadow answer that would have changed the verdict or the room.
+    pub fn record_disagreement(&self) {
+        self.shadow_disagreements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether anything was recorded: a call ended or was skipped, or a post event was
+    /// delivered.
     pub fn is_used(&self) -> bool {
-        self.calls.load(Ordering::Relaxed) > 0 || self.deliveries.load(Ordering::Relaxed) > 0
+        self.calls.load(Ordering::Relaxed) > 0
+            || self.deliveries.load(Ordering::Relaxed) > 0
+            || self.skipped.load(Ordering::Relaxed) > 0
     }
 
     /// Count for one outcome status.

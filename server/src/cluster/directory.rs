@@ -96,6 +96,7 @@ impl Declaration {
             room_types,
             essential: HookSet::default(),
             unavailable_message: None,
+            rollout: Default::default(),
         }
     }
 }

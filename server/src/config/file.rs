@@ -12,7 +12,13 @@ use toml::{
 use super::{
     APP_KEYS, Config, ConfigError, Loading, SETTINGS, Setting, closest, did_you_mean, duration,
 };
-use crate::{apps::spec::FailurePolicy, hook::Hook, settings::AppSettings};
+use crate::{
+    apps::conditions::Conditions,
+    apps::rollout::{FieldGuard, MODIFIABLE_FIELDS, Mode},
+    apps::spec::FailurePolicy,
+    hook::Hook,
+    settings::AppSettings,
+};
 
 /// The config file being read: its path and text, to say where a value was written.
 struct Source<'a> {
@@ -253,9 +259,52 @@ fn read_app_setting(app: &mut AppSettings, key: &str, value: &DeValue<'_>) -> Re
             DeValue::String(s) => app.unavailable_message = Some(s.to_string()),
             _ => return Err("expected a string (the message shown to the chat user)".into()),
         },
+        "mode" => {
+            app.mode = Some(match one()?.as_ref() {
+                "enforce" => Mode::Enforce,
+                "shadow" => Mode::Shadow,
+                _ => return Err(r#"expected "enforce" or "shadow""#.into()),
+            })
+        }
+        "match" => {
+            let sources = strings(
+                value,
+                "CEL expressions (e.g. 'room.type == ROOM_TYPE_CHANNEL')",
+            )?;
+            app.match_conditions = Conditions::compile(&sources).map_err(|e| e.to_string())?;
+        }
+        "may_modify" => {
+            let fields = strings(
+                value,
+                "room fields (e.g. \"display_name\", \"custom_fields.*\")",
+            )?;
+            app.may_modify = FieldGuard::new(fields).map_err(|field| {
+                format!(
+                    "{field:?} is not a room field a Modify answer may change{}; expected some of {}, \
+                     \"custom_fields.*\" or \"custom_fields.<key>\"",
+                    did_you_mean(closest(&field, MODIFIABLE_FIELDS.iter().copied())),
+                    MODIFIABLE_FIELDS.join(", ")
+                )
+            })?;
+        }
+        "max_timeout" => app.max_timeout = Some(duration(&one()?)?),
         _ => return Err("is not an app setting".into()),
     }
     Ok(())
+}
+
+/// A list of strings.
+fn strings(value: &DeValue<'_>, what: &str) -> Result<Vec<String>, String> {
+    let expected = || format!("expected a list of {what}");
+    let Some(list) = value.as_array() else {
+        return Err(expected());
+    };
+    list.iter()
+        .map(|item| match item.get_ref() {
+            DeValue::String(s) => Ok(s.to_string()),
+            _ => Err(expected()),
+        })
+        .collect()
 }
 
 /// A list of hook names.

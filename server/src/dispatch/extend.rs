@@ -4,7 +4,7 @@
 use roomhooks::v1::{OutcomeStatus, Room};
 
 use super::{
-    Pipeline,
+    Pipeline, Selected,
     call::{Answer, Reply},
     rules::{ExtendMerge, Merge},
     wrong_kind,
@@ -13,10 +13,15 @@ use crate::{apps::frame::SharedCall, hook::Hook};
 
 impl Pipeline<'_> {
     /// Merges every Extend app's additions into `room` (`shared` carries the room as it was).
-    pub(super) async fn extend(&mut self, room: &mut Room, shared: &SharedCall) {
+    pub(super) async fn extend(
+        &mut self,
+        room: &mut Room,
+        shared: &SharedCall,
+        selected: Selected,
+    ) {
         let hook = Hook::PreRoomCreateExtend;
-        let apps = self.matching(hook, room.r#type());
-        if apps.is_empty() {
+        let apps = self.begin(hook, selected, shared, Some(room));
+        if !self.verdict.allowed() || apps.is_empty() {
             return;
         }
         let answers = self.call_all(&apps, hook, shared).await;

@@ -1,7 +1,9 @@
 //! The Pre pipeline: one backend call runs as named stages over one registry snapshot —
 //! [`veto`] (every app at once; any may prevent), [`extend`] (additions merged in app order),
 //! [`modify`] (a chain in app order) — each app called through [`call`], timed out by [`alarm`],
-//! its answer checked by the room [`rules`] and recorded in the [`verdict`].
+//! its answer checked by the room [`rules`] and recorded in the [`verdict`]. Before any app is
+//! called, each app's match conditions pick the apps to call; [`shadow`] apps are called on the
+//! side and never change the verdict.
 //! It may use apps and edge's call context; it never builds a `Status`.
 
 pub mod alarm;
@@ -9,6 +11,7 @@ pub mod call;
 mod extend;
 mod modify;
 pub mod rules;
+mod shadow;
 pub mod verdict;
 mod veto;
 
@@ -20,8 +23,10 @@ use tracing::Instrument;
 
 use crate::{
     apps::{
+        conditions::{Payload, PayloadRef},
         frame::SharedCall,
         registry::{AppView, Registry, Snapshot},
+        rollout::Mode,
     },
     cluster::forward::Forwarder,
     dispatch::{
@@ -55,19 +60,31 @@ impl Dispatcher {
     /// PreRoomCreate: Prevent, then Extend, then Modify. Returns the verdict and the final room.
     pub async fn pre_room_create(&self, mut room: Room, ctx: &CallContext) -> (Verdict, Room) {
         let mut call = self.pipeline(ctx);
+        // 0. Match conditions, over the request's room, before any app is called.
+        let [prevent, extend, modify] = call.select(
+            [
+                Hook::PreRoomCreatePrevent,
+                Hook::PreRoomCreateExtend,
+                Hook::PreRoomCreateModify,
+            ],
+            room.r#type(),
+            PayloadRef::Room(&room),
+        );
         // Prevent and Extend apps see the same room: encoded once for both stages.
         let shared = room_call(&room, ctx);
         // 1. Any app may prevent the creation, all asked at once.
-        call.veto(Hook::PreRoomCreatePrevent, &shared, room.r#type())
+        call.veto(Hook::PreRoomCreatePrevent, &shared, prevent)
             .await;
         // 2. Additions only, merged in app order.
         if call.verdict.allowed() {
-            call.extend(&mut room, &shared).await;
+            call.extend(&mut room, &shared, extend).await;
         }
         // 3. Changes, each app seeing the previous one's room.
         if call.verdict.allowed() {
-            call.modify(&mut room).await;
+            call.modify(&mut room, modify).await;
         }
+        // 4. Whatever shadow apps answered by now.
+        call.collect_shadows();
         (call.verdict, room)
     }
 
@@ -80,8 +97,10 @@ impl Dispatcher {
         ctx: &CallContext,
     ) -> Verdict {
         let mut call = self.pipeline(ctx);
+        let [selected] = call.select([hook], room_type, PayloadRef::Call(&payload));
         let shared = SharedCall::encode(&payload, ctx.dry_run, &ctx.request_id, &ctx.traceparent);
-        call.veto(hook, &shared, room_type).await;
+        call.veto(hook, &shared, selected).await;
+        call.collect_shadows();
         call.verdict
     }
 
@@ -94,19 +113,31 @@ impl Dispatcher {
             snapshot: self.registry.snapshot(),
             ctx,
             verdict: Verdict::default(),
+            shadows: Vec::new(),
         }
     }
+}
+
+/// The apps one hook of a call will ask, once room types and match conditions have spoken.
+#[derive(Default)]
+struct Selected {
+    /// The apps to call, in dispatch order.
+    apps: Vec<Arc<AppView>>,
+    /// Apps whose match condition failed at run time: their failure policy applies.
+    failed: Vec<(Arc<AppView>, Failure)>,
 }
 
 /// One backend call as it goes through the stages: the apps it sees (one snapshot for every
 /// stage), its context and the verdict so far.
 struct Pipeline<'a> {
-    registry: &'a Registry,
+    registry: &'a Arc<Registry>,
     limits: &'a CallLimits,
     forward: Option<&'a Forwarder>,
     snapshot: Arc<Snapshot>,
     ctx: &'a CallContext,
     verdict: Verdict,
+    /// Shadow calls started so far, reported on when the answer is ready.
+    shadows: Vec<shadow::ShadowCall>,
 }
 
 impl Pipeline<'_> {
@@ -121,6 +152,81 @@ impl Pipeline<'_> {
             .filter(|app| app.enabled || app.spec.essential.contains(hook))
             .cloned()
             .collect()
+    }
+
+    /// The apps to ask for each of `hooks`: those [`Self::matching`] whose match conditions all
+    /// hold for `payload`. The payload is turned into CEL variables once, and only when some
+    /// app has conditions; a skipped app is counted in its stats and gets no outcome.
+    fn select<const N: usize>(
+        &self,
+        hooks: [Hook; N],
+        room_type: RoomType,
+        payload: PayloadRef<'_>,
+    ) -> [Selected; N] {
+        let mut variables: Option<Payload<'_>> = None;
+        hooks.map(|hook| {
+            let mut selected = Selected::default();
+            let mut set_for = None;
+            for app in self.matching(hook, room_type) {
+                let conditions = &app.spec.rollout.conditions;
+                if conditions.is_empty() {
+                    selected.apps.push(app);
+                    continue;
+                }
+                let variables = variables.get_or_insert_with(|| Payload::new(payload));
+                if set_for != Some(hook) {
+                    variables.for_hook(hook);
+                    set_for = Some(hook);
+                }
+                match conditions.matches(variables) {
+                    Ok(true) => selected.apps.push(app),
+                    Ok(false) => app.stats.hook(hook).record_skip(),
+                    Err(e) => selected.failed.push((app, Failure::Error(e.to_string()))),
+                }
+            }
+            selected
+        })
+    }
+
+    /// Starts a stage: applies the failure policy of apps whose condition failed, starts the
+    /// shadow apps (`room`: what their answers would apply to) and returns the enforcing ones;
+    /// none once the action is prevented.
+    fn begin(
+        &mut self,
+        hook: Hook,
+        selected: Selected,
+        shared: &SharedCall,
+        room: Option<&Room>,
+    ) -> Vec<Arc<AppView>> {
+        self.condition_failures(hook, selected.failed);
+        if !self.verdict.allowed() {
+            return Vec::new();
+        }
+        let (shadows, enforcing): (Vec<_>, Vec<_>) = selected
+            .apps
+            .into_iter()
+            .partition(|app| app.spec.rollout.mode == Mode::Shadow);
+        for app in &shadows {
+            self.shadow(app, hook, shared, room.cloned());
+        }
+        enforcing
+    }
+
+    /// Applies the failure policy of apps whose match condition failed at run time (a shadow
+    /// app's is only recorded).
+    fn condition_failures(&mut self, hook: Hook, failed: Vec<(Arc<AppView>, Failure)>) {
+        for (app, failure) in failed {
+            if app.spec.rollout.mode == Mode::Shadow {
+                self.shadow_failed(&app, hook, failure);
+            } else {
+                let meta = call::CallMeta {
+                    instance: None,
+                    sidecar: None,
+                    elapsed: std::time::Duration::ZERO,
+                };
+                self.verdict.fail(&app, hook, &meta, &failure);
+            }
+        }
     }
 
     /// Calls one app and waits for its answer.

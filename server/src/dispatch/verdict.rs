@@ -1,7 +1,7 @@
 //! The aggregated answer of one backend call: every app's outcome, every veto, and the failure
 //! policy applied to apps that gave no usable answer.
 
-use roomhooks::v1::{AppOutcome, OutcomeStatus, Prevention, PreventionReason};
+use roomhooks::v1::{AppOutcome, OutcomeStatus, Prevention, PreventionReason, Warning};
 
 use crate::{
     apps::registry::AppView,
@@ -21,8 +21,10 @@ pub const DEFAULT_UNAVAILABLE_MESSAGE: &str =
 pub struct Verdict {
     /// Every veto, in app order.
     pub preventions: Vec<Prevention>,
-    /// Every app call's outcome, in call order.
+    /// Every app call's outcome, in call order (shadow apps last).
     pub outcomes: Vec<AppOutcome>,
+    /// Every warning for the user, in app order.
+    pub warnings: Vec<Warning>,
 }
 
 impl Verdict {
@@ -43,6 +45,20 @@ impl Verdict {
         self.record_with(app, hook, meta, status, detail, PolicyEffect::None);
     }
 
+    /// Records a warning an app gave with its answer.
+    pub fn warn(&mut self, app: &AppView, hook: Hook, message: String) {
+        self.warnings.push(Warning {
+            app_id: app.spec.app_id.as_str().to_owned(),
+            hook: hook.to_wire() as i32,
+            message,
+        });
+    }
+
+    /// Adds an outcome already recorded in the app's stats (a shadow call's).
+    pub fn push_outcome(&mut self, outcome: AppOutcome) {
+        self.outcomes.push(outcome);
+    }
+
     fn record_with(
         &mut self,
         app: &AppView,
@@ -53,20 +69,7 @@ impl Verdict {
         effect: PolicyEffect,
     ) {
         app.stats.hook(hook).record(status, meta.elapsed, effect);
-        let spec = &app.spec;
-        self.outcomes.push(AppOutcome {
-            app_id: spec.app_id.as_str().to_owned(),
-            instance_id: meta
-                .instance
-                .as_ref()
-                .map(|id| id.as_str().to_owned())
-                .unwrap_or_default(),
-            hook: hook.to_wire() as i32,
-            status: status as i32,
-            duration_us: u64::try_from(meta.elapsed.as_micros()).unwrap_or(u64::MAX),
-            detail,
-            sidecar_id: meta.sidecar.as_deref().unwrap_or_default().to_owned(),
-        });
+        self.outcomes.push(outcome(app, hook, meta, status, detail));
     }
 
     /// Records an app's veto.
@@ -129,8 +132,31 @@ impl Verdict {
     }
 }
 
+/// One app call's outcome on the wire.
+pub fn outcome(
+    app: &AppView,
+    hook: Hook,
+    meta: &CallMeta,
+    status: OutcomeStatus,
+    detail: String,
+) -> AppOutcome {
+    AppOutcome {
+        app_id: app.spec.app_id.as_str().to_owned(),
+        instance_id: meta
+            .instance
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default(),
+        hook: hook.to_wire() as i32,
+        status: status as i32,
+        duration_us: u64::try_from(meta.elapsed.as_micros()).unwrap_or(u64::MAX),
+        detail,
+        sidecar_id: meta.sidecar.as_deref().unwrap_or_default().to_owned(),
+    }
+}
+
 /// The action a hook guards, for messages.
-fn action(hook: Hook) -> &'static str {
+pub fn action(hook: Hook) -> &'static str {
     match hook {
         Hook::PreRoomCreatePrevent | Hook::PreRoomCreateExtend | Hook::PreRoomCreateModify => {
             "the room creation"

@@ -43,6 +43,9 @@ fn hook_stats(app: &AppView) -> Vec<HookStats> {
                 deliveries: c.deliveries.load(Ordering::Relaxed),
                 redeliveries: c.redeliveries.load(Ordering::Relaxed),
                 acks: c.acks.load(Ordering::Relaxed),
+                shadowed: c.status(OutcomeStatus::Shadowed),
+                shadow_disagreements: c.shadow_disagreements.load(Ordering::Relaxed),
+                skipped: c.skipped.load(Ordering::Relaxed),
             })
         })
         .collect()
@@ -190,6 +193,13 @@ impl Admin for AdminService {
                     dead_letters: counts
                         .get(&spec.app_id)
                         .map_or(app.posts.dead_count() as u64, |c| c.1),
+                    mode: spec.rollout.mode.name().to_owned(),
+                    r#match: spec
+                        .rollout
+                        .conditions
+                        .sources()
+                        .map(str::to_owned)
+                        .collect(),
                 }
             })
             .collect();

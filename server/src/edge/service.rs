@@ -241,6 +241,7 @@ fn prevent_response(verdict: Verdict) -> PreventResponse {
         allowed: verdict.allowed(),
         preventions: verdict.preventions,
         outcomes: verdict.outcomes,
+        warnings: verdict.warnings,
     }
 }
 
@@ -277,6 +278,7 @@ impl RoomHooks for RoomHooksService {
             preventions: verdict.preventions,
             room: Some(room),
             outcomes: verdict.outcomes,
+            warnings: verdict.warnings,
         }))
     }
 

@@ -239,6 +239,18 @@ fn hook_counters(out: &mut String, snapshot: &Snapshot) {
         &|c| vec![(None, c.status(OutcomeStatus::Prevented))],
     );
     counter(
+        "app_shadow_disagreements_total",
+        "Shadow answers (mode = \"shadow\") that would have changed the verdict or the room.",
+        PRE,
+        &|c| vec![(None, c.shadow_disagreements.load(Ordering::Relaxed))],
+    );
+    counter(
+        "app_skipped_total",
+        "Calls not made (post events not queued) because one of the app's match conditions was false.",
+        ALL,
+        &|c| vec![(None, c.skipped.load(Ordering::Relaxed))],
+    );
+    counter(
         "app_fail_opens_total",
         "App failures counted as no objection or no change (policy IGNORE).",
         PRE,

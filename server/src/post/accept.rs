@@ -15,6 +15,7 @@ use roomhooks::v1::{AppOutcome, OutcomeStatus, PostEventResponse, RoomType};
 use tokio::time::Instant;
 
 use crate::{
+    apps::conditions::{Payload, PayloadRef},
     apps::registry::{AppView, Registry},
     cluster::journal::{Journal, JournalError, Notices, Stored},
     edge::deadline::CallContext,
@@ -95,7 +96,22 @@ impl Accept {
                     .subscribers(event.hook)
                     .iter()
                     .filter(|app| app.spec.room_types.matches(*room_type));
+                // The event as CEL variables, when an app has match conditions.
+                let conditional = snapshot
+                    .subscribers(event.hook)
+                    .iter()
+                    .any(|app| !app.spec.rollout.conditions.is_empty());
+                let decoded = conditional.then(|| event.payload()).flatten();
+                let variables = decoded.as_ref().map(|payload| {
+                    let mut variables = Payload::new(PayloadRef::Post(payload));
+                    variables.for_hook(event.hook);
+                    variables
+                });
                 for app in apps {
+                    if !conditions_admit(app, event, variables.as_ref()) {
+                        app.stats.hook(event.hook).record_skip();
+                        continue;
+                    }
                     subscribed[i] = subscribed[i].saturating_add(1);
                     match slot_of.entry(Arc::as_ptr(app)) {
                         Entry::Occupied(slot) => per_app[*slot.get()].1.push(i),
@@ -264,6 +280,23 @@ impl Accept {
             })
             .collect();
         (records, admitted)
+    }
+}
+
+/// Whether `app`'s match conditions let `event` through. One that fails at run time lets it
+/// through: a post event has no failure policy, and dropping it unseen would lose it.
+fn conditions_admit(app: &AppView, event: &PostEventData, variables: Option<&Payload<'_>>) -> bool {
+    let conditions = &app.spec.rollout.conditions;
+    let Some(payload) = variables.filter(|_| !conditions.is_empty()) else {
+        return true;
+    };
+    match conditions.matches(payload) {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            tracing::debug!(app_id = %app.spec.app_id, event_id = %event.id, error = %e,
+                "a match condition failed on a post event; it is delivered");
+            true
+        }
     }
 }
 

@@ -50,6 +50,12 @@ impl PostEventData {
         }
     }
 
+    /// The event's payload, decoded again from its encoded bytes (for match conditions; `None`
+    /// if the bytes do not decode, which they always do).
+    pub fn payload(&self) -> Option<post_event::Payload> {
+        PostEvent::decode(self.encoded.clone()).ok()?.payload
+    }
+
     /// Takes a hold on the shared store record (a queue took the event, or an acceptance is
     /// writing it).
     pub fn hold(&self) {

@@ -415,6 +415,7 @@ mod tests {
             room_types: RoomTypeSet::default(),
             essential: HookSet::default(),
             unavailable_message: None,
+            rollout: Default::default(),
         };
         {
             let (store, writer, recovered) = Store::open(&dir, false).unwrap();

@@ -129,6 +129,7 @@ fn recover_apps(apps: &Keyspace) -> Result<Vec<RecoveredApp>, StoreError> {
             },
             essential: HookSet::default(),
             unavailable_message: None,
+            rollout: Default::default(),
         };
         let last_seen = u64::try_from(stored.last_seen_unix_ms)
             .ok()
