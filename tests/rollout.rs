@@ -13,7 +13,7 @@ use std::{
 
 use common::{Harness, created, join_request, new_room, recorder, scrape, statuses, within};
 use roomhooks_sdk::{
-    App, Modification, Veto,
+    App, Extension, Modification, Veto,
     proto::{
         HookInterface, HookStats, ListAppsResponse, OutcomeStatus, PreRoomCreateRequest,
         PreventionReason, RoomType,
@@ -130,6 +130,52 @@ async fn a_shadow_answer_given_in_time_says_what_it_would_have_done() {
         .expect("the shadow app's outcome");
     assert_eq!(shadowed.status, OutcomeStatus::Shadowed as i32);
     assert_eq!(shadowed.detail, "would have prevented: No rooms today.");
+}
+
+#[tokio::test]
+async fn a_shadow_extend_app_changes_nothing_and_says_what_it_would_have_added() {
+    let h = Harness::start_with(|c| {
+        c.apps.insert("tiering".into(), shadow());
+    })
+    .await;
+    let tiering = App::builder("tiering")
+        .pre_room_create_extend(|_, _| async { Ok(Extension::new().field("tier", "gold")) })
+        .build();
+    // An enforcing Modify app that takes a while: the shadow answer is in by the end.
+    let slow = App::builder("slow")
+        .pre_room_create_modify(|_, _| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(Modification::Unchanged)
+        })
+        .build();
+    let _apps = (h.app(tiering).await, h.app(slow).await);
+
+    let response = h
+        .backend()
+        .await
+        .pre_room_create(create("Launch", RoomType::Channel))
+        .await
+        .unwrap();
+
+    assert!(response.allowed);
+    let room = response.room.unwrap();
+    assert!(
+        room.custom_fields
+            .as_ref()
+            .is_none_or(|f| !f.fields.contains_key("tier")),
+        "the shadow app's field was not added: {room:?}"
+    );
+    assert_eq!(
+        statuses(&response.outcomes),
+        [
+            ("slow", OutcomeStatus::Unchanged),
+            ("tiering", OutcomeStatus::Shadowed)
+        ]
+    );
+    assert_eq!(
+        response.outcomes[1].detail,
+        "would have added custom field tier"
+    );
 }
 
 #[tokio::test]

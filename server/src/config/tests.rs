@@ -192,6 +192,53 @@ fn a_bad_app_timeout_names_the_app_key() {
 }
 
 #[test]
+fn the_rollout_keys_of_an_app_are_read_from_its_table() {
+    let f = file(
+        "[apps.filter]\nmode = \"shadow\"\nmatch = ['room.type == ROOM_TYPE_CHANNEL']\n\
+         may_modify = [\"display_name\", \"custom_fields.*\"]\nmax_timeout = \"300ms\"\n",
+    );
+    let config = Config::load(cli(&["--config", &f.path()])).unwrap();
+    let app = &config.apps["filter"];
+    assert_eq!(app.mode, Some(crate::apps::rollout::Mode::Shadow));
+    assert_eq!(
+        app.match_conditions.sources().collect::<Vec<_>>(),
+        ["room.type == ROOM_TYPE_CHANNEL"]
+    );
+    assert!(!app.may_modify.is_open());
+    assert_eq!(app.max_timeout, Some(Duration::from_millis(300)));
+}
+
+#[test]
+fn an_app_max_timeout_above_the_sidecars_is_refused() {
+    assert_eq!(
+        file_error("max_timeout = \"2s\"\n[apps.filter]\nmax_timeout = \"5s\"\n"),
+        r#"roomhooks.toml:3:15: apps.filter.max_timeout = "5s": must be more than zero and at most max_timeout (2s)"#
+    );
+}
+
+#[test]
+fn a_shadow_app_cannot_be_essential() {
+    let err = file_error(
+        "[apps.filter]\nmode = \"shadow\"\nessential_hooks = [\"PreRoomCreatePrevent\"]\n",
+    );
+    assert!(
+        err.contains("apps.filter.mode") && err.contains("cannot be essential"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_may_modify_field_suggests_the_closest_one() {
+    let err = file_error("[apps.filter]\nmay_modify = [\"display_nmae\"]\n");
+    assert!(
+        err.starts_with(
+            r#"roomhooks.toml:2:14: apps.filter.may_modify = ["display_nmae"]: "display_nmae" is not a room field a Modify answer may change; did you mean `display_name`?"#
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_unknown_app_key_suggests_the_closest_one() {
     assert_eq!(
         file_error("[apps.filter]\nprority = 3\n"),
