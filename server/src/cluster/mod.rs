@@ -366,6 +366,11 @@ async fn ensure_objects(
         // is an interest, and the message goes once every consumer that wants it acknowledged.
         retention: stream::RetentionPolicy::Interest,
         duplicate_window: settings.dedupe_window,
+        // --post-queue-max-events / -bytes bound the stream; when it is full a new post is
+        // refused (UNAVAILABLE, the backend retries) instead of an accepted one being dropped.
+        max_messages: i64::try_from(settings.max_queued).unwrap_or(i64::MAX),
+        max_bytes: i64::try_from(settings.max_bytes).unwrap_or(i64::MAX),
+        discard: stream::DiscardPolicy::New,
         num_replicas: replicas,
         storage: stream::StorageType::File,
         description: Some("roomhooks post events, once each (interest retention)".into()),

@@ -29,8 +29,11 @@ pub struct ClusterSettings {
     pub ack_timeout: Duration,
     /// Deliveries in flight per app, at most.
     pub window: usize,
-    /// Post events kept per app (the stream's per-consumer bound is the stream's limit).
+    /// Post events the posts stream holds at most (all apps together: each is stored once);
+    /// beyond it new posts are refused rather than accepted ones dropped.
     pub max_queued: usize,
+    /// Bytes the posts stream holds at most, likewise.
+    pub max_bytes: usize,
     /// How the sidecar authenticates to NATS.
     pub auth: NatsAuth,
     /// TLS towards NATS.
@@ -92,6 +95,7 @@ impl ClusterSettings {
             ack_timeout: config.post_ack_timeout,
             window: config.post_window,
             max_queued: config.post_queue_max_events,
+            max_bytes: config.post_queue_max_bytes,
             auth,
             tls: NatsTls {
                 ca: config.cluster_tls_ca.clone(),
