@@ -51,6 +51,17 @@ fn bouncer(app_id: &str, banned: &'static str, calls: Arc<AtomicUsize>) -> App {
         .build()
 }
 
+/// A Modify app at `priority` that appends " (<priority>)" to the room's display name.
+fn renamer(app_id: &str, priority: i32) -> App {
+    App::builder(app_id)
+        .priority(priority)
+        .pre_room_create_modify(move |_, mut room| async move {
+            room.display_name = format!("{} ({priority})", room.display_name);
+            Ok(Modification::Changed(room))
+        })
+        .build()
+}
+
 fn create_request(name: &str) -> PreRoomCreateRequest {
     PreRoomCreateRequest {
         room: Some(new_room(name, RoomType::Channel)),
@@ -149,28 +160,8 @@ async fn extend_and_modify_answers_from_remote_apps_are_merged_and_chained_as_if
                 .build(),
         )
         .await;
-    let _first = s[1]
-        .app(
-            App::builder("a-rename")
-                .priority(1)
-                .pre_room_create_modify(|_, mut room| async move {
-                    room.display_name = format!("{} (1)", room.display_name);
-                    Ok(Modification::Changed(room))
-                })
-                .build(),
-        )
-        .await;
-    let _second = s[2]
-        .app(
-            App::builder("b-rename")
-                .priority(2)
-                .pre_room_create_modify(|_, mut room| async move {
-                    room.display_name = format!("{} (2)", room.display_name);
-                    Ok(Modification::Changed(room))
-                })
-                .build(),
-        )
-        .await;
+    let _first = s[1].app(renamer("a-rename", 1)).await;
+    let _second = s[2].app(renamer("b-rename", 2)).await;
     for (app, at) in [("tagger", "s1"), ("a-rename", "s1"), ("b-rename", "s2")] {
         s[0].wait_for_instance_at(app, at).await;
     }

@@ -208,6 +208,15 @@ impl RoomTypeSet {
         }
     }
 
+    /// The set of the known room types among wire values read back (unknown ones are left out).
+    pub fn from_wire(values: &[i32]) -> Self {
+        let mut set = Self::default();
+        for t in values.iter().filter_map(|&t| RoomType::try_from(t).ok()) {
+            set.insert(t);
+        }
+        set
+    }
+
     /// Whether an app with this filter wants a room of type `room_type` (an empty filter wants
     /// every room; `ROOM_TYPE_UNSPECIFIED` matches only an empty filter).
     pub fn matches(self, room_type: RoomType) -> bool {

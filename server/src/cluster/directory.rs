@@ -71,14 +71,6 @@ impl Declaration {
 
     /// The spec it declares, for the app `app_id`.
     pub fn spec(&self, app_id: AppId) -> AppSpec {
-        let mut room_types = RoomTypeSet::default();
-        for t in self
-            .room_types
-            .iter()
-            .filter_map(|&t| roomhooks::v1::RoomType::try_from(t).ok())
-        {
-            room_types.insert(t);
-        }
         AppSpec {
             app_id,
             interfaces: HookSet::of(
@@ -93,7 +85,7 @@ impl Declaration {
                 FailurePolicy::Ignore
             },
             timeout: Duration::from_millis(self.timeout_ms),
-            room_types,
+            room_types: RoomTypeSet::from_wire(&self.room_types),
             essential: HookSet::default(),
             unavailable_message: None,
             rollout: Default::default(),

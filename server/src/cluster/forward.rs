@@ -124,15 +124,18 @@ impl Forwarder {
     }
 }
 
+/// The value of header `name` of `message`, if it has one.
+fn header(message: &async_nats::Message, name: &str) -> Option<String> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str().to_owned())
+}
+
 /// Reads a reply's headers and body into the call's end.
 fn decode_reply(reply: async_nats::Message) -> Forwarded {
-    let header = |name: &str| {
-        reply
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
+    let header = |name: &str| header(&reply, name);
     let sidecar = header(SIDECAR).map(Arc::<str>::from);
     let instance = header(INSTANCE).and_then(|raw| InstanceId::parse(&raw).ok());
     let detail = header(DETAIL).unwrap_or_default();
@@ -279,13 +282,7 @@ async fn answer_calls(inner: Arc<ResponderInner>, app_id: AppId, stop: Cancellat
 
 /// Calls the local instance for one forwarded request and replies.
 async fn serve_one(inner: Arc<ResponderInner>, app_id: AppId, message: async_nats::Message) {
-    let header = |name: &str| {
-        message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
+    let header = |name: &str| header(&message, name);
     let hook = header(HOOK)
         .and_then(|raw| raw.parse::<i32>().ok())
         .and_then(Hook::from_wire);

@@ -60,6 +60,11 @@ pub fn now_ms() -> i64 {
     ms(SystemTime::now())
 }
 
+/// How long ago a Unix-ms time was (zero for one in the future).
+fn ago(unix_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(now_ms().saturating_sub(unix_ms)).unwrap_or(0))
+}
+
 /// A time in milliseconds since the Unix epoch.
 pub fn ms(at: SystemTime) -> i64 {
     i64::try_from(
@@ -98,9 +103,7 @@ impl Cluster {
             return self.put_record(&mine).await;
         };
         let holder: SidecarRecord = serde_json::from_slice(&first.value).unwrap_or_default();
-        let silent = Duration::from_millis(
-            u64::try_from(now_ms().saturating_sub(holder.last_seen_ms)).unwrap_or(0),
-        );
+        let silent = ago(holder.last_seen_ms);
         let two_beats = self.settings().heartbeat_every() * 2;
         if silent < two_beats {
             tracing::info!(sidecar_id = %id, holder = %holder.listen,
@@ -115,9 +118,7 @@ impl Cluster {
             return Err(ClusterError::IdTaken {
                 id,
                 holder: holder.listen,
-                seen_ago: Duration::from_millis(
-                    u64::try_from(now_ms().saturating_sub(holder.last_seen_ms)).unwrap_or(0),
-                ),
+                seen_ago: ago(holder.last_seen_ms),
             });
         }
         tracing::info!(sidecar_id = %id, "taking over --sidecar-id from a sidecar that stopped heartbeating");

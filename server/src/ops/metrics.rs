@@ -161,35 +161,51 @@ fn latency_histograms(out: &mut String, snapshot: &Snapshot, buckets: &[usize]) 
                 continue;
             }
             let labels = format!("app_id=\"{}\",hook=\"{}\"", app.spec.app_id, hook.name());
-            let counts: Vec<u64> = c
-                .latency
-                .iter()
-                .map(|a| a.load(Ordering::Relaxed))
-                .collect();
-            for &i in buckets {
-                let cumulative: u64 = counts[..=i].iter().sum();
-                let le = BUCKETS_US[i] as f64 / 1e6;
-                let _ = writeln!(
-                    out,
-                    "roomhooks_app_call_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let count: u64 = counts.iter().sum();
-            let sum = c.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(
+            let sum_us = c.latency_sum_us.load(Ordering::Relaxed);
+            histogram_series(
                 out,
-                "roomhooks_app_call_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "roomhooks_app_call_duration_seconds_sum{{{labels}}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "roomhooks_app_call_duration_seconds_count{{{labels}}} {count}"
+                "roomhooks_app_call_duration_seconds",
+                &labels,
+                &c.latency,
+                sum_us,
+                buckets,
             );
         }
     }
+}
+
+/// One histogram's series (`_bucket` at the exported `buckets`, `+Inf`, `_sum`, `_count`) from
+/// per-bucket counters of microseconds; `labels` go before `le` (empty: none).
+fn histogram_series(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    counters: &[std::sync::atomic::AtomicU64],
+    sum_us: u64,
+    buckets: &[usize],
+) {
+    let counts: Vec<u64> = counters.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    let sep = if labels.is_empty() { "" } else { "," };
+    for &i in buckets {
+        let cumulative: u64 = counts[..=i].iter().sum();
+        let le = BUCKETS_US[i] as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let count: u64 = counts.iter().sum();
+    let sum = sum_us as f64 / 1e6;
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let braces = |l: &str| {
+        if l.is_empty() {
+            String::new()
+        } else {
+            format!("{{{l}}}")
+        }
+    };
+    let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+    let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
 }
 
 /// Per app and hook: calls by status, vetoes, failure-policy effects, post deliveries and acks.
@@ -359,28 +375,15 @@ fn cluster_post_series(out: &mut String, sources: &ClusterPosts, buckets: &[usiz
         "# HELP roomhooks_cluster_publish_seconds Time from publishing a post event to JetStream's ack."
     );
     let _ = writeln!(out, "# TYPE roomhooks_cluster_publish_seconds histogram");
-    let counts: Vec<u64> = sources
-        .latency
-        .buckets
-        .iter()
-        .map(|a| a.load(Ordering::Relaxed))
-        .collect();
-    for &i in buckets {
-        let cumulative: u64 = counts[..=i].iter().sum();
-        let le = BUCKETS_US[i] as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "roomhooks_cluster_publish_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
-    }
-    let count: u64 = counts.iter().sum();
-    let sum = sources.latency.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-    let _ = writeln!(
+    let sum_us = sources.latency.sum_us.load(Ordering::Relaxed);
+    histogram_series(
         out,
-        "roomhooks_cluster_publish_seconds_bucket{{le=\"+Inf\"}} {count}"
+        "roomhooks_cluster_publish_seconds",
+        "",
+        &sources.latency.buckets,
+        sum_us,
+        buckets,
     );
-    let _ = writeln!(out, "roomhooks_cluster_publish_seconds_sum {sum}");
-    let _ = writeln!(out, "roomhooks_cluster_publish_seconds_count {count}");
     let _ = writeln!(
         out,
         "# HELP roomhooks_cluster_consumer_pending Post events in an app's JetStream consumer \

@@ -116,17 +116,7 @@ fn recover_apps(apps: &Keyspace) -> Result<Vec<RecoveredApp>, StoreError> {
                 FailurePolicy::Ignore
             },
             timeout: std::time::Duration::from_millis(stored.timeout_ms),
-            room_types: {
-                let mut set = RoomTypeSet::default();
-                for t in stored
-                    .room_types
-                    .iter()
-                    .filter_map(|&t| roomhooks::v1::RoomType::try_from(t).ok())
-                {
-                    set.insert(t);
-                }
-                set
-            },
+            room_types: RoomTypeSet::from_wire(&stored.room_types),
             essential: HookSet::default(),
             unavailable_message: None,
             rollout: Default::default(),
