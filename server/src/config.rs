@@ -393,7 +393,7 @@ settings! {
         "Prefix of every NATS subject, stream, consumer and bucket, so two clusters can share one NATS";
     #[serde(skip_serializing_if = "Option::is_none")]
     CLUSTER value sidecar_id: Option<String> = "", optional(sidecar_id),
-        "This sidecar's id, unique in the cluster (unset: <hostname>-<listen port>)";
+        "This sidecar's id, unique in the cluster (unset: HOSTNAME-PORT, from the host name and the --listen port)";
     CLUSTER value cluster_replicas: usize = "1", count::<usize>,
         "Replicas of the cluster's streams and buckets (3 on a 3-node NATS)";
     CLUSTER value cluster_wait: ClusterWait = "30s", parsed::<ClusterWait>,
