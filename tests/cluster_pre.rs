@@ -8,15 +8,15 @@ mod common;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use common::{
-    Harness,
+    Harness, SetOnDrop,
     cluster::{cluster_name, has_instance_at, sidecars},
-    join_request,
+    flag_set_within, join_request,
     nats::NatsCluster,
     new_room,
     raw::{RawApp, register},
@@ -219,6 +219,50 @@ async fn a_remote_app_slower_than_its_timeout_times_out_and_its_failure_policy_a
     assert_eq!(
         response.preventions[0].reason,
         PreventionReason::AppUnavailable as i32
+    );
+}
+
+#[tokio::test]
+async fn a_call_the_backend_gives_up_on_is_withdrawn_from_the_app_at_the_other_sidecar() {
+    let nats = NatsCluster::start(1).await;
+    let name = cluster_name("withdraw");
+    let s = sidecars(&nats.urls(), &name, 2, |_, _| {}).await;
+    let (started, cancelled) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (on_start, on_cancel) = (Arc::clone(&started), Arc::clone(&cancelled));
+    let _dawdler = s[1]
+        .app(
+            App::builder("dawdler")
+                .timeout(Duration::from_secs(10))
+                .pre_room_user_joined(move |_, _| {
+                    on_start.store(true, Ordering::SeqCst);
+                    let guard = SetOnDrop(Arc::clone(&on_cancel));
+                    async move {
+                        tokio::time::sleep(Duration::from_secs(20)).await;
+                        drop(guard);
+                        Ok(())
+                    }
+                })
+                .build(),
+        )
+        .await;
+    s[0].wait_for_instance_at("dawdler", "s1").await;
+    let backend = s[0].backend().await;
+
+    // The backend cancels its RPC once the app at s1 is working on it.
+    let call = tokio::spawn(async move { backend.pre_room_user_join(join_request("dora")).await });
+    assert!(
+        flag_set_within(&started, Duration::from_secs(10)).await,
+        "the forwarded call did not reach the app"
+    );
+    call.abort();
+
+    // Long before the app's 10 s timeout would have cancelled it at s1.
+    assert!(
+        flag_set_within(&cancelled, Duration::from_secs(3)).await,
+        "the app at s1 was not told the backend gave up on the call"
     );
 }
 

@@ -3,16 +3,16 @@
 mod common;
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
 
 use tokio::sync::Notify;
 
-use common::{Harness, join_request, new_room, statuses, stored_room, user, within};
+use common::{
+    Harness, SetOnDrop, flag_set_within, join_request, new_room, statuses, stored_room, user,
+    within,
+};
 use roomhooks_sdk::{
     App, Extension, HookError, RoomHooksClient,
     proto::{
@@ -290,19 +290,8 @@ async fn the_app_is_told_to_cancel_a_call_the_sidecar_stopped_waiting_for() {
         .unwrap();
 
     // The SDK aborts the handler when CancelCall arrives, well before its 2 s sleep ends.
-    for _ in 0..100 {
-        if cancelled.load(Ordering::SeqCst) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the handler was not cancelled within 1 s of the timeout");
-}
-
-struct SetOnDrop(Arc<AtomicBool>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
+    assert!(
+        flag_set_within(&cancelled, Duration::from_secs(1)).await,
+        "the handler was not cancelled within 1 s of the timeout"
+    );
 }

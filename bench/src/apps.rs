@@ -103,13 +103,19 @@ pub async fn run(args: AppsArgs) -> Result<(), Error> {
     } else {
         None
     };
+    let endpoints: Vec<&str> = args.endpoint.split(',').collect();
     let mut handles: Vec<AppHandle> = Vec::with_capacity(args.apps * args.instances);
     for index in 0..args.apps {
         let app = app(args.kind, index, &delivered);
+        let endpoint = if args.spread {
+            endpoints[index % endpoints.len()].to_owned()
+        } else {
+            args.endpoint.clone()
+        };
         for _ in 0..args.instances {
             handles.push(match &shared {
                 Some(connection) => app.clone().spawn_on(connection),
-                None => app.clone().spawn(args.endpoint.clone()),
+                None => app.clone().spawn(endpoint.clone()),
             });
         }
     }

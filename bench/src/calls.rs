@@ -37,6 +37,23 @@ pub async fn channel(endpoint: &str) -> Result<Channel, Error> {
         })
 }
 
+/// Opens a channel balancing calls over every one of `endpoints` (the cluster rows' backend,
+/// which spreads its calls over the sidecars as a load balancer would).
+pub fn balanced_channel(endpoints: &[String]) -> Result<Channel, Error> {
+    let endpoints = endpoints
+        .iter()
+        .map(|endpoint| {
+            Endpoint::from_shared(endpoint.clone())
+                .map(|e| e.tcp_nodelay(true).connect_timeout(Duration::from_secs(5)))
+                .map_err(|source| Error::Connect {
+                    endpoint: endpoint.clone(),
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Channel::balance_list(endpoints.into_iter()))
+}
+
 /// The floor: one unary call through the relay to the echo peer and back (`Relay.Call`), or,
 /// with `hop: false`, a bare unary call the relay answers itself (`Relay.Echo`).
 #[derive(Clone)]

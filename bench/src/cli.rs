@@ -84,6 +84,14 @@ pub struct BenchArgs {
     #[arg(long)]
     pub memory_instances: Option<usize>,
 
+    /// The `nats-server` (>= 2.10) of the cluster-mode rows [default: the one `cargo test`
+    /// installs into target/nats-venv, else `nats-server` on PATH; without one, those rows are
+    /// left out].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_cluster")]
+    pub nats_server: Option<PathBuf>,
+    /// Leave out the cluster-mode rows even when a `nats-server` is found.
+    #[arg(long)]
+    pub no_cluster: bool,
     /// Also write the fan-out chart (sequential p50 by number of veto apps, the sidecar next to
     /// the floor) as an SVG file here [default: no chart].
     #[arg(long, value_name = "FILE")]
@@ -188,6 +196,10 @@ pub struct AppsArgs {
     /// connection each.
     #[arg(long)]
     pub shared_connection: bool,
+    /// Connect app number i to the i-th of the comma-separated `--endpoint`s (round robin), as
+    /// apps spread over the sidecars of a cluster are; without it, every app gets them all.
+    #[arg(long, conflicts_with = "shared_connection")]
+    pub spread: bool,
     /// This process's runtime.
     #[arg(long, value_enum, default_value = "multi-thread")]
     pub runtime: Flavor,

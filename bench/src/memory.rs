@@ -7,6 +7,7 @@ use roomhooks::v1::{ListAppsRequest, admin_client::AdminClient};
 use crate::{
     calls::channel,
     cli::AppKind,
+    cluster::{self, ClusterNats},
     error::Error,
     plan::Plan,
     rss::vm_rss,
@@ -25,11 +26,28 @@ pub struct AtRest {
     pub apps: usize,
     /// Instances of each app id, each on its own connection.
     pub instances: usize,
+    /// Just started in cluster mode (on a one-node NATS), when the cluster rows run.
+    pub cluster_idle: Option<u64>,
 }
 
 /// Starts a fresh sidecar, reads its RSS, connects `memory_apps × memory_instances` instances
 /// (one apps process, one connection per instance) and reads it again.
-pub async fn at_rest(plan: &Plan, exe: &Path, sidecar_bin: &Path) -> Result<AtRest, Error> {
+pub async fn at_rest(
+    plan: &Plan,
+    exe: &Path,
+    sidecar_bin: &Path,
+    nats: Option<&ClusterNats>,
+) -> Result<AtRest, Error> {
+    let cluster_idle = match nats {
+        Some(nats) => {
+            let name = cluster::fresh_name();
+            let sidecars =
+                cluster::start_sidecars(sidecar_bin, plan, &nats.one, &name, 1, 1).await?;
+            tokio::time::sleep(plan.settle).await;
+            Some(vm_rss(sidecars[0].pid()?)?)
+        }
+        None => None,
+    };
     let sidecar = SidecarProcess::start(sidecar_bin, plan).await?;
     let pid = sidecar.pid()?;
     tokio::time::sleep(plan.settle).await;
@@ -68,5 +86,6 @@ pub async fn at_rest(plan: &Plan, exe: &Path, sidecar_bin: &Path) -> Result<AtRe
         connected,
         apps: plan.memory_apps,
         instances: plan.memory_instances,
+        cluster_idle,
     })
 }

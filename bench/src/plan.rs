@@ -46,6 +46,10 @@ pub struct Plan {
     pub settle: Duration,
     /// Where to write the fan-out chart, if anywhere.
     pub svg: Option<PathBuf>,
+    /// `--nats-server`, if given.
+    pub nats_server: Option<PathBuf>,
+    /// `--no-cluster`: no cluster-mode rows.
+    pub no_cluster: bool,
 }
 
 impl Plan {
@@ -83,6 +87,8 @@ impl Plan {
                 Duration::from_millis(100),
             ),
             svg: args.svg.clone(),
+            nats_server: args.nats_server.clone(),
+            no_cluster: args.no_cluster,
         })
     }
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::{
     memory::AtRest,
     plan::Plan,
-    scenario::{Key, POST_BATCH, Round},
+    scenario::{CLUSTER_POST_APPS, Key, POST_BATCH, Round},
     stats::{Latency, median},
 };
 
@@ -90,7 +90,7 @@ pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
     });
     let mut rows = Vec::new();
     for s in summaries {
-        let batch = matches!(s.key, Key::PostBatch(_));
+        let batch = matches!(s.key, Key::PostBatch(_) | Key::PostBatchCluster { .. });
         rows.push(Row {
             label: s.key.label(),
             cells: [
@@ -109,6 +109,11 @@ pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
             Key::Post(n) => Some(format!("PostRoomCreate delivered to all, {n} apps")),
             Key::PostBatch(n) => Some(format!(
                 "PostEvents x{POST_BATCH} delivered to all, {n} apps"
+            )),
+            Key::PostBatchCluster { sidecars, replicas } => Some(format!(
+                "PostEvents x{POST_BATCH} delivered to all, {CLUSTER_POST_APPS} apps, cluster: \
+                 {sidecars} sidecar{}, R{replicas}",
+                if sidecars == 1 { "" } else { "s" }
             )),
             _ => None,
         };
@@ -133,6 +138,12 @@ pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
         cells: [None, None, None, None, None, None, None, Some(mb(bytes))],
     };
     rows.push(memory_row("memory: sidecar idle".into(), at_rest.idle));
+    if let Some(idle) = at_rest.cluster_idle {
+        rows.push(memory_row(
+            "memory: sidecar idle, cluster mode".into(),
+            idle,
+        ));
+    }
     rows.push(memory_row(
         format!(
             "memory: sidecar with {} app instances ({} ids x {})",

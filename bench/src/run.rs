@@ -5,8 +5,9 @@
 use crate::{
     chart,
     cli::BenchArgs,
+    cluster::ClusterNats,
     error::Error,
-    machine, memory,
+    machine, memory, nats,
     node_app::{self, NodeSdk},
     plan::Plan,
     report::{self, Summary},
@@ -31,6 +32,28 @@ const SCENARIOS: [Key; 14] = [
     Key::CreateShared(3),
     Key::Post(3),
     Key::PostBatch(3),
+];
+
+/// The cluster-mode rows, in table order (left out alone when no `nats-server` is found).
+const CLUSTER_SCENARIOS: [Key; 6] = [
+    Key::JoinClusterLocal,
+    Key::JoinForwarded,
+    Key::PostBatchCluster {
+        sidecars: 1,
+        replicas: 1,
+    },
+    Key::PostBatchCluster {
+        sidecars: 3,
+        replicas: 1,
+    },
+    Key::PostBatchCluster {
+        sidecars: 1,
+        replicas: 3,
+    },
+    Key::PostBatchCluster {
+        sidecars: 3,
+        replicas: 3,
+    },
 ];
 
 /// Runs the benchmark; Ctrl-C stops it, and every child process with it.
@@ -73,11 +96,26 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
         workload::floor_body().len()
     );
 
+    let found = if plan.no_cluster {
+        Err("--no-cluster".to_owned())
+    } else {
+        nats::locate(plan.nats_server.as_deref())
+    };
+    let nats = match found {
+        Ok(bin) => {
+            eprintln!("cluster rows: NATS {}", bin.display());
+            Some(ClusterNats::start(&bin, plan.rest_cpus()).await?)
+        }
+        Err(why) => {
+            eprintln!("skipping the cluster rows: {why}");
+            None
+        }
+    };
     eprintln!(
         "memory: a fresh sidecar, then {} x {} app instances",
         plan.memory_apps, plan.memory_instances
     );
-    let at_rest = memory::at_rest(&plan, &exe, &sidecar_bin).await?;
+    let at_rest = memory::at_rest(&plan, &exe, &sidecar_bin, nats.as_ref()).await?;
 
     let mut keys = SCENARIOS.to_vec();
     // Right after the Rust SDK's 1-app row, which they are compared with: the TypeScript SDK,
@@ -95,10 +133,13 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
             Err(why) => eprintln!("skipping the {} row: {why}", sdk.label()),
         }
     }
+    if nats.is_some() {
+        keys.extend(CLUSTER_SCENARIOS);
+    }
     let mut scenarios = Vec::with_capacity(keys.len());
     for key in keys {
         eprintln!("starting: {}", key.label());
-        scenarios.push(Scenario::start(key, &plan, &exe, &sidecar_bin).await?);
+        scenarios.push(Scenario::start(key, &plan, &exe, &sidecar_bin, nats.as_ref()).await?);
     }
     let pids = scenarios
         .iter()
@@ -133,6 +174,7 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
         .collect();
     drop(sampler);
     drop(scenarios);
+    drop(nats);
 
     if plan.quick {
         println!("(--quick: smoke-test counts; these numbers are not measurements)");

@@ -8,9 +8,10 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::{
-    calls::{CreateCaller, FloorCaller, JoinCaller, PostCaller, channel},
+    calls::{CreateCaller, FloorCaller, JoinCaller, PostCaller, balanced_channel, channel},
     child::{Child, Stderr},
     cli::AppKind,
+    cluster::{self, ClusterNats},
     error::Error,
     load::{Caller, Stop, Throughput, concurrent, sequential},
     node_app::{self, NodeSdk},
@@ -55,7 +56,23 @@ pub enum Key {
     /// PostEvents batches of [`POST_BATCH`] PostRoomCreate events to this many apps, with
     /// [`POST_BATCHES_IN_FLIGHT`] calls in flight.
     PostBatch(usize),
+    /// PreRoomUserJoin with 1 veto app connected to another sidecar of a cluster: every call is
+    /// forwarded over NATS request-reply.
+    JoinForwarded,
+    /// PreRoomUserJoin with 1 veto app connected to the sidecar called, in cluster mode.
+    JoinClusterLocal,
+    /// [`Key::PostBatch`] to [`CLUSTER_POST_APPS`] apps through JetStream, spread over this
+    /// many sidecars (the backend's calls too), with this many stream replicas.
+    PostBatchCluster {
+        /// Sidecars in the cluster.
+        sidecars: usize,
+        /// `--cluster-replicas` (3 runs on a three-node NATS).
+        replicas: usize,
+    },
 }
+
+/// Apps of the cluster post rows.
+pub const CLUSTER_POST_APPS: usize = 3;
 
 /// Events per PostEvents call in the batch scenario.
 pub const POST_BATCH: usize = 100;
@@ -99,6 +116,16 @@ impl Key {
             Key::PostBatch(n) => {
                 format!("PostEvents x{POST_BATCH} accepted, {} (events/s)", apps(n))
             }
+            Key::JoinForwarded => {
+                "PreRoomUserJoin veto, 1 app at another sidecar (cluster, forwarded)".to_owned()
+            }
+            Key::JoinClusterLocal => "PreRoomUserJoin veto, 1 app, cluster mode (local)".to_owned(),
+            Key::PostBatchCluster { sidecars, replicas } => format!(
+                "PostEvents x{POST_BATCH} accepted, {}, cluster: {sidecars} sidecar{}, R{replicas} \
+                 (events/s)",
+                apps(CLUSTER_POST_APPS),
+                if sidecars == 1 { "" } else { "s" }
+            ),
         }
     }
 }
@@ -127,6 +154,21 @@ enum Hop {
         sidecar: SidecarProcess,
         apps: Child,
     },
+    /// Cluster mode: the backend calls the first sidecar (or all of them, for posts).
+    Cluster {
+        sidecars: Vec<SidecarProcess>,
+        apps: Child,
+    },
+}
+
+impl Hop {
+    /// The apps process, if the scenario has one.
+    fn apps(&mut self) -> Option<&mut Child> {
+        match self {
+            Hop::Floor { .. } => None,
+            Hop::Sidecar { apps, .. } | Hop::Cluster { apps, .. } => Some(apps),
+        }
+    }
 }
 
 /// The caller of a scenario.
@@ -158,6 +200,8 @@ pub enum Wire {
     PerInstance,
     /// One connection for all of them (`--shared-connection`).
     Shared,
+    /// App number i connected to the i-th of several sidecars (`--spread`).
+    Spread,
 }
 
 /// A config file's text giving each of the `apps` veto apps a match condition that is false for
@@ -193,8 +237,10 @@ pub async fn start_apps(
         "--runtime".to_owned(),
         plan.runtime.as_arg().to_owned(),
     ];
-    if wire == Wire::Shared {
-        args.push("--shared-connection".to_owned());
+    match wire {
+        Wire::PerInstance => {}
+        Wire::Shared => args.push("--shared-connection".to_owned()),
+        Wire::Spread => args.push("--spread".to_owned()),
     }
     let mut child = Child::spawn(
         "the apps process",
@@ -214,8 +260,14 @@ impl Scenario {
         plan: &Plan,
         exe: &Path,
         sidecar_bin: &Path,
+        nats: Option<&ClusterNats>,
     ) -> Result<Self, Error> {
         let (kind, apps, wire) = match key {
+            Key::JoinForwarded | Key::JoinClusterLocal | Key::PostBatchCluster { .. } => {
+                let nats = nats
+                    .ok_or_else(|| Error::Child(format!("the row {:?} needs NATS", key.label())))?;
+                return Self::start_cluster(key, plan, exe, sidecar_bin, nats).await;
+            }
             Key::Floor | Key::FloorOtherRuntime => {
                 return Self::start_relay(key, plan, exe, true).await;
             }
@@ -261,6 +313,80 @@ impl Scenario {
                 sidecar,
                 apps: apps_process,
             },
+            calls,
+            rounds: Vec::new(),
+        })
+    }
+
+    /// Starts the sidecars of a cluster row and its apps, and waits until the cluster agrees
+    /// where every app is.
+    async fn start_cluster(
+        key: Key,
+        plan: &Plan,
+        exe: &Path,
+        sidecar_bin: &Path,
+        nats: &ClusterNats,
+    ) -> Result<Self, Error> {
+        let name = cluster::fresh_name();
+        let (count, replicas) = match key {
+            Key::JoinForwarded => (2, 1),
+            Key::PostBatchCluster { sidecars, replicas } => (sidecars, replicas),
+            _ => (1, 1),
+        };
+        let sidecars = cluster::start_sidecars(
+            sidecar_bin,
+            plan,
+            nats.for_replicas(replicas),
+            &name,
+            count,
+            replicas,
+        )
+        .await?;
+        let endpoints: Vec<String> = sidecars.iter().map(SidecarProcess::endpoint).collect();
+        let called = &sidecars[0];
+        let (apps, calls) = match key {
+            Key::PostBatchCluster { .. } => {
+                let apps = start_apps(
+                    exe,
+                    plan,
+                    &endpoints.join(","),
+                    AppKind::Post,
+                    CLUSTER_POST_APPS,
+                    1,
+                    Wire::Spread,
+                )
+                .await?;
+                let ids: Vec<String> = (0..CLUSTER_POST_APPS)
+                    .map(|i| format!("post-{i}"))
+                    .collect();
+                for sidecar in &sidecars {
+                    cluster::wait_for_apps(sidecar, &ids).await?;
+                }
+                let apps_count = u32::try_from(CLUSTER_POST_APPS).unwrap_or(u32::MAX);
+                let calls = Calls::Post {
+                    caller: PostCaller::new(
+                        balanced_channel(&endpoints)?,
+                        apps_count,
+                        Some(POST_BATCH),
+                    ),
+                    admin: AdminClient::new(channel(&called.endpoint()).await?),
+                    sent: 0,
+                };
+                (apps, calls)
+            }
+            _ => {
+                // Forwarded: the app is at the second sidecar; the backend calls the first.
+                let at = endpoints.last().cloned().unwrap_or_default();
+                let apps =
+                    start_apps(exe, plan, &at, AppKind::Veto, 1, 1, Wire::PerInstance).await?;
+                cluster::wait_for_apps(called, &["veto-00".to_owned()]).await?;
+                let calls = Calls::Join(JoinCaller::new(channel(&called.endpoint()).await?, 1));
+                (apps, calls)
+            }
+        };
+        Ok(Self {
+            key,
+            hop: Hop::Cluster { sidecars, apps },
             calls,
             rounds: Vec::new(),
         })
@@ -362,12 +488,16 @@ impl Scenario {
         match &self.hop {
             Hop::Floor { relay_pid, .. } => Ok(*relay_pid),
             Hop::Sidecar { sidecar, .. } => sidecar.pid(),
+            Hop::Cluster { sidecars, .. } => sidecars
+                .first()
+                .ok_or_else(|| Error::Child("a cluster row without sidecars".into()))?
+                .pid(),
         }
     }
 
     /// Whether the hop is the sidecar (not the floor's relay).
     pub fn is_sidecar(&self) -> bool {
-        matches!(self.hop, Hop::Sidecar { .. })
+        matches!(self.hop, Hop::Sidecar { .. } | Hop::Cluster { .. })
     }
 
     /// Sequential calls, then calls in flight, unmeasured.
@@ -415,7 +545,7 @@ impl Scenario {
                 admin,
                 sent,
             } => {
-                let Hop::Sidecar { apps, .. } = &mut self.hop else {
+                let Some(apps) = self.hop.apps() else {
                     return Err(Error::Child("a post scenario without apps".into()));
                 };
                 let per_call = caller.events_per_call();

@@ -55,16 +55,26 @@ impl SidecarProcess {
     /// metrics port, and its post events in a fresh temporary directory (or in memory with
     /// `--sidecar-ephemeral`); waits until it logged the address it bound.
     pub async fn start(bin: &Path, plan: &Plan) -> Result<Self, Error> {
-        Self::start_with(bin, plan, None).await
+        Self::start_with(bin, plan, None, &[]).await
+    }
+
+    /// [`SidecarProcess::start`], with `extra` flags (the cluster rows' `--cluster-url` …).
+    pub async fn start_with_args(bin: &Path, plan: &Plan, extra: &[String]) -> Result<Self, Error> {
+        Self::start_with(bin, plan, None, extra).await
     }
 
     /// [`SidecarProcess::start`], with `config` as its `--config` file (written next to its
     /// post-event store, or to a temporary file with `--sidecar-ephemeral`).
     pub async fn start_with_config(bin: &Path, plan: &Plan, config: &str) -> Result<Self, Error> {
-        Self::start_with(bin, plan, Some(config)).await
+        Self::start_with(bin, plan, Some(config), &[]).await
     }
 
-    async fn start_with(bin: &Path, plan: &Plan, config: Option<&str>) -> Result<Self, Error> {
+    async fn start_with(
+        bin: &Path,
+        plan: &Plan,
+        config: Option<&str>,
+        extra: &[String],
+    ) -> Result<Self, Error> {
         let (runtime, ephemeral) = (plan.hop_runtime, plan.sidecar_ephemeral);
         let mut args: Vec<std::ffi::OsString> = [
             "--listen",
@@ -107,6 +117,7 @@ impl SidecarProcess {
             }
             None => None,
         };
+        args.extend(extra.iter().map(Into::into));
         let mut child = Child::spawn("the sidecar", bin, args, Stderr::Piped, plan.hop_cpus())?;
         let stderr = child
             .take_stderr()

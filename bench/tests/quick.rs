@@ -117,8 +117,37 @@ fn node_rows_when_built() -> Vec<&'static str> {
     rows
 }
 
+/// The cluster rows, when the `nats-server` the bench looks for first (the one `cargo test`'s
+/// cluster suites install into target/nats-venv) is there: the bench runs them then.
+fn cluster_rows_when_nats_is_installed() -> Vec<&'static str> {
+    let target = PathBuf::from(BENCH)
+        .parent()
+        .and_then(|profile| profile.parent())
+        .map(|target| target.join("nats-venv/bin/nats-server"));
+    if !target.is_some_and(|bin| bin.is_file()) {
+        return Vec::new();
+    }
+    vec![
+        "PreRoomUserJoin veto, 1 app, cluster mode (local)",
+        "PreRoomUserJoin veto, 1 app at another sidecar (cluster, forwarded)",
+        "PostEvents x100 accepted, 3 apps, cluster: 1 sidecar, R1 (events/s)",
+        "PostEvents x100 accepted, 3 apps, cluster: 3 sidecars, R1 (events/s)",
+        "PostEvents x100 accepted, 3 apps, cluster: 1 sidecar, R3 (events/s)",
+        "PostEvents x100 accepted, 3 apps, cluster: 3 sidecars, R3 (events/s)",
+    ]
+}
+
+/// Whether a quick run had the cluster rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cluster {
+    /// Run as found: with them when nats-server is installed.
+    AsFound,
+    /// `--no-cluster`.
+    Left,
+}
+
 /// Checks that every row of a quick run's table is there with positive numbers.
-fn every_row_positive(text: &str) {
+fn every_row_positive(text: &str, cluster: Cluster) {
     let rows = rows(text);
     let all_numbers = [0, 1, 2, 3, 4, 5, 6, 7];
     for label in [
@@ -145,6 +174,38 @@ fn every_row_positive(text: &str) {
             panic!("no row {label:?} although its packages are built, in:\n{text}")
         });
         positive(label, cells, &all_numbers);
+    }
+    let cluster = match cluster {
+        Cluster::AsFound => cluster_rows_when_nats_is_installed(),
+        Cluster::Left => Vec::new(),
+    };
+    for label in &cluster {
+        let cells = rows.get(*label).unwrap_or_else(|| {
+            panic!("no row {label:?} although nats-server is installed, in:\n{text}")
+        });
+        // A batch's latency has no floor ratio.
+        let batch = label.starts_with("PostEvents");
+        positive(
+            label,
+            cells,
+            if batch {
+                &[0, 1, 2, 5, 6, 7]
+            } else {
+                &all_numbers
+            },
+        );
+    }
+    if !cluster.is_empty() {
+        let delivered = "PostEvents x100 delivered to all, 3 apps, cluster: 3 sidecars, R3";
+        let cells = rows
+            .get(delivered)
+            .unwrap_or_else(|| panic!("no row {delivered:?} in:\n{text}"));
+        positive(delivered, cells, &[5, 6]);
+        let idle = "memory: sidecar idle, cluster mode";
+        let cells = rows
+            .get(idle)
+            .unwrap_or_else(|| panic!("no row {idle:?} in:\n{text}"));
+        positive(idle, cells, &[7]);
     }
     let delivered = "PostRoomCreate delivered to all, 3 apps";
     let cells = rows
@@ -182,7 +243,7 @@ fn quick_mode_prints_every_row_with_positive_numbers() {
     let Some(sidecar) = sidecar_or_skip() else {
         return;
     };
-    every_row_positive(&run_quick(&sidecar, &[]));
+    every_row_positive(&run_quick(&sidecar, &[]), Cluster::AsFound);
 }
 
 #[test]
@@ -194,7 +255,11 @@ fn quick_mode_runs_every_scenario_with_the_hops_pinned_to_their_own_cpu() {
         println!("skipped: --pin needs at least 2 CPUs");
         return;
     }
-    every_row_positive(&run_quick(&sidecar, &["--pin"]));
+    // The cluster rows run once, in the test above.
+    every_row_positive(
+        &run_quick(&sidecar, &["--pin", "--no-cluster"]),
+        Cluster::Left,
+    );
 }
 
 #[test]
@@ -205,11 +270,11 @@ fn quick_mode_with_svg_writes_the_fan_out_chart_with_a_point_per_plotted_row() {
     let path = std::env::temp_dir().join(format!("roomhooks-bench-{}.svg", std::process::id()));
     let path_arg = path.to_str().expect("a UTF-8 temp path");
 
-    let text = run_quick(&sidecar, &["--svg", path_arg]);
+    let text = run_quick(&sidecar, &["--svg", path_arg, "--no-cluster"]);
     let svg = std::fs::read_to_string(&path).expect("the chart was written");
     let _ = std::fs::remove_file(&path);
 
-    every_row_positive(&text);
+    every_row_positive(&text, Cluster::Left);
     assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
     // The floor, the 1-, 3-, 4- and 16-app joins, and the 16 apps on one connection.
     assert_eq!(svg.matches("<circle ").count(), 6, "{svg}");

@@ -112,6 +112,27 @@ impl Harness {
     }
 }
 
+/// Sets its flag when dropped: a handler holding one shows when it was aborted (`CancelCall`).
+pub struct SetOnDrop(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits up to `limit` for `flag` to be set; whether it was.
+pub async fn flag_set_within(flag: &std::sync::atomic::AtomicBool, limit: Duration) -> bool {
+    let until = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < until {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    flag.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Bounds any wait in a test so a bug fails the test instead of hanging it.
 pub async fn within<T>(fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), fut)

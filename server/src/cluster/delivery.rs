@@ -11,8 +11,8 @@
 //! count) and keeps it until the app's `PostEventAck` for that event id, which `double_ack`s it.
 //! An instance that leaves has its unacknowledged messages `nak`ed: they are redelivered at
 //! once, here or at another sidecar. An app that does not acknowledge within `--post-ack-timeout`
-//! (the consumer's `ack_wait`) gets the event again from JetStream; the wait does not double per
-//! attempt as on a single sidecar (no `backoff` list: JetStream's redelivery is used as it is).
+//! gets the event again from JetStream, the wait doubling per attempt up to 16× as on a single
+//! sidecar (the consumer's `backoff` list, from [`crate::post::ack_wait`]).
 //! A message delivered more than `--post-max-attempts` times is a dead letter
 //! ([`super::dead_letters`]): the consumer's `max_deliver` is one more than the cap, so that
 //! last delivery reaches the pull loop, which buries it instead of sending it.
@@ -369,6 +369,13 @@ fn has_post_hooks(spec: &AppSpec) -> bool {
     spec.interfaces.iter().any(|h| h.stage() == Stage::Post)
 }
 
+/// The ack wait of each delivery of an event, attempt 1 to `max_attempts`.
+fn backoff(ack_timeout: Duration, max_attempts: u32) -> Vec<Duration> {
+    (1..=max_attempts)
+        .map(|attempt| crate::post::ack_wait(ack_timeout, attempt))
+        .collect()
+}
+
 async fn ensure_consumer(inner: &Inner, spec: &AppSpec) -> Result<(), ClusterError> {
     let names = inner.cluster.names();
     let filters = names.app_filters(&spec.app_id, spec.interfaces, spec.room_types);
@@ -384,6 +391,8 @@ async fn ensure_consumer(inner: &Inner, spec: &AppSpec) -> Result<(), ClusterErr
         deliver_policy: DeliverPolicy::New,
         ack_policy: AckPolicy::Explicit,
         ack_wait: settings.ack_timeout,
+        // Replaces `ack_wait` per delivery; JetStream wants it shorter than `max_deliver`.
+        backoff: backoff(settings.ack_timeout, settings.max_attempts),
         // One delivery past the cap: the pull loop sees it and makes it a dead letter.
         max_deliver: i64::from(settings.max_attempts) + 1,
         max_ack_pending: i64::try_from(settings.window).unwrap_or(i64::MAX),
@@ -697,4 +706,18 @@ async fn notify(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_redelivery_waits_twice_as_long_as_the_last_up_to_sixteen_times_the_ack_timeout() {
+        let waits = backoff(Duration::from_secs(1), 7);
+        let secs: Vec<u64> = waits.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 16, 16]);
+        // JetStream refuses a backoff list that is not shorter than max_deliver (attempts + 1).
+        assert!(waits.len() < 7 + 1);
+    }
 }

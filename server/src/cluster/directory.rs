@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Cluster, ClusterError,
     forward::Responder,
-    members::{ServedApp, ServedInstance, ms},
+    members::{ServedApp, ServedInstance, SidecarRecord, ms, now_ms},
 };
 use crate::{
     apps::{
@@ -29,7 +29,7 @@ use crate::{
 };
 
 /// An app's declaration, as the apps bucket holds it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Declaration {
     /// The hooks it answers (names, as in `Hook::name`).
     pub interfaces: Vec<String>,
@@ -198,43 +198,109 @@ impl Cluster {
         }
         Ok(out)
     }
+}
 
-    /// One read of the cluster: every declaration, and the instances every other live sidecar
-    /// holds.
-    pub async fn view(&self) -> Result<ClusterView, ClusterError> {
-        let mut view: ClusterView = self
-            .declarations()
+/// This sidecar's copy of both buckets: read whole at start and once per member TTL, kept
+/// current in between by the changes the watches see. So a heartbeat elsewhere costs one
+/// watched entry here, not a read of every key (which would grow as N² with N sidecars).
+#[derive(Debug, Default)]
+struct Mirror {
+    declarations: BTreeMap<AppId, Declaration>,
+    /// Every other sidecar's last record, by id.
+    members: BTreeMap<String, SidecarRecord>,
+    /// Whether a whole read has succeeded yet (before one, the copy is not the cluster's view).
+    read: bool,
+}
+
+/// Whether a change seen by a watch alters the cluster view (a heartbeat that only moves
+/// `last_seen_ms` does not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    Changed,
+    Same,
+}
+
+impl Mirror {
+    /// Reads both buckets whole.
+    async fn refresh(&mut self, cluster: &Cluster) -> Result<(), ClusterError> {
+        let declarations = cluster.declarations().await?;
+        let members = cluster
+            .members()
             .await?
             .into_iter()
+            .filter(|m| m.sidecar_id != cluster.sidecar_id())
+            .map(|m| (m.sidecar_id, m.record))
+            .collect();
+        self.declarations = declarations;
+        self.members = members;
+        self.read = true;
+        Ok(())
+    }
+
+    /// Applies a watched change of another sidecar's record.
+    fn apply_member(&mut self, entry: &async_nats::jetstream::kv::Entry) -> Seen {
+        if matches!(entry.operation, Operation::Delete | Operation::Purge) {
+            return seen(self.members.remove(&entry.key).is_some());
+        }
+        let Ok(record) = serde_json::from_slice::<SidecarRecord>(&entry.value) else {
+            tracing::warn!(sidecar_id = %entry.key, "skipping an unreadable sidecar record");
+            return Seen::Same;
+        };
+        match self.members.insert(entry.key.clone(), record) {
+            Some(before) => seen(before.apps != self.members[&entry.key].apps),
+            None => Seen::Changed,
+        }
+    }
+
+    /// Applies a watched change of an app's declaration.
+    fn apply_declaration(&mut self, app_id: AppId, entry: &async_nats::jetstream::kv::Entry) {
+        if matches!(entry.operation, Operation::Delete | Operation::Purge) {
+            self.declarations.remove(&app_id);
+        } else if let Ok(declaration) = serde_json::from_slice(&entry.value) {
+            self.declarations.insert(app_id, declaration);
+        }
+    }
+
+    /// The cluster view: every declaration, and the instances of every other sidecar seen
+    /// within `ttl` (older records are dropped: their sidecars are gone).
+    fn view(&mut self, ttl: Duration) -> ClusterView {
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        self.members
+            .retain(|_, record| now.saturating_sub(record.last_seen_ms) <= ttl);
+        let mut view: ClusterView = self
+            .declarations
+            .iter()
             .map(|(app_id, declaration)| {
                 (
-                    app_id,
+                    app_id.clone(),
                     ClusterApp {
-                        declaration: Some(declaration),
+                        declaration: Some(declaration.clone()),
                         remote: Vec::new(),
                     },
                 )
             })
             .collect();
-        for member in self.members().await? {
-            if member.sidecar_id == self.sidecar_id() {
-                continue;
-            }
-            let sidecar_id: Arc<str> = member.sidecar_id.into();
-            for served in member.record.apps {
+        for (sidecar_id, record) in &self.members {
+            let sidecar_id: Arc<str> = sidecar_id.as_str().into();
+            for served in &record.apps {
                 let Ok(app_id) = AppId::parse(&served.app_id) else {
                     continue;
                 };
                 let app = view.entry(app_id).or_default();
                 app.remote
-                    .extend(served.instances.into_iter().map(|instance| RemoteInstance {
+                    .extend(served.instances.iter().map(|instance| RemoteInstance {
                         sidecar_id: Arc::clone(&sidecar_id),
-                        instance,
+                        instance: instance.clone(),
                     }));
             }
         }
-        Ok(view)
+        view
     }
+}
+
+fn seen(changed: bool) -> Seen {
+    if changed { Seen::Changed } else { Seen::Same }
 }
 
 /// The apps with live instances here, as this sidecar's heartbeat record lists them.
@@ -264,9 +330,10 @@ fn served(registry: &Registry) -> Vec<ServedApp> {
 }
 
 /// Keeps this sidecar and the cluster in step until `stop`: heartbeats (with the instances
-/// served here) every quarter of the member TTL and at once when local instances change; reads
-/// the cluster's view after each heartbeat and whenever another sidecar's record or an app's
-/// declaration changes; and answers forwarded calls for the apps with instances here.
+/// served here) every quarter of the member TTL and at once when local instances change;
+/// applies each change another sidecar's record or an app's declaration sees, re-reading both
+/// buckets whole once per member TTL (and at every heartbeat while a watch is down); and answers
+/// forwarded calls for the apps with instances here.
 pub async fn sync(
     cluster: Cluster,
     registry: Arc<Registry>,
@@ -278,6 +345,10 @@ pub async fn sync(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sidecars = watch(&cluster.buckets().sidecars).await;
     let mut apps = watch(&cluster.buckets().apps).await;
+    let ttl = cluster.settings().member_ttl;
+    let mut mirror = Mirror::default();
+    // Beats since the last whole read; a whole read is due at the first one.
+    let mut beats_since_refresh = REFRESH_EVERY_BEATS;
     loop {
         let mut beat = false;
         tokio::select! {
@@ -285,13 +356,14 @@ pub async fn sync(
             _ = tick.tick() => beat = true,
             () = changed.notified() => beat = true,
             Some(entry) = next(&mut sidecars) => {
-                if entry.key == cluster.sidecar_id() {
+                if entry.key == cluster.sidecar_id() || mirror.apply_member(&entry) == Seen::Same {
                     continue;
                 }
             }
             Some(entry) = next(&mut apps) => {
+                let Ok(app_id) = AppId::parse(&entry.key) else { continue };
+                mirror.apply_declaration(app_id.clone(), &entry);
                 if matches!(entry.operation, Operation::Delete | Operation::Purge)
-                    && let Ok(app_id) = AppId::parse(&entry.key)
                     && registry.remove(&app_id).is_some()
                 {
                     tracing::info!(%app_id, "an operator removed the app at another sidecar (Admin.RemoveApp); removed here too");
@@ -304,15 +376,25 @@ pub async fn sync(
             if let Err(e) = cluster.put_record(&record).await {
                 tracing::warn!("cluster heartbeat failed: {e}; retrying");
             }
+            beats_since_refresh += 1;
+            let watching = sidecars.is_some() && apps.is_some();
+            if !watching || beats_since_refresh >= REFRESH_EVERY_BEATS {
+                match mirror.refresh(&cluster).await {
+                    Ok(()) => beats_since_refresh = 0,
+                    Err(e) => tracing::warn!("cannot read the cluster's apps: {e}; retrying"),
+                }
+            }
         }
-        match cluster.view().await {
-            Ok(view) => registry.sync_cluster(view),
-            Err(e) => tracing::warn!("cannot read the cluster's apps: {e}; retrying"),
+        if mirror.read {
+            registry.sync_cluster(mirror.view(ttl));
         }
     }
     responder.stop_all();
     cluster.leave().await;
 }
+
+/// Heartbeats between two whole reads of the buckets (one member TTL).
+const REFRESH_EVERY_BEATS: u32 = 4;
 
 type Watch = Option<async_nats::jetstream::kv::Watch>;
 

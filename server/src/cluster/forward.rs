@@ -5,12 +5,20 @@
 //! own least-loaded instance exactly as for a local call (timeouts, ejection, CancelCall) and
 //! replies with the answer and its sidecar id. A aggregates it like any other answer.
 //!
-//! The request is the fan-out's shared `HookCall` bytes; the hook and the time left travel as
-//! headers. A forwarded call is never forwarded again.
+//! The request is the fan-out's shared `HookCall` bytes; the hook, the time left and a call
+//! token travel as headers. A forwarded call is never forwarded again. When the backend gives up
+//! on a call before the answer came (it cancelled its RPC), the calling sidecar publishes the
+//! token on the app's cancel subject; the serving sidecar drops the call, which tells its app
+//! with `CancelCall` exactly as for a local call. Best effort, like a local `CancelCall`: a
+//! withdrawal that arrives before its call, or when the queue of withdrawals is full, is lost,
+//! and the call then ends at its own deadline.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -18,7 +26,7 @@ use async_nats::{HeaderMap, RequestErrorKind};
 use futures_util::{StreamExt, stream::FuturesUnordered};
 use prost::Message;
 use roomhooks::v1::{HookResult, hook_result};
-use tokio::time::Instant;
+use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
@@ -43,6 +51,10 @@ const DETAIL: &str = "Roomhooks-Detail";
 const INSTANCE: &str = "Roomhooks-Instance";
 /// Header of a reply: the sidecar that served the call.
 const SIDECAR: &str = "Roomhooks-Sidecar";
+/// Header: the call's token (`<sidecar id>/<n>`), which a withdrawal names.
+const CALL: &str = "Roomhooks-Call";
+/// Withdrawals waiting to be published; when full, more are dropped (best effort).
+const WITHDRAWALS_QUEUED: usize = 1024;
 /// Forwarded calls one sidecar serves at once per app; more are answered `unavailable`.
 const MAX_SERVED_PER_APP: usize = 4096;
 
@@ -62,13 +74,35 @@ pub struct Forwarded {
 pub struct Forwarder {
     cluster: Cluster,
     here: Arc<str>,
+    /// Numbers this sidecar's forwarded calls, for their tokens.
+    next_call: Arc<AtomicU64>,
+    /// To the task publishing withdrawals.
+    withdrawals: mpsc::Sender<Withdrawal>,
+}
+
+/// A forwarded call the backend gave up on: its app's cancel subject and its token.
+struct Withdrawal {
+    subject: String,
+    token: String,
 }
 
 impl Forwarder {
-    /// A forwarder over `cluster`'s connection.
-    pub fn new(cluster: Cluster) -> Self {
+    /// A forwarder over `cluster`'s connection; the task publishing its withdrawals is owned by
+    /// `tasks`.
+    pub fn new(cluster: Cluster, tasks: &Tasks) -> Self {
         let here = cluster.sidecar_id().into();
-        Self { cluster, here }
+        let (withdrawals, queued) = mpsc::channel(WITHDRAWALS_QUEUED);
+        tasks.spawn(publish_withdrawals(
+            cluster.clone(),
+            queued,
+            tasks.stopping().child_token(),
+        ));
+        Self {
+            cluster,
+            here,
+            next_call: Arc::new(AtomicU64::new(0)),
+            withdrawals,
+        }
     }
 
     /// This sidecar's id (local answers name it in their outcome).
@@ -98,15 +132,31 @@ impl Forwarder {
                 "the app's instances are at other sidecars and NATS is unreachable".into(),
             ));
         }
+        let token = format!(
+            "{}/{}",
+            self.here,
+            self.next_call.fetch_add(1, Ordering::Relaxed)
+        );
         let mut headers = HeaderMap::new();
         headers.insert(HOOK, (hook.to_wire() as i32).to_string().as_str());
         headers.insert(TIMEOUT_US, left.as_micros().to_string().as_str());
+        headers.insert(CALL, token.as_str());
         let request = async_nats::Request::new()
             .payload(shared.bytes().clone())
             .headers(headers)
             .timeout(Some(left));
         let subject = self.cluster.names().call_subject(app_id);
-        let forwarded = match self.cluster.client().send_request(subject, request).await {
+        // Dropped before the request ends (the backend cancelled): the serving sidecar is told.
+        let withdraw = WithdrawOnDrop {
+            withdrawal: Some(Withdrawal {
+                subject: self.cluster.names().cancel_subject(app_id),
+                token,
+            }),
+            to: &self.withdrawals,
+        };
+        let sent = self.cluster.client().send_request(subject, request).await;
+        withdraw.disarm();
+        let forwarded = match sent {
             Ok(reply) => decode_reply(reply),
             Err(e) => unanswered(match e.kind() {
                 RequestErrorKind::TimedOut => Failure::Timeout(left),
@@ -121,6 +171,52 @@ impl Forwarder {
         self.cluster
             .count_forwarded(forwarded.sidecar.as_deref().unwrap_or_default());
         forwarded
+    }
+}
+
+/// Withdraws a forwarded call when dropped before [`WithdrawOnDrop::disarm`].
+struct WithdrawOnDrop<'a> {
+    withdrawal: Option<Withdrawal>,
+    to: &'a mpsc::Sender<Withdrawal>,
+}
+
+impl WithdrawOnDrop<'_> {
+    /// The request ended (answered, timed out or failed): nothing to withdraw.
+    fn disarm(mut self) {
+        self.withdrawal = None;
+    }
+}
+
+impl Drop for WithdrawOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(withdrawal) = self.withdrawal.take() {
+            // Best effort: a full queue drops it, and the call ends at its deadline there.
+            let _ = self.to.try_send(withdrawal);
+        }
+    }
+}
+
+/// Publishes the withdrawals of forwarded calls until `stop`.
+async fn publish_withdrawals(
+    cluster: Cluster,
+    mut queued: mpsc::Receiver<Withdrawal>,
+    stop: CancellationToken,
+) {
+    loop {
+        let withdrawal = tokio::select! {
+            () = stop.cancelled() => return,
+            next = queued.recv() => match next {
+                Some(withdrawal) => withdrawal,
+                None => return,
+            },
+        };
+        if let Err(e) = cluster
+            .client()
+            .publish(withdrawal.subject, withdrawal.token.into())
+            .await
+        {
+            tracing::debug!("cannot withdraw a forwarded call: {e}");
+        }
     }
 }
 
@@ -247,23 +343,41 @@ impl Responder {
 
 /// Serves one app's forwarded calls until `stop`.
 async fn answer_calls(inner: Arc<ResponderInner>, app_id: AppId, stop: CancellationToken) {
-    let subject = inner.cluster.names().call_subject(&app_id);
+    let names = inner.cluster.names();
+    let (subject, cancel_subject) = (names.call_subject(&app_id), names.cancel_subject(&app_id));
     let client = inner.cluster.client().clone();
-    let mut calls = match client
-        .queue_subscribe(subject.clone(), subject.clone())
-        .await
-    {
-        Ok(subscriber) => subscriber,
+    let subscribed = async {
+        let calls = client
+            .queue_subscribe(subject.clone(), subject.clone())
+            .await?;
+        let withdrawals = client.subscribe(cancel_subject).await?;
+        Ok::<_, async_nats::SubscribeError>((calls, withdrawals))
+    };
+    let (mut calls, mut withdrawals) = match subscribed.await {
+        Ok(subscribers) => subscribers,
         Err(e) => {
             tracing::warn!(%app_id, "cannot answer forwarded calls for the app: {e}");
             return;
         }
     };
     let mut running = FuturesUnordered::new();
+    // The calls being served, by token, to withdraw them.
+    let mut serving: HashMap<String, CancellationToken> = HashMap::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            Some(()) = running.next(), if !running.is_empty() => {}
+            Some(token) = running.next(), if !running.is_empty() => {
+                if let Some(token) = token {
+                    serving.remove(&token);
+                }
+            }
+            Some(withdrawal) = withdrawals.next() => {
+                if let Ok(token) = std::str::from_utf8(&withdrawal.payload)
+                    && let Some(withdrawn) = serving.remove(token)
+                {
+                    withdrawn.cancel();
+                }
+            }
             message = calls.next() => {
                 let Some(message) = message else { break };
                 if running.len() >= MAX_SERVED_PER_APP {
@@ -271,11 +385,27 @@ async fn answer_calls(inner: Arc<ResponderInner>, app_id: AppId, stop: Cancellat
                         &format!("{MAX_SERVED_PER_APP} forwarded calls in flight")).await;
                     continue;
                 }
-                running.push(serve_one(Arc::clone(&inner), app_id.clone(), message));
+                let token = header(&message, CALL);
+                let withdrawn = CancellationToken::new();
+                if let Some(token) = &token {
+                    serving.insert(token.clone(), withdrawn.clone());
+                }
+                let inner = Arc::clone(&inner);
+                let app_id = app_id.clone();
+                running.push(async move {
+                    tokio::select! {
+                        // Dropping the call withdraws it from the app (CancelCall); the caller
+                        // has gone, so there is no one to reply to.
+                        () = withdrawn.cancelled() => {}
+                        () = serve_one(inner, app_id, message) => {}
+                    }
+                    token
+                });
             }
         }
     }
     let _ = calls.unsubscribe().await;
+    let _ = withdrawals.unsubscribe().await;
     // The calls already taken still get their answers.
     while running.next().await.is_some() {}
 }

@@ -25,7 +25,7 @@ pub struct SidecarRecord {
 }
 
 /// An app with live instances at one sidecar.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServedApp {
     /// The app's id.
     pub app_id: String,

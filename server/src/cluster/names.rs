@@ -101,6 +101,13 @@ impl Names {
     pub fn call_subject(&self, app: &AppId) -> String {
         format!("{}.call.{}", self.prefix, token(app.as_str()))
     }
+
+    /// The subject a calling sidecar withdraws a forwarded call of an app on, when its backend
+    /// gave up on the call before the answer came; every sidecar serving the app listens
+    /// (`<name>.cancel.<app>`).
+    pub fn cancel_subject(&self, app: &AppId) -> String {
+        format!("{}.cancel.{}", self.prefix, token(app.as_str()))
+    }
 }
 
 /// An id as one subject token or consumer-name part: `.` and `_` escaped, everything else kept.
@@ -135,6 +142,7 @@ mod tests {
         assert_eq!(names.posts_stream(), "blue_posts");
         assert_eq!(names.app_consumer(&app), "blue_app_audit_2ev2");
         assert_eq!(names.call_subject(&app), "blue.call.audit_2ev2");
+        assert_eq!(names.cancel_subject(&app), "blue.cancel.audit_2ev2");
         assert_eq!(
             names.post_subject(Hook::PostRoomCreate, RoomType::Channel),
             format!("blue.post.PostRoomCreate.{}", RoomType::Channel as i32)

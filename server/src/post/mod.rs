@@ -53,6 +53,13 @@ pub struct PostConfig {
     pub dedupe_window: Duration,
 }
 
+/// How long an app has to acknowledge attempt `attempt` (from 1) of an event: `ack_timeout`,
+/// doubled per attempt up to 16×. The single rule for both the embedded queue and the cluster's
+/// consumers (their JetStream `backoff`).
+pub fn ack_wait(ack_timeout: Duration, attempt: u32) -> Duration {
+    ack_timeout * (1u32 << attempt.saturating_sub(1).min(4))
+}
+
 /// How a waited-for event ended for one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -616,7 +623,7 @@ impl PostQueue {
 
     /// How long to wait for the ack of attempt `attempt` before sending again.
     fn ack_deadline(&self, attempt: u32) -> Duration {
-        self.config.ack_timeout * (1u32 << attempt.saturating_sub(1).min(4))
+        ack_wait(self.config.ack_timeout, attempt)
     }
 
     /// Picks the instance to deliver to and the events to send it now, in accepted order, and

@@ -155,7 +155,7 @@ impl Sidecar {
         let link = cluster.map(|cluster| {
             let delivery = Delivery::new(cluster.clone(), Arc::clone(&registry), tasks.clone());
             Link {
-                forwarder: Forwarder::new(cluster.clone()),
+                forwarder: Forwarder::new(cluster.clone(), &tasks),
                 changed: Arc::new(tokio::sync::Notify::new()),
                 journal: Journal::new(cluster.clone(), delivery.recent()),
                 delivery,
