@@ -292,6 +292,7 @@ mod tests {
             peak_rss: None,
             is_sidecar: key != Key::Floor,
             app_cpu_us_per_call: None,
+            cpu_per_event: None,
         }
     }
 

@@ -92,6 +92,10 @@ pub struct BenchArgs {
     /// Leave out the cluster-mode rows even when a `nats-server` is found.
     #[arg(long)]
     pub no_cluster: bool,
+    /// Run only the scenarios whose row label contains TEXT (case-insensitive; repeat for
+    /// several); the floor always runs, since the ratios need it.
+    #[arg(long, value_name = "TEXT")]
+    pub only: Vec<String>,
     /// Also write the fan-out chart (sequential p50 by number of veto apps, the sidecar next to
     /// the floor) as an SVG file here [default: no chart].
     #[arg(long, value_name = "FILE")]

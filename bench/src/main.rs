@@ -17,6 +17,7 @@ mod chart;
 mod child;
 mod cli;
 mod cluster;
+mod cpu;
 mod drive;
 mod echo;
 mod error;

@@ -128,6 +128,13 @@ impl Nats {
     }
 }
 
+impl Nats {
+    /// The process id of every node still running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(Child::pid).collect()
+    }
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
         // Killed first (SIGKILL), so no node writes into the directory as it goes.

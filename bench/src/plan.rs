@@ -7,6 +7,7 @@ use crate::{
     error::Error,
     flavor::Flavor,
     placement::{Cpus, Pinning},
+    scenario::Key,
 };
 
 /// Everything a run needs to know, with `--quick` or full defaults filled in.
@@ -50,6 +51,8 @@ pub struct Plan {
     pub nats_server: Option<PathBuf>,
     /// `--no-cluster`: no cluster-mode rows.
     pub no_cluster: bool,
+    /// `--only`: the label fragments of the scenarios to run (empty: all), lower-cased.
+    pub only: Vec<String>,
 }
 
 impl Plan {
@@ -89,7 +92,14 @@ impl Plan {
             svg: args.svg.clone(),
             nats_server: args.nats_server.clone(),
             no_cluster: args.no_cluster,
+            only: args.only.iter().map(|t| t.to_lowercase()).collect(),
         })
+    }
+
+    /// Whether the scenario `key` is to run (`--only`; the floor always is).
+    pub fn runs_scenario(&self, key: Key) -> bool {
+        let label = key.label().to_lowercase();
+        key == Key::Floor || self.only.is_empty() || self.only.iter().any(|t| label.contains(t))
     }
 
     /// Where a hop runs (`--pin`: alone on the last CPU).

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::{
+    cpu::PerEvent,
     memory::AtRest,
     plan::Plan,
     scenario::{CLUSTER_POST_APPS, Key, POST_BATCH, Round},
@@ -29,6 +30,8 @@ pub struct Summary {
     pub is_sidecar: bool,
     /// Node rows only: median CPU time of the Node app process per call, µs.
     pub app_cpu_us_per_call: Option<f64>,
+    /// Cluster post rows only: median CPU per event delivered, by process group, µs.
+    pub cpu_per_event: Option<PerEvent>,
 }
 
 impl Summary {
@@ -51,8 +54,20 @@ impl Summary {
             peak_rss,
             is_sidecar,
             app_cpu_us_per_call: (!app_cpu.is_empty()).then(|| median(app_cpu)),
+            cpu_per_event: median_cpu(rounds),
         }
     }
+}
+
+/// The per-group medians of the rounds' CPU per event, when the rounds have it.
+fn median_cpu(rounds: &[Round]) -> Option<PerEvent> {
+    let cpu: Vec<PerEvent> = rounds.iter().filter_map(|r| r.cpu_per_event).collect();
+    (!cpu.is_empty()).then(|| PerEvent {
+        nats: median(cpu.iter().map(|c| c.nats)),
+        sidecars: median(cpu.iter().map(|c| c.sidecars)),
+        apps: median(cpu.iter().map(|c| c.apps)),
+        load: median(cpu.iter().map(|c| c.load)),
+    })
 }
 
 /// One line of the table; `None` cells print as `-`.

@@ -136,6 +136,7 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     if nats.is_some() {
         keys.extend(CLUSTER_SCENARIOS);
     }
+    keys.retain(|&key| plan.runs_scenario(key));
     let mut scenarios = Vec::with_capacity(keys.len());
     for key in keys {
         eprintln!("starting: {}", key.label());

@@ -12,6 +12,7 @@ use crate::{
     child::{Child, Stderr},
     cli::AppKind,
     cluster::{self, ClusterNats},
+    cpu::{Groups, PerEvent},
     error::Error,
     load::{Caller, Stop, Throughput, concurrent, sequential},
     node_app::{self, NodeSdk},
@@ -76,6 +77,9 @@ pub const CLUSTER_POST_APPS: usize = 3;
 
 /// Events per PostEvents call in the batch scenario.
 pub const POST_BATCH: usize = 100;
+/// Sequential batch calls send this many events per sequential call of the other rows (so
+/// 10,000 sequential calls become 500 batches of 100: 50,000 events, not a million).
+const SEQUENTIAL_EVENTS_PER_CALL: u64 = 5;
 /// PostEvents calls in flight in the batch scenario (800 events).
 pub const POST_BATCHES_IN_FLIGHT: usize = 8;
 
@@ -141,6 +145,8 @@ pub struct Round {
     pub delivered_per_sec: Option<f64>,
     /// Node rows only: CPU time of the Node app process per call (sequential and in flight), µs.
     pub app_cpu_us_per_call: Option<f64>,
+    /// Cluster post rows only: CPU per event delivered, by process group, in the timed part.
+    pub cpu_per_event: Option<PerEvent>,
 }
 
 /// The processes of a scenario.
@@ -158,10 +164,28 @@ enum Hop {
     Cluster {
         sidecars: Vec<SidecarProcess>,
         apps: Child,
+        /// The row's nats-server processes (shared with the other rows on the same NATS).
+        nats_pids: Vec<u32>,
     },
 }
 
 impl Hop {
+    /// The processes whose CPU a cluster row reports (none for the other rows).
+    fn cpu_groups(&self) -> Option<Groups> {
+        match self {
+            Hop::Cluster {
+                sidecars,
+                apps,
+                nats_pids,
+            } => Some(Groups {
+                nats: nats_pids.clone(),
+                sidecars: sidecars.iter().filter_map(|s| s.pid().ok()).collect(),
+                apps: apps.pid().into_iter().collect(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The apps process, if the scenario has one.
     fn apps(&mut self) -> Option<&mut Child> {
         match self {
@@ -386,7 +410,11 @@ impl Scenario {
         };
         Ok(Self {
             key,
-            hop: Hop::Cluster { sidecars, apps },
+            hop: Hop::Cluster {
+                sidecars,
+                apps,
+                nats_pids: nats.for_replicas(replicas).pids(),
+            },
             calls,
             rounds: Vec::new(),
         })
@@ -545,6 +573,7 @@ impl Scenario {
                 admin,
                 sent,
             } => {
+                let groups = self.hop.cpu_groups();
                 let Some(apps) = self.hop.apps() else {
                     return Err(Error::Child("a post scenario without apps".into()));
                 };
@@ -554,14 +583,28 @@ impl Scenario {
                 } else {
                     in_flight
                 };
+                // A batch carries POST_BATCH events: fewer sequential calls, so its sequential
+                // part sends about as many events as a single-event row's (at least 10 calls).
+                let seq_calls = if per_call > 1 {
+                    (seq_calls * SEQUENTIAL_EVENTS_PER_CALL / per_call).max(10.min(seq_calls))
+                } else {
+                    seq_calls
+                };
                 let latency = sequential(caller, seq_calls).await?;
                 *sent += seq_calls * per_call;
                 // The backlog of the sequential calls is delivered before the timed part.
                 delivered(apps, admin, *sent).await?;
+                let before = groups.as_ref().map(Groups::read).transpose()?;
                 let started = Instant::now();
                 let load = concurrent(caller, in_flight, stop).await?;
                 *sent += load.calls * per_call;
                 delivered(apps, admin, *sent).await?;
+                let cpu_per_event = match (&groups, before) {
+                    (Some(groups), Some(before)) => {
+                        Some(before.per_event(&groups.read()?, load.calls * per_call))
+                    }
+                    _ => None,
+                };
                 let delivery = Throughput {
                     calls: load.calls * per_call,
                     elapsed: started.elapsed(),
@@ -571,6 +614,7 @@ impl Scenario {
                     per_sec: load.per_sec() * per_call as f64,
                     delivered_per_sec: Some(delivery.per_sec()),
                     app_cpu_us_per_call: None,
+                    cpu_per_event,
                 })
             }
         }
@@ -602,6 +646,7 @@ async fn counted<C: Caller>(
         per_sec: load.per_sec(),
         delivered_per_sec: None,
         app_cpu_us_per_call: None,
+        cpu_per_event: None,
     };
     Ok((round, seq_calls + load.calls))
 }

@@ -296,6 +296,23 @@ fn cluster_checks(
                 actual: delivered.map_or("n/a".into(), |v| format!("{v:.0} events/s")),
                 met: delivered.map(|v| v >= 20_000.0),
             });
+            if let Some(cpu) = row.and_then(|s| s.cpu_per_event) {
+                checks.push(Check {
+                    what: format!(
+                        "  where the CPU goes, {sidecars} sidecar(s), R{replicas}, per event \
+                         delivered to 3 apps (reported; no target)"
+                    ),
+                    actual: format!(
+                        "{:.0} µs: NATS {:.0}, sidecars {:.0}, apps {:.0}, load generator {:.0}",
+                        cpu.total(),
+                        cpu.nats,
+                        cpu.sidecars,
+                        cpu.apps,
+                        cpu.load
+                    ),
+                    met: None,
+                });
+            }
         }
     }
     let idle = at_rest.cluster_idle.map(|b| b as f64 / MB);

@@ -8,7 +8,9 @@
 //! Every sidecar holding live local instances of an enabled app runs one pull loop on the app's
 //! consumer (started when its first instance connects here, stopped when the last one leaves).
 //! It sends each message to a local instance as a `PostEvent` (attempt = JetStream's delivery
-//! count) and keeps it until the app's `PostEventAck` for that event id, which `double_ack`s it.
+//! count) and keeps it until the app's `PostEventAck` for that event id, which acks it (a plain
+//! ack, not JetStream's confirmed `double_ack`: delivery is at least once anyway, so an ack lost on
+//! the way only means one more delivery, and it saves NATS a reply per delivery).
 //! An instance that leaves has its unacknowledged messages `nak`ed: they are redelivered at
 //! once, here or at another sidecar. An app that does not acknowledge within `--post-ack-timeout`
 //! gets the event again from JetStream, the wait doubling per attempt up to 16× as on a single
@@ -124,7 +126,7 @@ struct Held {
 
 /// What the read loops ask of an app's pull loop.
 enum Settle {
-    /// The app acknowledged: `double_ack` it.
+    /// The app acknowledged: ack it.
     Ack(Held),
     /// The instance left before acknowledging: `nak` it for immediate redelivery.
     Nak(Acker),
@@ -264,7 +266,7 @@ impl Delivery {
         }
     }
 
-    /// An app's `PostEventAck`: the held message is `double_ack`ed by its pull loop. False when
+    /// An app's `PostEventAck`: the held message is acked by its pull loop. False when
     /// no message of that event id awaits an ack here.
     pub fn ack(&self, app_id: &AppId, event_id: &EventId, from: &InstanceId) -> bool {
         let running = lock(&self.inner.running);
@@ -644,7 +646,7 @@ async fn deliver(
 /// Acks or naks one message with JetStream.
 async fn settle_one(inner: Arc<Inner>, app_id: AppId, settle: Settle) {
     match settle {
-        Settle::Ack(held) => match held.acker.double_ack().await {
+        Settle::Ack(held) => match held.acker.ack().await {
             Ok(()) => {
                 if let (Some(hook), Some(app)) = (held.hook, inner.registry.snapshot().app(&app_id))
                 {
@@ -664,7 +666,7 @@ async fn settle_one(inner: Arc<Inner>, app_id: AppId, settle: Settle) {
             }
             Err(e) => {
                 tracing::warn!(%app_id, sequence = held.sequence,
-                    "JetStream did not confirm a post event's ack: {e}; it may be redelivered");
+                    "cannot ack a post event with JetStream: {e}; it will be redelivered");
             }
         },
         Settle::Nak(acker) => {

@@ -8,7 +8,7 @@
 //! has acknowledged it.
 //!
 //! `wait_for_delivery`: an event the backend waits for carries a reply inbox in a header; the
-//! sidecar whose instance acknowledged it (its `double_ack` confirmed) sends a notice there
+//! sidecar whose instance acknowledged it (once its ack is sent to JetStream) sends a notice there
 //! naming the instance, the sidecar and the attempt. Notices are core NATS (at most once), so
 //! the waiter also reads the app's consumer: once its ack floor reached the event's stream
 //! sequence, every message up to it is acknowledged (this never reports a delivery that did not

@@ -77,10 +77,16 @@ impl Binary {
             let log = Arc::clone(&log);
             move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("\"local_addr\":\"").nth(1) {
-                        let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
-                    }
+                    let addr = line
+                        .split("\"local_addr\":\"")
+                        .nth(1)
+                        .map(|rest| rest.split('"').next().unwrap_or_default().to_owned());
+                    // Logged before the address is handed over, so a caller that got the
+                    // address also sees the line that carried it.
                     log.lock().unwrap().push(line);
+                    if let Some(addr) = addr {
+                        let _ = tx.send(addr);
+                    }
                 }
             }
         });
