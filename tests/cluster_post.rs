@@ -575,6 +575,67 @@ async fn an_app_removed_at_one_sidecar_loses_its_consumer_and_starts_afresh_when
     quiet(&mut rx, "nothing else").await;
 }
 
+#[tokio::test]
+async fn a_consumer_made_again_for_an_app_removed_from_the_cluster_is_deleted_by_the_sidecars() {
+    let nats = NatsCluster::start(1).await;
+    let name = cluster_name("orphan");
+    let s = sidecars(&nats.urls(), &name, 1, |_, _| {}).await;
+    let js = async_nats::jetstream::new(
+        async_nats::connect(nats.urls())
+            .await
+            .expect("the test's client connects"),
+    );
+    let stream = js
+        .get_stream(format!("{name}_posts"))
+        .await
+        .expect("the posts stream exists");
+    // What a sidecar that had not yet seen a RemoveApp would leave behind: the consumer of an
+    // app that is declared nowhere and served nowhere. With interest retention it would keep
+    // every matching event for ever.
+    let orphan = format!("{name}_app_ghost");
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(orphan.clone()),
+            filter_subject: format!("{name}.post.PostRoomCreate.*"),
+            ..Default::default()
+        })
+        .await
+        .expect("the orphan consumer is made");
+    // A live app's consumer, beside it, must stay.
+    let (app, _rx) = recorder("audit");
+    let _app = s[0].app(app).await;
+
+    // Two sweeps, one member TTL (2 s here) apart, find it orphaned and delete it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut names = Vec::new();
+    while Instant::now() < deadline {
+        names = consumer_names(&stream).await;
+        if !names.contains(&orphan) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !names.contains(&orphan),
+        "the orphan is still there: {names:?}"
+    );
+    assert!(
+        names.contains(&format!("{name}_app_audit")),
+        "the live app's consumer stays: {names:?}"
+    );
+}
+
+/// The names of every consumer of `stream`.
+async fn consumer_names(stream: &async_nats::jetstream::stream::Stream) -> Vec<String> {
+    use futures_util::StreamExt;
+    let mut names = Vec::new();
+    let mut listed = stream.consumer_names();
+    while let Some(name) = listed.next().await {
+        names.push(name.expect("a consumer name"));
+    }
+    names
+}
+
 /// One PostRoomCreate for the load test.
 fn load_item(i: usize) -> PostEventsItem {
     PostEventsItem {

@@ -44,6 +44,7 @@ use super::{
         EVENT_ID, HOOK, NOTICE_APP, NOTICE_ATTEMPT, NOTICE_DEAD, NOTICE_INSTANCE, NOTICE_SEQ,
         NOTICE_SIDECAR, NOTIFY,
     },
+    orphans::Orphans,
 };
 use crate::{
     apps::{frame::Frame, instance::Instance, registry::Registry, spec::AppSpec},
@@ -310,11 +311,13 @@ impl Delivery {
     }
 
     /// Keeps consumers and pull loops in step with the registry until `stop`: every app known
-    /// here (declared anywhere in the cluster) gets its consumer, and the pending gauge is read.
+    /// here (declared anywhere in the cluster) gets its consumer, consumers of removed apps are
+    /// swept ([`Orphans`]) once per member TTL, and the pending gauge is read.
     pub async fn run(self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_pending = tokio::time::Instant::now() - PENDING_EVERY;
+        let (mut orphans, mut last_sweep) = (Orphans::default(), tokio::time::Instant::now());
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -333,6 +336,20 @@ impl Delivery {
                 }
             }
             self.serve();
+            if last_sweep.elapsed() >= self.inner.cluster.settings().member_ttl {
+                last_sweep = tokio::time::Instant::now();
+                match orphans
+                    .sweep(&self.inner.cluster, &self.inner.registry)
+                    .await
+                {
+                    Ok(deleted) => {
+                        for app_id in deleted {
+                            lock(&self.inner.ensured).remove(&app_id);
+                        }
+                    }
+                    Err(e) => tracing::debug!("cannot sweep orphaned consumers: {e}"),
+                }
+            }
             if last_pending.elapsed() >= PENDING_EVERY {
                 last_pending = tokio::time::Instant::now();
                 let mut pending = BTreeMap::new();

@@ -3,7 +3,7 @@
 //! ([`members`]), the shared registry of apps ([`directory`]) and Pre calls forwarded to the
 //! sidecar holding an app's instances ([`forward`]), and post events: stored in JetStream
 //! ([`journal`]), delivered from one durable consumer per app ([`delivery`]), dead letters in
-//! their own stream ([`dead_letters`]). It may use apps, dispatch and post; without
+//! their own stream ([`dead_letters`]), consumers left behind by a removal swept ([`orphans`]). It may use apps, dispatch and post; without
 //! `--cluster-url` none of it runs and the sidecar is the single node it always was.
 
 pub mod dead_letters;
@@ -13,6 +13,7 @@ pub mod forward;
 pub mod journal;
 pub mod members;
 pub mod names;
+pub mod orphans;
 pub mod settings;
 
 use std::{

@@ -86,6 +86,12 @@ impl Names {
         format!("{}_app_{}", self.prefix, token(app.as_str()))
     }
 
+    /// The app whose consumer is called `consumer`, if it is one of this cluster's app consumers.
+    pub fn app_of_consumer(&self, consumer: &str) -> Option<AppId> {
+        let escaped = consumer.strip_prefix(&format!("{}_app_", self.prefix))?;
+        AppId::parse(&untoken(escaped)).ok()
+    }
+
     /// The KV bucket of live sidecars, one key each, kept alive by heartbeats (`<name>_sidecars`).
     pub fn sidecars_bucket(&self) -> String {
         format!("{}_sidecars", self.prefix)
@@ -123,6 +129,25 @@ pub fn token(id: &str) -> String {
     out
 }
 
+/// The id a [`token`] was made from (read left to right, as it was written).
+fn untoken(token: &str) -> String {
+    let mut out = String::with_capacity(token.len());
+    let mut rest = token;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("_2e") {
+            out.push('.');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("_5f") {
+            out.push('_');
+            rest = after;
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,11 +161,30 @@ mod tests {
     }
 
     #[test]
+    fn a_token_reads_back_as_the_id_it_was_made_from() {
+        for id in [
+            "audit",
+            "word.filter",
+            "word_2efilter",
+            "a__b",
+            "_5f.x_",
+            "a_2e_5f",
+        ] {
+            assert_eq!(untoken(&token(id)), id);
+        }
+    }
+
+    #[test]
     fn every_name_starts_with_the_cluster_name() {
         let names = Names::new("blue");
         let app = AppId::parse("audit.v2").unwrap();
         assert_eq!(names.posts_stream(), "blue_posts");
         assert_eq!(names.app_consumer(&app), "blue_app_audit_2ev2");
+        assert_eq!(
+            names.app_of_consumer("blue_app_audit_2ev2"),
+            Some(app.clone())
+        );
+        assert_eq!(names.app_of_consumer("green_app_audit_2ev2"), None);
         assert_eq!(names.call_subject(&app), "blue.call.audit_2ev2");
         assert_eq!(names.cancel_subject(&app), "blue.cancel.audit_2ev2");
         assert_eq!(
