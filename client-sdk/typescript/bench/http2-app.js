@@ -41,7 +41,7 @@ session.on('error', (err) => {
   console.error(`http2-app: ${err.message}`);
   process.exit(1);
 });
-session.socket?.setNoDelay?.(true);
+// Node sets TCP_NODELAY on HTTP/2 client sockets itself (and forbids touching the socket).
 const stream = session.request({
   ':method': 'POST',
   ':path': '/roomhooks.v1.AppRuntime/Connect',
