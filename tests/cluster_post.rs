@@ -15,7 +15,7 @@ use std::{
 
 use common::{
     Harness,
-    cluster::{cluster_name, join, sidecars},
+    cluster::{cluster_name, join, posts_stream, sidecars},
     created,
     nats::NatsCluster,
     recorder, statuses, stored_room, within,
@@ -580,15 +580,7 @@ async fn a_consumer_made_again_for_an_app_removed_from_the_cluster_is_deleted_by
     let nats = NatsCluster::start(1).await;
     let name = cluster_name("orphan");
     let s = sidecars(&nats.urls(), &name, 1, |_, _| {}).await;
-    let js = async_nats::jetstream::new(
-        async_nats::connect(nats.urls())
-            .await
-            .expect("the test's client connects"),
-    );
-    let stream = js
-        .get_stream(format!("{name}_posts"))
-        .await
-        .expect("the posts stream exists");
+    let stream = posts_stream(&nats.urls(), &name).await;
     // What a sidecar that had not yet seen a RemoveApp would leave behind: the consumer of an
     // app that is declared nowhere and served nowhere. With interest retention it would keep
     // every matching event for ever.
@@ -780,15 +772,8 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_sid
         s2.backend().await,
     ];
     // The node leading the posts stream is the one killed: its loss forces an election.
-    let js = async_nats::jetstream::new(
-        async_nats::connect(urls.clone())
-            .await
-            .expect("the test's client connects"),
-    );
-    let leader = js
-        .get_stream(format!("{name}_posts"))
+    let leader = posts_stream(&urls.join(","), &name)
         .await
-        .expect("the posts stream exists")
         .info()
         .await
         .expect("stream info")

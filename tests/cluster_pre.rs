@@ -14,9 +14,9 @@ use std::{
 };
 
 use common::{
-    Harness, SetOnDrop,
+    Harness,
     cluster::{cluster_name, has_instance_at, sidecars},
-    flag_set_within, join_request,
+    dawdler, flag_set_within, join_request,
     nats::NatsCluster,
     new_room,
     raw::{RawApp, register},
@@ -231,22 +231,12 @@ async fn a_call_the_backend_gives_up_on_is_withdrawn_from_the_app_at_the_other_s
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     );
-    let (on_start, on_cancel) = (Arc::clone(&started), Arc::clone(&cancelled));
     let _dawdler = s[1]
-        .app(
-            App::builder("dawdler")
-                .timeout(Duration::from_secs(10))
-                .pre_room_user_joined(move |_, _| {
-                    on_start.store(true, Ordering::SeqCst);
-                    let guard = SetOnDrop(Arc::clone(&on_cancel));
-                    async move {
-                        tokio::time::sleep(Duration::from_secs(20)).await;
-                        drop(guard);
-                        Ok(())
-                    }
-                })
-                .build(),
-        )
+        .app(dawdler(
+            Duration::from_secs(10),
+            Arc::clone(&started),
+            Arc::clone(&cancelled),
+        ))
         .await;
     s[0].wait_for_instance_at("dawdler", "s1").await;
     let backend = s[0].backend().await;

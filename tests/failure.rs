@@ -10,8 +10,7 @@ use std::{
 use tokio::sync::Notify;
 
 use common::{
-    Harness, SetOnDrop, flag_set_within, join_request, new_room, statuses, stored_room, user,
-    within,
+    Harness, dawdler, flag_set_within, join_request, new_room, statuses, stored_room, user, within,
 };
 use roomhooks_sdk::{
     App, Extension, HookError, RoomHooksClient,
@@ -265,21 +264,12 @@ async fn the_backend_deadline_caps_app_timeouts_and_the_answer_arrives_in_time()
 async fn the_app_is_told_to_cancel_a_call_the_sidecar_stopped_waiting_for() {
     let h = Harness::start().await;
     let cancelled = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&cancelled);
     let _app = h
-        .app(
-            App::builder("dawdler")
-                .timeout(Duration::from_millis(100))
-                .pre_room_user_joined(move |_, _| {
-                    let guard = SetOnDrop(Arc::clone(&flag));
-                    async move {
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        drop(guard);
-                        Ok(())
-                    }
-                })
-                .build(),
-        )
+        .app(dawdler(
+            Duration::from_millis(100),
+            Arc::new(AtomicBool::new(false)),
+            Arc::clone(&cancelled),
+        ))
         .await;
 
     let _ = h
@@ -289,7 +279,7 @@ async fn the_app_is_told_to_cancel_a_call_the_sidecar_stopped_waiting_for() {
         .await
         .unwrap();
 
-    // The SDK aborts the handler when CancelCall arrives, well before its 2 s sleep ends.
+    // The SDK aborts the handler when CancelCall arrives, well before its 20 s sleep ends.
     assert!(
         flag_set_within(&cancelled, Duration::from_secs(1)).await,
         "the handler was not cancelled within 1 s of the timeout"

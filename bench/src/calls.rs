@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use roomhooks::v1::{
-    OutcomeStatus, PostEventsItem, PostRoomCreateRequest, PreRoomCreateRequest,
-    PreRoomUserJoinRequest, post_events_item,
+    ListAppsRequest, ListAppsResponse, OutcomeStatus, PostEventsItem, PostRoomCreateRequest,
+    PreRoomCreateRequest, PreRoomUserJoinRequest, admin_client::AdminClient, post_events_item,
 };
 use roomhooks_sdk::RoomHooksClient;
 use tonic::transport::{Channel, Endpoint};
@@ -34,6 +34,18 @@ pub async fn channel(endpoint: &str) -> Result<Channel, Error> {
         .map_err(|source| Error::Connect {
             endpoint: endpoint.to_owned(),
             source,
+        })
+}
+
+/// `Admin.ListApps` at the sidecar `admin` talks to.
+pub async fn list_apps(admin: &mut AdminClient<Channel>) -> Result<ListAppsResponse, Error> {
+    admin
+        .list_apps(ListAppsRequest {})
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| Error::Rpc {
+            what: "Admin.ListApps",
+            status,
         })
 }
 

@@ -8,10 +8,15 @@ use std::{
     time::Duration,
 };
 
-use roomhooks::v1::{ListAppsRequest, admin_client::AdminClient};
+use roomhooks::v1::admin_client::AdminClient;
 
 use crate::{
-    calls::channel, error::Error, nats::Nats, placement::Cpus, plan::Plan, sidecar::SidecarProcess,
+    calls::{channel, list_apps},
+    error::Error,
+    nats::Nats,
+    placement::Cpus,
+    plan::Plan,
+    sidecar::SidecarProcess,
 };
 
 /// How long the sidecars may take to agree on which apps live where.
@@ -78,14 +83,7 @@ pub async fn wait_for_apps(sidecar: &SidecarProcess, app_ids: &[String]) -> Resu
     let mut admin = AdminClient::new(channel(&sidecar.endpoint()).await?);
     let converged = async {
         loop {
-            let listed = admin
-                .list_apps(ListAppsRequest {})
-                .await
-                .map_err(|status| Error::Rpc {
-                    what: "Admin.ListApps",
-                    status,
-                })?
-                .into_inner();
+            let listed = list_apps(&mut admin).await?;
             let known = |id: &String| {
                 listed
                     .apps

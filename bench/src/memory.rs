@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use roomhooks::v1::{ListAppsRequest, admin_client::AdminClient};
+use roomhooks::v1::admin_client::AdminClient;
 
 use crate::{
-    calls::channel,
+    calls::{channel, list_apps},
     cli::AppKind,
     cluster::{self, ClusterNats},
     error::Error,
@@ -64,14 +64,7 @@ pub async fn at_rest(
     )
     .await?;
     // Every instance the apps process reported as registered is in the sidecar's registry.
-    let listed = AdminClient::new(channel(&endpoint).await?)
-        .list_apps(ListAppsRequest {})
-        .await
-        .map_err(|status| Error::Rpc {
-            what: "Admin.ListApps",
-            status,
-        })?
-        .into_inner();
+    let listed = list_apps(&mut AdminClient::new(channel(&endpoint).await?)).await?;
     let connected_instances: usize = listed.apps.iter().map(|a| a.instances.len()).sum();
     let expected = plan.memory_apps * plan.memory_instances;
     if connected_instances != expected {

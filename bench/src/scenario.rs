@@ -3,12 +3,14 @@
 
 use std::{path::Path, time::Duration};
 
-use roomhooks::v1::{ListAppsRequest, admin_client::AdminClient};
+use roomhooks::v1::admin_client::AdminClient;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::{
-    calls::{CreateCaller, FloorCaller, JoinCaller, PostCaller, balanced_channel, channel},
+    calls::{
+        CreateCaller, FloorCaller, JoinCaller, PostCaller, balanced_channel, channel, list_apps,
+    },
     child::{Child, Stderr},
     cli::AppKind,
     cluster::{self, ClusterNats},
@@ -671,14 +673,7 @@ async fn delivered(
         .await?;
     let drained = async {
         loop {
-            let listed = admin
-                .list_apps(ListAppsRequest {})
-                .await
-                .map_err(|status| Error::Rpc {
-                    what: "Admin.ListApps",
-                    status,
-                })?
-                .into_inner();
+            let listed = list_apps(admin).await?;
             if listed.apps.iter().all(|a| a.queued_post_events == 0) {
                 return Ok::<(), Error>(());
             }

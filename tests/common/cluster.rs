@@ -82,3 +82,17 @@ impl Harness {
             .collect()
     }
 }
+
+/// The posts stream of cluster `name` on NATS `urls` (comma-separated), over a client of the
+/// test's own (to look at what JetStream holds).
+pub async fn posts_stream(urls: &str, name: &str) -> async_nats::jetstream::stream::Stream {
+    let servers: Vec<String> = urls.split(',').map(str::to_owned).collect();
+    let js = async_nats::jetstream::new(
+        async_nats::connect(servers)
+            .await
+            .expect("the test's client connects"),
+    );
+    js.get_stream(format!("{name}_posts"))
+        .await
+        .expect("the posts stream exists")
+}

@@ -121,6 +121,27 @@ impl Drop for SetOnDrop {
     }
 }
 
+/// An app "dawdler" with `timeout` whose join handler sets `handling`, then takes 20 s: it ends
+/// early only when aborted (`CancelCall`), which sets `cancelled`.
+pub fn dawdler(
+    timeout: Duration,
+    handling: Arc<std::sync::atomic::AtomicBool>,
+    cancelled: Arc<std::sync::atomic::AtomicBool>,
+) -> App {
+    App::builder("dawdler")
+        .timeout(timeout)
+        .pre_room_user_joined(move |_, _| {
+            handling.store(true, std::sync::atomic::Ordering::SeqCst);
+            let guard = SetOnDrop(Arc::clone(&cancelled));
+            async move {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                drop(guard);
+                Ok(())
+            }
+        })
+        .build()
+}
+
 /// Waits up to `limit` for `flag` to be set; whether it was.
 pub async fn flag_set_within(flag: &std::sync::atomic::AtomicBool, limit: Duration) -> bool {
     let until = tokio::time::Instant::now() + limit;
