@@ -721,7 +721,7 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_sid
     let total: usize = std::env::var("ROOMHOOKS_CLUSTER_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+        .unwrap_or(10_000);
     const BATCH: usize = 100;
     let mut nats = NatsCluster::start(3).await;
     let urls: Vec<String> = nats.urls().split(',').map(String::from).collect();

@@ -100,9 +100,10 @@ impl Harness {
             .into_inner()
     }
 
-    /// Waits until ListApps satisfies `ready`.
+    /// Waits until ListApps satisfies `ready` (up to 20 s, as [`within`]: a NATS cluster that
+    /// has just started may still be electing its leaders).
     pub async fn wait_for_apps(&self, what: &str, ready: impl Fn(&ListAppsResponse) -> bool) {
-        for _ in 0..500 {
+        for _ in 0..2000 {
             if ready(&self.list_apps().await) {
                 return;
             }
