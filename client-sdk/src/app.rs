@@ -364,33 +364,63 @@ impl Drop for AppHandle {
     }
 }
 
-macro_rules! pre_hook {
-    ($(#[$doc:meta])* $name:ident, $input:ty, $output:ty) => {
-        $(#[$doc])*
-        pub fn $name<F, Fut>(mut self, f: F) -> Self
+/// One builder method per hook: `$name` takes the handler of that hook, typed by its stage
+/// and payload.
+macro_rules! hook_method {
+    (Veto, $name:ident, $snake:ident, Room, $doc:literal) => {
+        hook_method!(@pre $name, $snake, Room, Veto, $doc,
+            "Answer [`Veto::Prevent`] to stop it, [`Veto::Warn`] to let it through with a warning.");
+    };
+    (Veto, $name:ident, $snake:ident, $payload:ident, $doc:literal) => {
+        hook_method!(@pre $name, $snake, $payload, (), $doc,
+            "Return `Err(HookError::UserNotAllowed(..))` to stop it.");
+    };
+    (Extend, $name:ident, $snake:ident, Room, $doc:literal) => {
+        hook_method!(@pre $name, $snake, Room, Extension, $doc,
+            "Answer the custom fields and members to add; nothing can be changed or removed.");
+    };
+    (Modify, $name:ident, $snake:ident, Room, $doc:literal) => {
+        hook_method!(@pre $name, $snake, Room, Modification, $doc,
+            "Answer the changed room; apps run as a chain, each seeing the previous one's room.");
+    };
+    (Post, $name:ident, $snake:ident, $payload:ident, $doc:literal) => {
+        #[doc = concat!("I", stringify!($name), ": ", $doc)]
+        ///
+        /// Returning `Ok` acknowledges the event; an error leaves it to be redelivered.
+        pub fn $snake<F, Fut>(mut self, f: F) -> Self
         where
-            F: Fn(HookContext, $input) -> Fut + Send + Sync + 'static,
+            F: Fn(PostContext, $payload) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<(), HookError>> + Send + 'static,
+        {
+            self.app.handlers.$snake = Some(handler::post(f));
+            self
+        }
+    };
+    (@pre $name:ident, $snake:ident, $payload:ident, $output:ty, $doc:literal, $how:literal) => {
+        #[doc = concat!("I", stringify!($name), ": ", $doc)]
+        ///
+        #[doc = $how]
+        pub fn $snake<F, Fut>(mut self, f: F) -> Self
+        where
+            F: Fn(HookContext, $payload) -> Fut + Send + Sync + 'static,
             Fut: Future<Output = Result<$output, HookError>> + Send + 'static,
         {
-            self.app.handlers.$name = Some(handler::pre(f));
+            self.app.handlers.$snake = Some(handler::pre(f));
             self
         }
     };
 }
 
-macro_rules! post_hook {
-    ($(#[$doc:meta])* $name:ident, $input:ty) => {
-        $(#[$doc])*
-        pub fn $name<F, Fut>(mut self, f: F) -> Self
-        where
-            F: Fn(PostContext, $input) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = Result<(), HookError>> + Send + 'static,
-        {
-            self.app.handlers.$name = Some(handler::post(f));
-            self
+/// The builder methods of every hook, from the one list ([`roomhooks::with_hooks`]).
+macro_rules! hook_methods {
+    ($($name:ident, $snake:ident, $stage:ident, $variant:ident, $payload:ident, $doc:literal;)*) => {
+        impl AppBuilder {
+            $(hook_method!($stage, $name, $snake, $payload, $doc);)*
         }
     };
 }
+
+roomhooks::with_hooks!(hook_methods);
 
 impl AppBuilder {
     /// Sets the version shown in Admin.ListApps.
@@ -460,47 +490,6 @@ impl AppBuilder {
         self.app.options.reconnect_max = max.max(min);
         self
     }
-
-    pre_hook!(
-        /// IPreRoomCreatePrevent: answer [`Veto::Prevent`] to stop a room from being created.
-        pre_room_create_prevent, Room, Veto
-    );
-    pre_hook!(
-        /// IPreRoomCreateExtend: add custom fields and members to a room being created.
-        pre_room_create_extend, Room, Extension
-    );
-    pre_hook!(
-        /// IPreRoomCreateModify: change a room being created (chained after earlier apps).
-        pre_room_create_modify, Room, Modification
-    );
-    pre_hook!(
-        /// IPreRoomDeletePrevent: answer [`Veto::Prevent`] to stop a room from being deleted.
-        pre_room_delete_prevent, Room, Veto
-    );
-    pre_hook!(
-        /// IPreRoomUserJoined: return `Err(HookError::UserNotAllowed(..))` to stop the join.
-        pre_room_user_joined, RoomUserJoined, ()
-    );
-    pre_hook!(
-        /// IPreRoomUserLeave: return `Err(HookError::UserNotAllowed(..))` to stop the leave.
-        pre_room_user_leave, RoomUserLeave, ()
-    );
-    post_hook!(
-        /// IPostRoomCreate: a room was created. Returning `Ok` acknowledges the event.
-        post_room_create, Room
-    );
-    post_hook!(
-        /// IPostRoomDeleted: a room was deleted. Returning `Ok` acknowledges the event.
-        post_room_deleted, Room
-    );
-    post_hook!(
-        /// IPostRoomUserJoined: a user joined. Returning `Ok` acknowledges the event.
-        post_room_user_joined, RoomUserJoined
-    );
-    post_hook!(
-        /// IPostRoomUserLeave: a user left. Returning `Ok` acknowledges the event.
-        post_room_user_leave, RoomUserLeave
-    );
 
     /// Finishes the app.
     pub fn build(self) -> App {

@@ -38,69 +38,41 @@ where
     Arc::new(move |ctx, input| Box::pin(f(ctx, input)))
 }
 
-/// The handlers an app was built with; the registered interfaces are the filled slots.
-#[derive(Default, Clone)]
-pub struct Handlers {
-    pub(crate) pre_room_create_prevent: Option<PreHandler<Room, Veto>>,
-    pub(crate) pre_room_create_extend: Option<PreHandler<Room, Extension>>,
-    pub(crate) pre_room_create_modify: Option<PreHandler<Room, Modification>>,
-    pub(crate) pre_room_delete_prevent: Option<PreHandler<Room, Veto>>,
-    pub(crate) pre_room_user_joined: Option<PreHandler<RoomUserJoined, ()>>,
-    pub(crate) pre_room_user_leave: Option<PreHandler<RoomUserLeave, ()>>,
-    pub(crate) post_room_create: Option<PostHandler<Room>>,
-    pub(crate) post_room_deleted: Option<PostHandler<Room>>,
-    pub(crate) post_room_user_joined: Option<PostHandler<RoomUserJoined>>,
-    pub(crate) post_room_user_leave: Option<PostHandler<RoomUserLeave>>,
+/// The handler type of one hook's slot, from its stage and payload: veto hooks on a room
+/// answer a [`Veto`], join and leave vetoes answer `()` (or `HookError::UserNotAllowed`).
+macro_rules! slot {
+    (Veto, Room) => { PreHandler<Room, Veto> };
+    (Veto, $payload:ident) => { PreHandler<$payload, ()> };
+    (Extend, Room) => { PreHandler<Room, Extension> };
+    (Modify, Room) => { PreHandler<Room, Modification> };
+    (Post, $payload:ident) => { PostHandler<$payload> };
 }
 
-impl Handlers {
-    /// The interfaces to register, derived from the handlers given.
-    pub fn interfaces(&self) -> Vec<HookInterface> {
-        let slots = [
-            (
-                self.pre_room_create_prevent.is_some(),
-                HookInterface::PreRoomCreatePrevent,
-            ),
-            (
-                self.pre_room_create_extend.is_some(),
-                HookInterface::PreRoomCreateExtend,
-            ),
-            (
-                self.pre_room_create_modify.is_some(),
-                HookInterface::PreRoomCreateModify,
-            ),
-            (
-                self.post_room_create.is_some(),
-                HookInterface::PostRoomCreate,
-            ),
-            (
-                self.pre_room_delete_prevent.is_some(),
-                HookInterface::PreRoomDeletePrevent,
-            ),
-            (
-                self.post_room_deleted.is_some(),
-                HookInterface::PostRoomDeleted,
-            ),
-            (
-                self.pre_room_user_joined.is_some(),
-                HookInterface::PreRoomUserJoined,
-            ),
-            (
-                self.post_room_user_joined.is_some(),
-                HookInterface::PostRoomUserJoined,
-            ),
-            (
-                self.pre_room_user_leave.is_some(),
-                HookInterface::PreRoomUserLeave,
-            ),
-            (
-                self.post_room_user_leave.is_some(),
-                HookInterface::PostRoomUserLeave,
-            ),
-        ];
-        slots
-            .into_iter()
-            .filter_map(|(present, hook)| present.then_some(hook))
-            .collect()
-    }
+/// Generates [`Handlers`], one slot per hook, from the one list ([`roomhooks::with_hooks`]).
+macro_rules! handlers {
+    ($($name:ident, $snake:ident, $stage:ident, $variant:ident, $payload:ident, $doc:literal;)*) => {
+        /// The handlers an app was built with; the registered interfaces are the filled slots.
+        #[derive(Default, Clone)]
+        pub struct Handlers {
+            $(
+                #[doc = $doc]
+                pub(crate) $snake: Option<slot!($stage, $payload)>,
+            )*
+        }
+
+        impl Handlers {
+            /// The interfaces to register, derived from the handlers given, in wire order.
+            pub fn interfaces(&self) -> Vec<HookInterface> {
+                let mut interfaces = Vec::new();
+                $(
+                    if self.$snake.is_some() {
+                        interfaces.push(HookInterface::$name);
+                    }
+                )*
+                interfaces
+            }
+        }
+    };
 }
+
+roomhooks::with_hooks!(handlers);

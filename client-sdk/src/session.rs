@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     SdkError,
-    answer::{HookError, Modification, Veto},
+    answer::{Extension, HookError, Modification, Veto},
     app::App,
     connection::Link,
     context::{HookContext, PostContext},
@@ -355,60 +355,132 @@ async fn answer(handlers: &Handlers, call: HookCall, deadline: Instant, id: &Ide
         app_id: id.app_id.clone(),
         instance_id: id.instance_id.clone(),
     };
-    let as_veto = |r: Result<(), HookError>| r.map(|()| Veto::Allow);
-    match (hook, call.payload) {
-        (HookInterface::PreRoomCreatePrevent, Some(CallPayload::Room(room))) => {
-            match &handlers.pre_room_create_prevent {
-                Some(h) => decision(h(ctx, room).await),
-                None => missing(hook),
-            }
-        }
-        (HookInterface::PreRoomDeletePrevent, Some(CallPayload::Room(room))) => {
-            match &handlers.pre_room_delete_prevent {
-                Some(h) => decision(h(ctx, room).await),
-                None => missing(hook),
-            }
-        }
-        (HookInterface::PreRoomUserJoined, Some(CallPayload::UserJoined(joined))) => {
-            match &handlers.pre_room_user_joined {
-                Some(h) => decision(as_veto(h(ctx, joined).await)),
-                None => missing(hook),
-            }
-        }
-        (HookInterface::PreRoomUserLeave, Some(CallPayload::UserLeave(leave))) => {
-            match &handlers.pre_room_user_leave {
-                Some(h) => decision(as_veto(h(ctx, leave).await)),
-                None => missing(hook),
-            }
-        }
-        (HookInterface::PreRoomCreateExtend, Some(CallPayload::Room(room))) => {
-            match &handlers.pre_room_create_extend {
-                Some(h) => match h(ctx, room).await {
-                    Ok(extension) => Answer::Extension(extension.into_wire()),
-                    Err(e) => error(e.to_string()),
-                },
-                None => missing(hook),
-            }
-        }
-        (HookInterface::PreRoomCreateModify, Some(CallPayload::Room(room))) => {
-            match &handlers.pre_room_create_modify {
-                Some(h) => match h(ctx, room).await {
-                    Ok(Modification::Unchanged) => {
-                        Answer::Modification(RoomModification { room: None })
-                    }
-                    Ok(Modification::Changed(room)) => {
-                        Answer::Modification(RoomModification { room: Some(room) })
-                    }
-                    Err(e) => error(e.to_string()),
-                },
-                None => missing(hook),
-            }
-        }
-        (hook, _) => error(format!(
-            "HookCall for {} carried a payload that does not fit it",
-            hook.as_str_name()
-        )),
+    pre_answer(handlers, hook, call.payload, ctx).await
+}
+
+/// What a Pre handler's result answers.
+trait IntoAnswer {
+    /// The answer sent back to the sidecar.
+    fn into_answer(self) -> Answer;
+}
+
+impl IntoAnswer for Result<Veto, HookError> {
+    fn into_answer(self) -> Answer {
+        decision(self)
     }
+}
+
+impl IntoAnswer for Result<(), HookError> {
+    /// A join or leave veto: `Ok` allows, `UserNotAllowed` prevents.
+    fn into_answer(self) -> Answer {
+        decision(self.map(|()| Veto::Allow))
+    }
+}
+
+impl IntoAnswer for Result<Extension, HookError> {
+    fn into_answer(self) -> Answer {
+        match self {
+            Ok(extension) => Answer::Extension(extension.into_wire()),
+            Err(e) => error(e.to_string()),
+        }
+    }
+}
+
+impl IntoAnswer for Result<Modification, HookError> {
+    fn into_answer(self) -> Answer {
+        let room = match self {
+            Ok(Modification::Unchanged) => None,
+            Ok(Modification::Changed(room)) => Some(room),
+            Err(e) => return error(e.to_string()),
+        };
+        Answer::Modification(RoomModification { room })
+    }
+}
+
+/// One hook's arm of [`pre_answer`]: run its handler, or say it has none. Post hooks are never
+/// called, so their payload does not fit a `HookCall`.
+macro_rules! pre_arm {
+    (Post, $slot:expr, $ctx:ident, $input:ident, $hook:ident) => {{
+        let _ = ($ctx, $input);
+        misfit("HookCall", $hook)
+    }};
+    ($stage:ident, $slot:expr, $ctx:ident, $input:ident, $hook:ident) => {
+        match &$slot {
+            Some(h) => h($ctx, $input).await.into_answer(),
+            None => missing($hook),
+        }
+    };
+}
+
+/// One hook's arm of [`post_handle`]: run its handler (no handler acknowledges). A Pre hook's
+/// payload does not fit a `PostEvent`.
+macro_rules! post_arm {
+    (Post, $slot:expr, $ctx:ident, $input:ident, $hook:ident) => {
+        match &$slot {
+            Some(h) => h($ctx, $input).await,
+            None => Ok(()),
+        }
+    };
+    ($stage:ident, $slot:expr, $ctx:ident, $input:ident, $hook:ident) => {{
+        let _ = ($ctx, $input);
+        Err(HookError::Failed(format!(
+            "PostEvent for {} carried a payload that does not fit it",
+            $hook.as_str_name()
+        )))
+    }};
+}
+
+/// Generates the dispatch of calls and events to their handlers from the one hook list
+/// ([`roomhooks::with_hooks`]).
+macro_rules! dispatch {
+    ($($name:ident, $snake:ident, $stage:ident, $variant:ident, $payload:ident, $doc:literal;)*) => {
+        /// Runs the Pre handler for `hook` on `payload`.
+        async fn pre_answer(
+            handlers: &Handlers,
+            hook: HookInterface,
+            payload: Option<CallPayload>,
+            ctx: HookContext,
+        ) -> Answer {
+            match (hook, payload) {
+                $(
+                    (HookInterface::$name, Some(CallPayload::$variant(input))) => {
+                        pre_arm!($stage, handlers.$snake, ctx, input, hook)
+                    }
+                )*
+                (hook, _) => misfit("HookCall", hook),
+            }
+        }
+
+        /// Runs the post handler for `hook` on `payload`; `Ok` acknowledges the event.
+        async fn post_handle(
+            handlers: &Handlers,
+            hook: HookInterface,
+            payload: Option<EventPayload>,
+            ctx: PostContext,
+        ) -> Result<(), HookError> {
+            match (hook, payload) {
+                $(
+                    (HookInterface::$name, Some(EventPayload::$variant(input))) => {
+                        post_arm!($stage, handlers.$snake, ctx, input, hook)
+                    }
+                )*
+                (hook, _) => Err(HookError::Failed(format!(
+                    "PostEvent for {} carried a payload that does not fit it",
+                    hook.as_str_name()
+                ))),
+            }
+        }
+    };
+}
+
+roomhooks::with_hooks!(dispatch);
+
+/// The error for a call whose payload does not fit its hook.
+fn misfit(what: &str, hook: HookInterface) -> Answer {
+    error(format!(
+        "{what} for {} carried a payload that does not fit it",
+        hook.as_str_name()
+    ))
 }
 
 /// Handles post events one at a time, in delivery order; acknowledges each after its handler
@@ -428,41 +500,10 @@ async fn post_worker(
             app_id: id.app_id.clone(),
             instance_id: id.instance_id.clone(),
         };
-        let handled = AssertUnwindSafe(async {
-            match (hook, event.payload) {
-                (HookInterface::PostRoomCreate, Some(EventPayload::Room(room))) => {
-                    match &handlers.post_room_create {
-                        Some(h) => h(ctx, room).await,
-                        None => Ok(()),
-                    }
-                }
-                (HookInterface::PostRoomDeleted, Some(EventPayload::Room(room))) => {
-                    match &handlers.post_room_deleted {
-                        Some(h) => h(ctx, room).await,
-                        None => Ok(()),
-                    }
-                }
-                (HookInterface::PostRoomUserJoined, Some(EventPayload::UserJoined(joined))) => {
-                    match &handlers.post_room_user_joined {
-                        Some(h) => h(ctx, joined).await,
-                        None => Ok(()),
-                    }
-                }
-                (HookInterface::PostRoomUserLeave, Some(EventPayload::UserLeave(leave))) => {
-                    match &handlers.post_room_user_leave {
-                        Some(h) => h(ctx, leave).await,
-                        None => Ok(()),
-                    }
-                }
-                (hook, _) => Err(HookError::Failed(format!(
-                    "PostEvent for {} carried a payload that does not fit it",
-                    hook.as_str_name()
-                ))),
-            }
-        })
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(HookError::Failed("the post handler panicked".into())));
+        let handled = AssertUnwindSafe(post_handle(&handlers, hook, event.payload, ctx))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(HookError::Failed("the post handler panicked".into())));
         match handled {
             Ok(()) => {
                 let ack = AppMessage {

@@ -2,31 +2,6 @@
 
 use roomhooks::v1::{HookInterface, RoomType};
 
-/// One of the ten room hook interfaces.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub enum Hook {
-    /// Veto a room creation.
-    PreRoomCreatePrevent,
-    /// Add to a room being created.
-    PreRoomCreateExtend,
-    /// Change a room being created.
-    PreRoomCreateModify,
-    /// A room was created.
-    PostRoomCreate,
-    /// Veto a room deletion.
-    PreRoomDeletePrevent,
-    /// A room was deleted.
-    PostRoomDeleted,
-    /// Veto a user joining.
-    PreRoomUserJoined,
-    /// A user joined.
-    PostRoomUserJoined,
-    /// Veto a user leaving.
-    PreRoomUserLeave,
-    /// A user left.
-    PostRoomUserLeave,
-}
-
 /// How the sidecar runs a hook.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stage {
@@ -40,82 +15,58 @@ pub enum Stage {
     Post,
 }
 
+/// Generates [`Hook`] and its per-hook tables from the one list, [`roomhooks::with_hooks`].
+macro_rules! hooks {
+    ($($name:ident, $snake:ident, $stage:ident, $variant:ident, $payload:ident, $doc:literal;)*) => {
+        /// One of the ten room hook interfaces.
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+        pub enum Hook {
+            $(#[doc = $doc] $name,)*
+        }
+
+        impl Hook {
+            /// How many hooks there are.
+            pub const COUNT: usize = [$(Hook::$name),*].len();
+
+            /// Every hook, in wire order.
+            pub const ALL: [Hook; Hook::COUNT] = [$(Hook::$name),*];
+
+            /// The wire value.
+            pub fn to_wire(self) -> HookInterface {
+                match self {
+                    $(Hook::$name => HookInterface::$name,)*
+                }
+            }
+
+            /// The Apps-Engine name of the interface, for logs and messages.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Hook::$name => stringify!($name),)*
+                }
+            }
+
+            /// The stage that runs this hook.
+            pub fn stage(self) -> Stage {
+                match self {
+                    $(Hook::$name => Stage::$stage,)*
+                }
+            }
+        }
+    };
+}
+
+roomhooks::with_hooks!(hooks);
+
 impl Hook {
-    /// Every hook, in wire order.
-    /// How many hooks there are.
-    pub const COUNT: usize = 10;
-
-    /// Every hook, in wire order.
-    pub const ALL: [Hook; Hook::COUNT] = [
-        Hook::PreRoomCreatePrevent,
-        Hook::PreRoomCreateExtend,
-        Hook::PreRoomCreateModify,
-        Hook::PostRoomCreate,
-        Hook::PreRoomDeletePrevent,
-        Hook::PostRoomDeleted,
-        Hook::PreRoomUserJoined,
-        Hook::PostRoomUserJoined,
-        Hook::PreRoomUserLeave,
-        Hook::PostRoomUserLeave,
-    ];
-
     /// The hook for a wire value, or `None` for UNSPECIFIED and unknown values.
     pub fn from_wire(value: i32) -> Option<Hook> {
         let index = usize::try_from(value).ok()?.checked_sub(1)?;
         Hook::ALL.get(index).copied()
     }
 
-    /// The wire value.
-    pub fn to_wire(self) -> HookInterface {
-        match self {
-            Hook::PreRoomCreatePrevent => HookInterface::PreRoomCreatePrevent,
-            Hook::PreRoomCreateExtend => HookInterface::PreRoomCreateExtend,
-            Hook::PreRoomCreateModify => HookInterface::PreRoomCreateModify,
-            Hook::PostRoomCreate => HookInterface::PostRoomCreate,
-            Hook::PreRoomDeletePrevent => HookInterface::PreRoomDeletePrevent,
-            Hook::PostRoomDeleted => HookInterface::PostRoomDeleted,
-            Hook::PreRoomUserJoined => HookInterface::PreRoomUserJoined,
-            Hook::PostRoomUserJoined => HookInterface::PostRoomUserJoined,
-            Hook::PreRoomUserLeave => HookInterface::PreRoomUserLeave,
-            Hook::PostRoomUserLeave => HookInterface::PostRoomUserLeave,
-        }
-    }
-
-    /// A dense index in `0..10`, for per-hook tables.
+    /// A dense index in `0..Hook::COUNT`, for per-hook tables.
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// The Apps-Engine name of the interface, for logs and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Hook::PreRoomCreatePrevent => "PreRoomCreatePrevent",
-            Hook::PreRoomCreateExtend => "PreRoomCreateExtend",
-            Hook::PreRoomCreateModify => "PreRoomCreateModify",
-            Hook::PostRoomCreate => "PostRoomCreate",
-            Hook::PreRoomDeletePrevent => "PreRoomDeletePrevent",
-            Hook::PostRoomDeleted => "PostRoomDeleted",
-            Hook::PreRoomUserJoined => "PreRoomUserJoined",
-            Hook::PostRoomUserJoined => "PostRoomUserJoined",
-            Hook::PreRoomUserLeave => "PreRoomUserLeave",
-            Hook::PostRoomUserLeave => "PostRoomUserLeave",
-        }
-    }
-
-    /// The stage that runs this hook.
-    pub fn stage(self) -> Stage {
-        match self {
-            Hook::PreRoomCreatePrevent
-            | Hook::PreRoomDeletePrevent
-            | Hook::PreRoomUserJoined
-            | Hook::PreRoomUserLeave => Stage::Veto,
-            Hook::PreRoomCreateExtend => Stage::Extend,
-            Hook::PreRoomCreateModify => Stage::Modify,
-            Hook::PostRoomCreate
-            | Hook::PostRoomDeleted
-            | Hook::PostRoomUserJoined
-            | Hook::PostRoomUserLeave => Stage::Post,
-        }
     }
 }
 
