@@ -440,7 +440,7 @@ async fn serve_one(inner: Arc<ResponderInner>, app_id: AppId, message: async_nat
         traceparent: String::new(),
     };
     let shared = SharedCall::from_encoded(message.payload.clone());
-    let answer = call_app(
+    let answer = call_app::<Reply>(
         &inner.registry,
         &inner.limits,
         &app,
@@ -453,14 +453,9 @@ async fn serve_one(inner: Arc<ResponderInner>, app_id: AppId, message: async_nat
     let instance = answer.meta.instance.map(|i| i.as_str().to_owned());
     let (outcome, detail, body) = match answer.result {
         Ok(reply) => {
-            let result = match reply {
-                Reply::Decision(d) => hook_result::Result::Decision(d),
-                Reply::Extension(e) => hook_result::Result::Extension(e),
-                Reply::Modification(m) => hook_result::Result::Modification(m),
-            };
             let body = HookResult {
                 call_id: 0,
-                result: Some(result),
+                result: Some(Reply::into_wire(reply)),
             }
             .encode_to_vec();
             ("answered", String::new(), body)

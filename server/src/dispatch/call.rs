@@ -28,7 +28,8 @@ pub struct CallLimits {
     pub max_custom_field_bytes: usize,
 }
 
-/// A well-formed answer, of the kind its hook needs.
+/// A well-formed answer of whichever kind its hook needs (for calls that serve any hook: shadow
+/// calls and calls forwarded from another sidecar).
 #[allow(clippy::large_enum_variant)] // moved once from the wire into the verdict, never stored
 #[derive(Debug)]
 pub enum Reply {
@@ -38,6 +39,84 @@ pub enum Reply {
     Extension(RoomExtension),
     /// A Modify answer.
     Modification(RoomModification),
+}
+
+impl Reply {
+    /// The reply as it goes on the wire.
+    pub fn into_wire(self) -> hook_result::Result {
+        match self {
+            Reply::Decision(d) => hook_result::Result::Decision(d),
+            Reply::Extension(e) => hook_result::Result::Extension(e),
+            Reply::Modification(m) => hook_result::Result::Modification(m),
+        }
+    }
+}
+
+/// The kind of answer a call expects, checked once where the app's result arrives: each stage
+/// calls apps for its own kind, so it never sees another.
+pub trait ReplyKind: Sized {
+    /// The `HookResult` field this kind is, for `hook`, as a refusal names it.
+    fn wanted(hook: Hook) -> &'static str;
+    /// `result` as this kind for `hook`, or back if it is another kind.
+    #[allow(clippy::result_large_err)] // the wire message, moved back once on a wrong answer
+    fn take(hook: Hook, result: hook_result::Result) -> Result<Self, hook_result::Result>;
+}
+
+impl ReplyKind for PreventDecision {
+    fn wanted(_: Hook) -> &'static str {
+        "decision"
+    }
+    fn take(_: Hook, result: hook_result::Result) -> Result<Self, hook_result::Result> {
+        match result {
+            hook_result::Result::Decision(d) => Ok(d),
+            other => Err(other),
+        }
+    }
+}
+
+impl ReplyKind for RoomExtension {
+    fn wanted(_: Hook) -> &'static str {
+        "extension"
+    }
+    fn take(_: Hook, result: hook_result::Result) -> Result<Self, hook_result::Result> {
+        match result {
+            hook_result::Result::Extension(e) => Ok(e),
+            other => Err(other),
+        }
+    }
+}
+
+impl ReplyKind for RoomModification {
+    fn wanted(_: Hook) -> &'static str {
+        "modification"
+    }
+    fn take(_: Hook, result: hook_result::Result) -> Result<Self, hook_result::Result> {
+        match result {
+            hook_result::Result::Modification(m) => Ok(m),
+            other => Err(other),
+        }
+    }
+}
+
+impl ReplyKind for Reply {
+    /// What the hook's stage needs.
+    fn wanted(hook: Hook) -> &'static str {
+        match hook.stage() {
+            Stage::Veto => "decision",
+            Stage::Extend => "extension",
+            Stage::Modify => "modification",
+            Stage::Post => "post_ack",
+        }
+    }
+    fn take(hook: Hook, result: hook_result::Result) -> Result<Self, hook_result::Result> {
+        use hook_result::Result as R;
+        match (hook.stage(), result) {
+            (Stage::Veto, R::Decision(d)) => Ok(Reply::Decision(d)),
+            (Stage::Extend, R::Extension(e)) => Ok(Reply::Extension(e)),
+            (Stage::Modify, R::Modification(m)) => Ok(Reply::Modification(m)),
+            (_, other) => Err(other),
+        }
+    }
 }
 
 /// Why an app gave no usable answer; its failure policy decides what that means.
@@ -82,20 +161,21 @@ pub struct CallMeta {
     pub elapsed: Duration,
 }
 
-/// The end of one app call.
+/// The end of one app call that expects a `K`.
 #[derive(Debug)]
-pub struct Answer {
+pub struct Answer<K = Reply> {
     /// Who answered, and when.
     pub meta: CallMeta,
     /// The answer, or why there is none.
-    pub result: Result<Reply, Failure>,
+    pub result: Result<K, Failure>,
 }
 
 /// Calls one app with `call` (the fan-out's payload, encoded once) and waits for its answer.
 /// When every instance in `app` was tried, the registry's current view is consulted for
 /// instances that connected since. In cluster mode (`forward`), an app with no live instance
-/// here but some at other sidecars is called there.
-pub async fn call_app(
+/// here but some at other sidecars is called there. An answer of another kind than `K` is the
+/// app's error.
+pub async fn call_app<K: ReplyKind>(
     registry: &Registry,
     limits: &CallLimits,
     app: &AppView,
@@ -103,7 +183,7 @@ pub async fn call_app(
     call: &SharedCall,
     ctx: &CallContext,
     forward: Option<&Forwarder>,
-) -> Answer {
+) -> Answer<K> {
     let started = Instant::now();
     let deadline = ctx.deadline.min(started + app.spec.timeout);
     let mut tried: Vec<InstanceId> = Vec::new();
@@ -135,7 +215,9 @@ pub async fn call_app(
                 sidecar: forwarded.sidecar,
                 elapsed: started.elapsed(),
             },
-            result: forwarded.result.and_then(|result| check_kind(hook, result)),
+            result: forwarded
+                .result
+                .and_then(|result| accept::<K>(hook, result)),
         };
     }
     loop {
@@ -199,39 +281,31 @@ pub async fn call_app(
             }
             CallEnd::Answered(result) => {
                 instance.record_answer();
-                return end(Some(instance.id.clone()), check_kind(hook, result));
+                return end(Some(instance.id.clone()), accept::<K>(hook, result));
             }
         }
     }
 }
 
-/// Accepts an answer only if it is the kind `hook` needs.
-fn check_kind(hook: Hook, result: hook_result::Result) -> Result<Reply, Failure> {
+/// Accepts an answer only if it is the kind `K` `hook` needs.
+fn accept<K: ReplyKind>(hook: Hook, result: hook_result::Result) -> Result<K, Failure> {
     use hook_result::Result as R;
-    match (hook.stage(), result) {
-        (_, R::Error(e)) if e.message.is_empty() => Err(Failure::Error(
+    match result {
+        R::Error(e) if e.message.is_empty() => Err(Failure::Error(
             "the app reported an error without a message".into(),
         )),
-        (_, R::Error(e)) => Err(Failure::Error(e.message)),
-        (Stage::Veto, R::Decision(d)) => Ok(Reply::Decision(d)),
-        (Stage::Extend, R::Extension(e)) => Ok(Reply::Extension(e)),
-        (Stage::Modify, R::Modification(m)) => Ok(Reply::Modification(m)),
-        (stage, other) => {
+        R::Error(e) => Err(Failure::Error(e.message)),
+        other => K::take(hook, other).map_err(|other| {
             let got = match other {
                 R::Decision(_) => "decision",
                 R::Extension(_) => "extension",
                 R::Modification(_) => "modification",
                 R::Error(_) => "error",
             };
-            let wanted = match stage {
-                Stage::Veto => "decision",
-                Stage::Extend => "extension",
-                Stage::Modify => "modification",
-                Stage::Post => "post_ack",
-            };
-            Err(Failure::Error(format!(
+            let wanted = K::wanted(hook);
+            Failure::Error(format!(
                 "answered {hook} with a HookResult.{got}; it needs a HookResult.{wanted}"
-            )))
-        }
+            ))
+        }),
     }
 }

@@ -1,13 +1,12 @@
 //! The Extend stage: every matching app sees the same room and is asked at once; their additions
 //! merge in app order under the room rules (new keys and members only).
 
-use roomhooks::v1::{OutcomeStatus, Room};
+use roomhooks::v1::{OutcomeStatus, Room, RoomExtension};
 
 use super::{
     Pipeline, Selected,
-    call::{Answer, Reply},
+    call::Answer,
     rules::{ExtendMerge, Merge},
-    wrong_kind,
 };
 use crate::{apps::frame::SharedCall, hook::Hook};
 
@@ -24,11 +23,11 @@ impl Pipeline<'_> {
         if !self.verdict.allowed() || apps.is_empty() {
             return;
         }
-        let answers = self.call_all(&apps, hook, shared).await;
+        let answers = self.call_all::<RoomExtension>(&apps, hook, shared).await;
         let mut merge = ExtendMerge::new(room, self.limits.max_custom_field_bytes);
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
             match result {
-                Ok(Reply::Extension(extension)) => {
+                Ok(extension) => {
                     let (status, detail) = match merge.apply(&app.spec.app_id, extension) {
                         Merge::Changed => (OutcomeStatus::Changed, String::new()),
                         Merge::Unchanged => (OutcomeStatus::Unchanged, String::new()),
@@ -36,7 +35,6 @@ impl Pipeline<'_> {
                     };
                     self.verdict.record(app, hook, &meta, status, detail);
                 }
-                Ok(other) => self.verdict.fail(app, hook, &meta, &wrong_kind(&other)),
                 Err(failure) => self.verdict.fail(app, hook, &meta, &failure),
             }
             if !self.verdict.allowed() {

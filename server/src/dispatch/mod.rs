@@ -30,7 +30,7 @@ use crate::{
     },
     cluster::forward::Forwarder,
     dispatch::{
-        call::{Answer, CallLimits, Failure, Reply, call_app},
+        call::{Answer, CallLimits, Failure, ReplyKind, call_app},
         verdict::Verdict,
     },
     edge::deadline::CallContext,
@@ -230,7 +230,12 @@ impl Pipeline<'_> {
     }
 
     /// Calls one app and waits for its answer.
-    async fn call(&self, app: &AppView, hook: Hook, shared: &SharedCall) -> Answer {
+    async fn call<K: ReplyKind>(
+        &self,
+        app: &AppView,
+        hook: Hook,
+        shared: &SharedCall,
+    ) -> Answer<K> {
         call_app(
             self.registry,
             self.limits,
@@ -245,12 +250,12 @@ impl Pipeline<'_> {
     }
 
     /// Calls every app of one stage at once; the answers come back in `apps`' order.
-    async fn call_all(
+    async fn call_all<K: ReplyKind>(
         &self,
         apps: &[Arc<AppView>],
         hook: Hook,
         shared: &SharedCall,
-    ) -> Vec<Answer> {
+    ) -> Vec<Answer<K>> {
         fan_out(
             apps.iter()
                 .map(|app| self.call(app, hook, shared))
@@ -284,11 +289,6 @@ async fn fan_out<F: Future>(mut calls: Vec<F>) -> Vec<F::Output> {
 /// The parts of a hook call every app of one stage shares, encoded once.
 fn room_call(room: &Room, ctx: &CallContext) -> SharedCall {
     SharedCall::room(room, ctx.dry_run, &ctx.request_id, &ctx.traceparent)
-}
-
-/// A reply `call_app` should have refused already; kept as an error rather than a panic.
-fn wrong_kind(reply: &Reply) -> Failure {
-    Failure::Error(format!("internal: unexpected reply {reply:?}"))
 }
 
 fn app_span(app: &AppView, hook: Hook) -> tracing::Span {

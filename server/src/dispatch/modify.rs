@@ -7,12 +7,7 @@
 use roomhooks::v1::{OutcomeStatus, Room, RoomModification};
 
 use super::{
-    Pipeline, Selected,
-    call::{Answer, Reply},
-    room_call,
-    rules::check_modification,
-    shadow::guarded,
-    wrong_kind,
+    Pipeline, Selected, call::Answer, room_call, rules::check_modification, shadow::guarded,
 };
 use crate::{
     apps::{registry::AppView, rollout::Mode},
@@ -33,13 +28,12 @@ impl Pipeline<'_> {
                 self.shadow(&app, hook, &shared, Some(room.clone()));
                 continue;
             }
-            let Answer { meta, result } = self.call(&app, hook, &shared).await;
+            let Answer { meta, result } = self.call::<RoomModification>(&app, hook, &shared).await;
             match result {
-                Ok(Reply::Modification(modification)) => {
+                Ok(modification) => {
                     let (status, detail) = self.apply(&app, room, modification);
                     self.verdict.record(&app, hook, &meta, status, detail);
                 }
-                Ok(other) => self.verdict.fail(&app, hook, &meta, &wrong_kind(&other)),
                 Err(failure) => self.verdict.fail(&app, hook, &meta, &failure),
             }
             if !self.verdict.allowed() {

@@ -51,7 +51,7 @@ impl Pipeline<'_> {
         let span = app_span(app, hook);
         self.registry.tasks().spawn(
             async move {
-                let Answer { meta, result } = call_app(
+                let Answer { meta, result } = call_app::<Reply>(
                     &registry,
                     &limits,
                     &called,

@@ -2,9 +2,9 @@
 //! is asked at once, so the stage takes as long as the slowest enforcing app; any veto prevents.
 //! An answer may carry a warning for the user, passed on whether or not the app prevented.
 
-use roomhooks::v1::OutcomeStatus;
+use roomhooks::v1::{OutcomeStatus, PreventDecision};
 
-use super::{Pipeline, Selected, call::Answer, call::Reply};
+use super::{Pipeline, Selected, call::Answer};
 use crate::{apps::frame::SharedCall, hook::Hook};
 
 impl Pipeline<'_> {
@@ -14,10 +14,10 @@ impl Pipeline<'_> {
         if apps.is_empty() {
             return;
         }
-        let answers = self.call_all(&apps, hook, shared).await;
+        let answers = self.call_all::<PreventDecision>(&apps, hook, shared).await;
         for (app, Answer { meta, result }) in apps.iter().zip(answers) {
             match result {
-                Ok(Reply::Decision(d)) => {
+                Ok(d) => {
                     if !d.warning.is_empty() {
                         self.verdict.warn(app, hook, d.warning);
                     }
@@ -32,10 +32,6 @@ impl Pipeline<'_> {
                             String::new(),
                         );
                     }
-                }
-                Ok(_) => {
-                    self.verdict
-                        .record(app, hook, &meta, OutcomeStatus::Allowed, String::new())
                 }
                 Err(failure) => self.verdict.fail(app, hook, &meta, &failure),
             }
