@@ -18,7 +18,7 @@ mod veto;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream::FuturesUnordered};
-use roomhooks::v1::{Room, RoomType, hook_call};
+use roomhooks::v1::{Room, RoomType};
 use tracing::Instrument;
 
 use crate::{
@@ -33,7 +33,10 @@ use crate::{
         call::{Answer, CallLimits, Failure, ReplyKind, call_app},
         verdict::Verdict,
     },
-    edge::deadline::CallContext,
+    edge::{
+        deadline::CallContext,
+        validate::{NewRoom, VetoRequest},
+    },
     hook::Hook,
 };
 
@@ -58,7 +61,8 @@ impl Dispatcher {
     }
 
     /// PreRoomCreate: Prevent, then Extend, then Modify. Returns the verdict and the final room.
-    pub async fn pre_room_create(&self, mut room: Room, ctx: &CallContext) -> (Verdict, Room) {
+    pub async fn pre_room_create(&self, room: NewRoom, ctx: &CallContext) -> (Verdict, Room) {
+        let mut room = room.into_room();
         let mut call = self.pipeline(ctx);
         // 0. Match conditions, over the request's room, before any app is called.
         let [prevent, extend, modify] = call.select(
@@ -89,16 +93,11 @@ impl Dispatcher {
     }
 
     /// A veto hook on its own (delete, join, leave).
-    pub async fn prevent(
-        &self,
-        hook: Hook,
-        payload: hook_call::Payload,
-        room_type: RoomType,
-        ctx: &CallContext,
-    ) -> Verdict {
+    pub async fn prevent(&self, request: VetoRequest, ctx: &CallContext) -> Verdict {
         let mut call = self.pipeline(ctx);
-        let [selected] = call.select([hook], room_type, PayloadRef::Call(&payload));
-        let shared = SharedCall::encode(&payload, ctx.dry_run, &ctx.request_id, &ctx.traceparent);
+        let (hook, payload) = (request.hook(), request.payload());
+        let [selected] = call.select([hook], request.room_type(), PayloadRef::Call(payload));
+        let shared = SharedCall::encode(payload, ctx.dry_run, &ctx.request_id, &ctx.traceparent);
         call.veto(hook, &shared, selected).await;
         call.collect_shadows();
         call.verdict

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use roomhooks::v1::{
-    self as pb, PostEventResponse, PreRoomCreateResponse, PreventResponse, hook_call, post_event,
+    self as pb, PostEventResponse, PreRoomCreateResponse, PreventResponse, post_event,
     post_events_item, room_hooks_server::RoomHooks,
 };
 use tonic::{Request, Response, Status};
@@ -14,7 +14,7 @@ use crate::{
     dispatch::Dispatcher,
     dispatch::verdict::Verdict,
     edge::deadline::CallContext,
-    edge::validate::{self, FieldsOf},
+    edge::validate::{self, FieldsOf, VetoRequest},
     hook::Hook,
     ids::EventId,
     post::{
@@ -54,38 +54,6 @@ impl RoomHooksService {
         }
     }
 
-    /// Refuses requests whose custom fields (rooms, creators and users) exceed the limit.
-    fn check_fields(&self, sources: &[FieldsOf<'_>]) -> Result<(), Status> {
-        Ok(validate::custom_fields(
-            self.max_custom_field_bytes,
-            sources,
-        )?)
-    }
-
-    /// Checks a join context's custom fields.
-    fn check_joined(&self, c: &pb::RoomUserJoined) -> Result<(), Status> {
-        self.check_fields(&[
-            FieldsOf::Room("context.room", c.room.as_ref()),
-            FieldsOf::User(
-                "context.joining_user.custom_fields",
-                c.joining_user.as_ref(),
-            ),
-            FieldsOf::User("context.inviter.custom_fields", c.inviter.as_ref()),
-        ])
-    }
-
-    /// Checks a leave context's custom fields.
-    fn check_leave(&self, c: &pb::RoomUserLeave) -> Result<(), Status> {
-        self.check_fields(&[
-            FieldsOf::Room("context.room", c.room.as_ref()),
-            FieldsOf::User(
-                "context.leaving_user.custom_fields",
-                c.leaving_user.as_ref(),
-            ),
-            FieldsOf::User("context.removed_by.custom_fields", c.removed_by.as_ref()),
-        ])
-    }
-
     /// The context of a Pre call: its deadline, dry-run flag, request id and trace context.
     fn pre_context<T: PreRequest>(&self, req: &Request<T>) -> CallContext {
         let body = req.get_ref();
@@ -103,14 +71,12 @@ impl RoomHooksService {
 
     async fn veto(
         &self,
-        hook: Hook,
-        payload: hook_call::Payload,
-        room_type: pb::RoomType,
+        request: VetoRequest,
         ctx: CallContext,
     ) -> Result<Response<PreventResponse>, Status> {
         let span = tracing::info_span!(
             "backend_call",
-            hook = hook.name(),
+            hook = request.hook().name(),
             dry_run = ctx.dry_run,
             request_id =
                 (!ctx.request_id.is_empty()).then(|| tracing::field::display(&ctx.request_id))
@@ -119,7 +85,7 @@ impl RoomHooksService {
         crate::ops::otel::continue_trace(&span, &ctx.traceparent);
         let verdict = self
             .dispatcher
-            .prevent(hook, payload, room_type, &ctx)
+            .prevent(request, &ctx)
             .instrument(span)
             .await;
         Ok(Response::new(prevent_response(verdict)))
@@ -143,7 +109,7 @@ impl RoomHooksService {
             ),
             E::UserJoined(r) => {
                 let context = validate::joined(r.context)?;
-                self.check_joined(&context)?;
+                validate::joined_fields(&context, self.max_custom_field_bytes)?;
                 let payload = post_event::Payload::UserJoined(context);
                 (
                     Hook::PostRoomUserJoined,
@@ -154,7 +120,7 @@ impl RoomHooksService {
             }
             E::UserLeave(r) => {
                 let context = validate::leave(r.context)?;
-                self.check_leave(&context)?;
+                validate::leave_fields(&context, self.max_custom_field_bytes)?;
                 let payload = post_event::Payload::UserLeave(context);
                 (
                     Hook::PostRoomUserLeave,
@@ -166,8 +132,8 @@ impl RoomHooksService {
         };
         let room_type = match &payload {
             post_event::Payload::Room(room) => room.r#type(),
-            post_event::Payload::UserJoined(c) => room_type(&c.room),
-            post_event::Payload::UserLeave(c) => room_type(&c.room),
+            post_event::Payload::UserJoined(c) => validate::room_type(c.room.as_ref()),
+            post_event::Payload::UserLeave(c) => validate::room_type(c.room.as_ref()),
         };
         let id = EventId::from_backend(&event_id)
             .map_err(|e| Status::invalid_argument(format!("event_id {e}")))?;
@@ -180,7 +146,10 @@ impl RoomHooksService {
 
     /// The stored room of a room post event, checked.
     fn stored_room(&self, room: Option<pb::Room>) -> Result<pb::Room, Status> {
-        self.check_fields(&[FieldsOf::Room("room", room.as_ref())])?;
+        validate::custom_fields(
+            self.max_custom_field_bytes,
+            &[FieldsOf::Room("room", room.as_ref())],
+        )?;
         Ok(validate::stored_room(room, "room")?)
     }
 
@@ -245,11 +214,6 @@ fn prevent_response(verdict: Verdict) -> PreventResponse {
     }
 }
 
-fn room_type(room: &Option<pb::Room>) -> pb::RoomType {
-    room.as_ref()
-        .map_or(pb::RoomType::Unspecified, pb::Room::r#type)
-}
-
 #[tonic::async_trait]
 impl RoomHooks for RoomHooksService {
     async fn pre_room_create(
@@ -257,8 +221,7 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PreRoomCreateRequest>,
     ) -> Result<Response<PreRoomCreateResponse>, Status> {
         let ctx = self.pre_context(&request);
-        self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
-        let room = validate::pre_room_create(request.into_inner())?;
+        let room = validate::create_request(request.into_inner(), self.max_custom_field_bytes)?;
         let span = tracing::info_span!(
             "backend_call",
             hook = "PreRoomCreate",
@@ -287,16 +250,8 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PreRoomDeleteRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
         let ctx = self.pre_context(&request);
-        self.check_fields(&[FieldsOf::Room("room", request.get_ref().room.as_ref())])?;
-        let room = validate::pre_room_delete(request.into_inner())?;
-        let room_type = room.r#type();
-        self.veto(
-            Hook::PreRoomDeletePrevent,
-            hook_call::Payload::Room(room),
-            room_type,
-            ctx,
-        )
-        .await
+        let checked = validate::delete_request(request.into_inner(), self.max_custom_field_bytes)?;
+        self.veto(checked, ctx).await
     }
 
     async fn pre_room_user_join(
@@ -304,16 +259,8 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PreRoomUserJoinRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
         let ctx = self.pre_context(&request);
-        let context = validate::pre_room_user_join(request.into_inner())?;
-        self.check_joined(&context)?;
-        let room_type = room_type(&context.room);
-        self.veto(
-            Hook::PreRoomUserJoined,
-            hook_call::Payload::UserJoined(context),
-            room_type,
-            ctx,
-        )
-        .await
+        let checked = validate::join_request(request.into_inner(), self.max_custom_field_bytes)?;
+        self.veto(checked, ctx).await
     }
 
     async fn pre_room_user_leave(
@@ -321,16 +268,8 @@ impl RoomHooks for RoomHooksService {
         request: Request<pb::PreRoomUserLeaveRequest>,
     ) -> Result<Response<PreventResponse>, Status> {
         let ctx = self.pre_context(&request);
-        let context = validate::pre_room_user_leave(request.into_inner())?;
-        self.check_leave(&context)?;
-        let room_type = room_type(&context.room);
-        self.veto(
-            Hook::PreRoomUserLeave,
-            hook_call::Payload::UserLeave(context),
-            room_type,
-            ctx,
-        )
-        .await
+        let checked = validate::leave_request(request.into_inner(), self.max_custom_field_bytes)?;
+        self.veto(checked, ctx).await
     }
 
     async fn post_room_create(

@@ -1,7 +1,159 @@
 //! Checks on what the backend sends, before any app is called. Each refusal names the field.
+//! A request that passed every check becomes its own type — [`NewRoom`], [`VetoRequest`] — which
+//! only this module can build, so the dispatcher never receives an unchecked room.
 
-use roomhooks::v1::{self as pb, Room, RoomType, RoomUserJoined, RoomUserLeave};
+use roomhooks::v1::{self as pb, Room, RoomType, RoomUserJoined, RoomUserLeave, hook_call};
 use tonic::Status;
+
+use crate::hook::Hook;
+
+/// The room of a PreRoomCreate call, checked: present, of a known type other than
+/// `ROOM_TYPE_UNSPECIFIED`, its custom fields within `--max-custom-field-bytes`.
+#[derive(Debug)]
+pub struct NewRoom(Room);
+
+impl NewRoom {
+    /// The room, to change in the pipeline and hand back.
+    pub fn into_room(self) -> Room {
+        self.0
+    }
+}
+
+/// A veto call on its own (delete, join, leave), checked: a stored room (with its id), the user
+/// for join and leave, custom fields within `--max-custom-field-bytes`. The hook always fits the
+/// payload.
+#[derive(Debug)]
+pub struct VetoRequest {
+    hook: Hook,
+    room_type: RoomType,
+    payload: hook_call::Payload,
+}
+
+impl VetoRequest {
+    /// The veto hook the request is for.
+    pub fn hook(&self) -> Hook {
+        self.hook
+    }
+
+    /// The type of the room it is about.
+    pub fn room_type(&self) -> RoomType {
+        self.room_type
+    }
+
+    /// What apps are sent.
+    pub fn payload(&self) -> &hook_call::Payload {
+        &self.payload
+    }
+}
+
+/// Why a Pre request was refused before any app was called.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// A field is missing or wrong.
+    #[error(transparent)]
+    Invalid(#[from] InvalidRequest),
+    /// Its custom fields weigh too much.
+    #[error(transparent)]
+    TooLarge(#[from] CustomFieldsTooLarge),
+}
+
+impl From<Refused> for Status {
+    fn from(err: Refused) -> Self {
+        Status::invalid_argument(err.to_string())
+    }
+}
+
+/// Checks a PreRoomCreate request: custom fields first, then the room.
+pub fn create_request(
+    req: pb::PreRoomCreateRequest,
+    max_field_bytes: usize,
+) -> Result<NewRoom, Refused> {
+    custom_fields(
+        max_field_bytes,
+        &[FieldsOf::Room("room", req.room.as_ref())],
+    )?;
+    Ok(NewRoom(pre_room_create(req)?))
+}
+
+/// Checks a PreRoomDelete request: custom fields first, then the room.
+pub fn delete_request(
+    req: pb::PreRoomDeleteRequest,
+    max_field_bytes: usize,
+) -> Result<VetoRequest, Refused> {
+    custom_fields(
+        max_field_bytes,
+        &[FieldsOf::Room("room", req.room.as_ref())],
+    )?;
+    let room = pre_room_delete(req)?;
+    Ok(VetoRequest {
+        hook: Hook::PreRoomDeletePrevent,
+        room_type: room.r#type(),
+        payload: hook_call::Payload::Room(room),
+    })
+}
+
+/// Checks a PreRoomUserJoin request: the context, then its custom fields.
+pub fn join_request(
+    req: pb::PreRoomUserJoinRequest,
+    max_field_bytes: usize,
+) -> Result<VetoRequest, Refused> {
+    let context = pre_room_user_join(req)?;
+    joined_fields(&context, max_field_bytes)?;
+    Ok(VetoRequest {
+        hook: Hook::PreRoomUserJoined,
+        room_type: room_type(context.room.as_ref()),
+        payload: hook_call::Payload::UserJoined(context),
+    })
+}
+
+/// Checks a PreRoomUserLeave request: the context, then its custom fields.
+pub fn leave_request(
+    req: pb::PreRoomUserLeaveRequest,
+    max_field_bytes: usize,
+) -> Result<VetoRequest, Refused> {
+    let context = pre_room_user_leave(req)?;
+    leave_fields(&context, max_field_bytes)?;
+    Ok(VetoRequest {
+        hook: Hook::PreRoomUserLeave,
+        room_type: room_type(context.room.as_ref()),
+        payload: hook_call::Payload::UserLeave(context),
+    })
+}
+
+/// Checks a join context's custom fields (room, joining user, inviter).
+pub fn joined_fields(c: &RoomUserJoined, limit: usize) -> Result<(), CustomFieldsTooLarge> {
+    custom_fields(
+        limit,
+        &[
+            FieldsOf::Room("context.room", c.room.as_ref()),
+            FieldsOf::User(
+                "context.joining_user.custom_fields",
+                c.joining_user.as_ref(),
+            ),
+            FieldsOf::User("context.inviter.custom_fields", c.inviter.as_ref()),
+        ],
+    )
+}
+
+/// Checks a leave context's custom fields (room, leaving user, remover).
+pub fn leave_fields(c: &RoomUserLeave, limit: usize) -> Result<(), CustomFieldsTooLarge> {
+    custom_fields(
+        limit,
+        &[
+            FieldsOf::Room("context.room", c.room.as_ref()),
+            FieldsOf::User(
+                "context.leaving_user.custom_fields",
+                c.leaving_user.as_ref(),
+            ),
+            FieldsOf::User("context.removed_by.custom_fields", c.removed_by.as_ref()),
+        ],
+    )
+}
+
+/// The type of a room that may be absent (absent reads as UNSPECIFIED).
+pub fn room_type(room: Option<&Room>) -> RoomType {
+    room.map_or(RoomType::Unspecified, Room::r#type)
+}
 
 /// A backend request that cannot be dispatched.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,7 +186,7 @@ fn request_id(raw: &str) -> Result<(), InvalidRequest> {
 }
 
 /// PreRoomCreate needs a room with a type.
-pub fn pre_room_create(req: pb::PreRoomCreateRequest) -> Result<Room, InvalidRequest> {
+fn pre_room_create(req: pb::PreRoomCreateRequest) -> Result<Room, InvalidRequest> {
     request_id(&req.request_id)?;
     let room = req.room.ok_or(invalid("room", "is required"))?;
     match RoomType::try_from(room.r#type) {
@@ -63,7 +215,7 @@ pub fn stored_room(room: Option<Room>, field: &'static str) -> Result<Room, Inva
 }
 
 /// PreRoomDelete needs a stored room.
-pub fn pre_room_delete(req: pb::PreRoomDeleteRequest) -> Result<Room, InvalidRequest> {
+fn pre_room_delete(req: pb::PreRoomDeleteRequest) -> Result<Room, InvalidRequest> {
     request_id(&req.request_id)?;
     stored_room(req.room, "room")
 }
@@ -89,17 +241,13 @@ pub fn leave(context: Option<RoomUserLeave>) -> Result<RoomUserLeave, InvalidReq
 }
 
 /// PreRoomUserJoin needs a valid join context.
-pub fn pre_room_user_join(
-    req: pb::PreRoomUserJoinRequest,
-) -> Result<RoomUserJoined, InvalidRequest> {
+fn pre_room_user_join(req: pb::PreRoomUserJoinRequest) -> Result<RoomUserJoined, InvalidRequest> {
     request_id(&req.request_id)?;
     joined(req.context)
 }
 
 /// PreRoomUserLeave needs a valid leave context.
-pub fn pre_room_user_leave(
-    req: pb::PreRoomUserLeaveRequest,
-) -> Result<RoomUserLeave, InvalidRequest> {
+fn pre_room_user_leave(req: pb::PreRoomUserLeaveRequest) -> Result<RoomUserLeave, InvalidRequest> {
     request_id(&req.request_id)?;
     leave(req.context)
 }
