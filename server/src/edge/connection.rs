@@ -390,3 +390,18 @@ fn handle(
         }
     }
 }
+
+/// An instance the registry refused, as the status its stream ends with.
+impl From<AdmitError> for Status {
+    fn from(err: AdmitError) -> Self {
+        match err {
+            AdmitError::TooManyApps { .. } | AdmitError::TooManyInstances { .. } => {
+                Status::resource_exhausted(err.to_string())
+            }
+            AdmitError::Mismatch { .. } | AdmitError::DuplicateInstance { .. } => {
+                Status::failed_precondition(err.to_string())
+            }
+            AdmitError::ShuttingDown => Status::unavailable(err.to_string()),
+        }
+    }
+}
