@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Cluster, ClusterError,
-    forward::Responder,
     members::{ServedApp, ServedInstance, SidecarRecord, ms, now_ms},
+    respond::Responder,
 };
 use crate::{
     apps::{

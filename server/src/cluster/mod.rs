@@ -14,6 +14,7 @@ pub mod journal;
 pub mod members;
 pub mod names;
 pub mod orphans;
+pub mod respond;
 pub mod settings;
 
 use std::{

@@ -22,10 +22,8 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     apps::registry::{Capacity, Registry},
     cluster::{
-        self, Cluster, ClusterError, ClusterSettings, Link,
-        delivery::Delivery,
-        forward::{Forwarder, Responder},
-        journal::Journal,
+        self, Cluster, ClusterError, ClusterSettings, Link, delivery::Delivery, forward::Forwarder,
+        journal::Journal, respond::Responder,
     },
     config::{Config, ConfigError, MaybeAddr},
     edge::requests::{CountRequests, RequestCounters},
