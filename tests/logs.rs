@@ -7,7 +7,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use common::{Harness, joining};
 use roomhooks_sdk::{App, proto::PreRoomUserJoinRequest};
@@ -44,21 +47,31 @@ impl Visit for Record {
     }
 }
 
-/// Records every new span and every event.
+/// Records every span (with the fields recorded on it later) and every event.
 #[derive(Clone, Default)]
 struct Recorder {
     spans: Arc<Mutex<Vec<Record>>>,
+    /// Each live span's place in `spans`.
+    live: Arc<Mutex<HashMap<span::Id, usize>>>,
     events: Arc<Mutex<Vec<Record>>>,
 }
 
 impl<S: tracing::Subscriber> Layer<S> for Recorder {
-    fn on_new_span(&self, attrs: &span::Attributes<'_>, _: &span::Id, _: Context<'_, S>) {
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, _: Context<'_, S>) {
         let mut record = Record {
             name: attrs.metadata().name().to_owned(),
             ..Default::default()
         };
         attrs.record(&mut record);
-        self.spans.lock().unwrap().push(record);
+        let mut spans = self.spans.lock().unwrap();
+        self.live.lock().unwrap().insert(id.clone(), spans.len());
+        spans.push(record);
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, _: Context<'_, S>) {
+        if let Some(&at) = self.live.lock().unwrap().get(id) {
+            values.record(&mut self.spans.lock().unwrap()[at]);
+        }
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {

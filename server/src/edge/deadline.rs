@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::metadata::MetadataMap;
+use tonic::{codegen::http, metadata::MetadataMap};
 
 /// What every app call made for one backend call shares.
 #[derive(Clone, Debug)]
@@ -19,16 +19,23 @@ pub struct CallContext {
     pub traceparent: String,
 }
 
-impl CallContext {
-    /// Reads the deadline and trace context from a backend request's metadata.
-    pub fn from_metadata(
-        metadata: &MetadataMap,
-        max: Duration,
-        dry_run: bool,
-        request_id: String,
-    ) -> Self {
+/// Where a backend call starts: its deadline and trace context, read from its headers before
+/// the request is decoded (by the [`super::backend_call`] layer, which hands it to the handler
+/// as a request extension).
+#[derive(Clone, Debug)]
+pub struct CallStart {
+    /// When the whole backend call must have its answer.
+    pub deadline: Instant,
+    /// The backend's W3C `traceparent`, or empty.
+    pub traceparent: String,
+}
+
+impl CallStart {
+    /// Reads the deadline (`grpc-timeout`, capped by `max`) and `traceparent` from a backend
+    /// request's headers.
+    pub fn from_headers(headers: &http::HeaderMap, max: Duration) -> Self {
         let now = Instant::now();
-        let budget = match metadata.get("grpc-timeout").map(|v| v.to_str()) {
+        let budget = match headers.get("grpc-timeout").map(|v| v.to_str()) {
             Some(Ok(raw)) => match parse_grpc_timeout(raw) {
                 Some(asked) => {
                     // Room for the answer to travel and for a busy machine: a tenth, at most 50 ms.
@@ -45,17 +52,41 @@ impl CallContext {
             },
             _ => max,
         };
-        let traceparent = metadata
+        let traceparent = headers
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
         Self {
             deadline: now + budget,
-            dry_run,
-            request_id,
             traceparent,
         }
+    }
+}
+
+impl CallContext {
+    /// The context of a call that started at `start`, with what its body says.
+    pub fn new(start: CallStart, dry_run: bool, request_id: String) -> Self {
+        Self {
+            deadline: start.deadline,
+            dry_run,
+            request_id,
+            traceparent: start.traceparent,
+        }
+    }
+
+    /// Reads the deadline and trace context from a backend request's metadata.
+    pub fn from_metadata(
+        metadata: &MetadataMap,
+        max: Duration,
+        dry_run: bool,
+        request_id: String,
+    ) -> Self {
+        Self::new(
+            CallStart::from_headers(metadata.as_ref(), max),
+            dry_run,
+            request_id,
+        )
     }
 
     /// Time left before the deadline.

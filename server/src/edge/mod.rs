@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod admission;
 pub mod auth;
+pub mod backend_call;
 pub mod connection;
 pub mod deadline;
 pub mod recover;
@@ -22,14 +23,15 @@ use tonic::service::interceptor::InterceptedService;
 use crate::lifecycle::drain::Drain;
 
 use self::{
-    admin::AdminService, admission::Admission, auth::BackendAuth, recover::RecoverDecodeErrors,
-    requests::CountRequests, requests::RequestCounters, service::RoomHooksService,
+    admin::AdminService, admission::Admission, auth::BackendAuth, backend_call::BackendCall,
+    recover::RecoverDecodeErrors, requests::CountRequests, requests::RequestCounters,
+    service::RoomHooksService,
 };
 
 /// `RoomHooks` with its layers.
 pub type RoomHooksStack = CountRequests<
     InterceptedService<
-        Admission<RecoverDecodeErrors<RoomHooksServer<RoomHooksService>>>,
+        Admission<BackendCall<RecoverDecodeErrors<RoomHooksServer<RoomHooksService>>>>,
         BackendAuth,
     >,
 >;
@@ -50,6 +52,8 @@ pub struct Layers {
     pub max_message_size: usize,
     /// `--max-concurrent-backend-calls`.
     pub max_concurrent: usize,
+    /// `--max-timeout`: the latest deadline of a backend call without one of its own.
+    pub max_timeout: std::time::Duration,
 }
 
 /// The backend's `RoomHooks` service and its layers, outermost first.
@@ -60,13 +64,18 @@ pub fn room_hooks(service: RoomHooksService, layers: &Layers) -> RoomHooksStack 
         InterceptedService::new(
             // 3. Admit: refuse while draining or at the concurrency limit, before decoding.
             Admission::new(
-                // 4. Recast tonic's decode and size errors (INVALID_ARGUMENT, RESOURCE_EXHAUSTED).
-                RecoverDecodeErrors::new(
-                    // 5. Decode within --max-message-size and run the handler.
-                    RoomHooksServer::new(service)
-                        .max_decoding_message_size(layers.max_message_size)
-                        .max_encoding_message_size(layers.max_message_size),
-                    layers.max_message_size,
+                // 4. One `backend_call` span per call, continuing the backend's trace; the
+                //    call's deadline and trace context, from its headers, for the handler.
+                BackendCall::new(
+                    // 5. Recast tonic's decode and size errors (INVALID_ARGUMENT, RESOURCE_EXHAUSTED).
+                    RecoverDecodeErrors::new(
+                        // 6. Decode within --max-message-size and run the handler.
+                        RoomHooksServer::new(service)
+                            .max_decoding_message_size(layers.max_message_size)
+                            .max_encoding_message_size(layers.max_message_size),
+                        layers.max_message_size,
+                    ),
+                    layers.max_timeout,
                 ),
                 Arc::clone(&layers.drain),
                 layers.max_concurrent,

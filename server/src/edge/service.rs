@@ -8,13 +8,12 @@ use roomhooks::v1::{
     post_events_item, room_hooks_server::RoomHooks,
 };
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use crate::{
     dispatch::Dispatcher,
     dispatch::verdict::Verdict,
-    edge::deadline::CallContext,
     edge::validate::{self, FieldsOf, VetoRequest},
+    edge::{backend_call, deadline::CallContext},
     hook::Hook,
     ids::EventId,
     post::{
@@ -57,16 +56,13 @@ impl RoomHooksService {
     /// The context of a Pre call: its deadline, dry-run flag, request id and trace context.
     fn pre_context<T: PreRequest>(&self, req: &Request<T>) -> CallContext {
         let body = req.get_ref();
-        self.context(req, body.dry_run(), body.request_id())
+        let ctx = self.context(req, body.dry_run(), body.request_id());
+        backend_call::record_pre(&ctx);
+        ctx
     }
 
     fn context<T>(&self, req: &Request<T>, dry_run: bool, request_id: &str) -> CallContext {
-        CallContext::from_metadata(
-            req.metadata(),
-            self.max_timeout,
-            dry_run,
-            request_id.to_owned(),
-        )
+        backend_call::context(req, self.max_timeout, dry_run, request_id)
     }
 
     async fn veto(
@@ -74,20 +70,7 @@ impl RoomHooksService {
         request: VetoRequest,
         ctx: CallContext,
     ) -> Result<Response<PreventResponse>, Status> {
-        let span = tracing::info_span!(
-            "backend_call",
-            hook = request.hook().name(),
-            dry_run = ctx.dry_run,
-            request_id =
-                (!ctx.request_id.is_empty()).then(|| tracing::field::display(&ctx.request_id))
-        );
-        #[cfg(feature = "otlp")]
-        crate::ops::otel::continue_trace(&span, &ctx.traceparent);
-        let verdict = self
-            .dispatcher
-            .prevent(request, &ctx)
-            .instrument(span)
-            .await;
+        let verdict = self.dispatcher.prevent(request, &ctx).await;
         Ok(Response::new(prevent_response(verdict)))
     }
 
@@ -161,20 +144,12 @@ impl RoomHooksService {
     ) -> Result<Response<PostEventResponse>, Status> {
         let ctx = self.context(&request, false, "");
         let post = self.new_post(kind(request.into_inner()))?;
-        let span = tracing::info_span!("backend_call", hook = post.event.hook.name(),
-            event_id = %post.event.id);
-        #[cfg(feature = "otlp")]
-        crate::ops::otel::continue_trace(&span, &ctx.traceparent);
-        let response = self
-            .accept
-            .post(post, &ctx)
-            .instrument(span)
-            .await
-            .map_err(|e| {
-                Status::unavailable(format!(
-                    "{e}; the event was not accepted: retry with the same event_id"
-                ))
-            })?;
+        backend_call::record_event(&post.event.id);
+        let response = self.accept.post(post, &ctx).await.map_err(|e| {
+            Status::unavailable(format!(
+                "{e}; the event was not accepted: retry with the same event_id"
+            ))
+        })?;
         Ok(Response::new(response))
     }
 }
@@ -222,20 +197,7 @@ impl RoomHooks for RoomHooksService {
     ) -> Result<Response<PreRoomCreateResponse>, Status> {
         let ctx = self.pre_context(&request);
         let room = validate::create_request(request.into_inner(), self.max_custom_field_bytes)?;
-        let span = tracing::info_span!(
-            "backend_call",
-            hook = "PreRoomCreate",
-            dry_run = ctx.dry_run,
-            request_id =
-                (!ctx.request_id.is_empty()).then(|| tracing::field::display(&ctx.request_id))
-        );
-        #[cfg(feature = "otlp")]
-        crate::ops::otel::continue_trace(&span, &ctx.traceparent);
-        let (verdict, room) = self
-            .dispatcher
-            .pre_room_create(room, &ctx)
-            .instrument(span)
-            .await;
+        let (verdict, room) = self.dispatcher.pre_room_create(room, &ctx).await;
         Ok(Response::new(PreRoomCreateResponse {
             allowed: verdict.allowed(),
             preventions: verdict.preventions,
@@ -332,20 +294,13 @@ impl RoomHooks for RoomHooksService {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        let span = tracing::info_span!("backend_call", hook = "PostEvents", events = posts.len());
-        #[cfg(feature = "otlp")]
-        crate::ops::otel::continue_trace(&span, &ctx.traceparent);
-        let results = self
-            .accept
-            .post_batch(posts, &ctx)
-            .instrument(span)
-            .await
-            .map_err(|e| {
-                Status::unavailable(format!(
-                    "{e}; the batch was not accepted as a whole: retry it with the same \
+        backend_call::record_batch(posts.len());
+        let results = self.accept.post_batch(posts, &ctx).await.map_err(|e| {
+            Status::unavailable(format!(
+                "{e}; the batch was not accepted as a whole: retry it with the same \
                      event_ids (events already queued are de-duplicated)"
-                ))
-            })?;
+            ))
+        })?;
         Ok(Response::new(pb::PostEventsResponse { results }))
     }
 }

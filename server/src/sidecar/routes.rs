@@ -58,6 +58,7 @@ pub(super) fn routes(config: &Config, services: Services<'_>) -> Result<Router, 
         requests: Arc::clone(requests),
         max_message_size: config.max_message_size,
         max_concurrent: config.max_concurrent_backend_calls,
+        max_timeout: config.max_timeout,
     };
     let app_auth = config.apps.values().any(|a| a.token.is_some());
     let dispatcher = Dispatcher::new(
