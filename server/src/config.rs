@@ -31,48 +31,15 @@ use settings::{APP_KEYS, APP_TOKENS_ENV, CONFIG_ENV, OTLP_ENV};
 use std::time::Duration;
 use values::duration;
 
-use crate::{apps::spec::TimeoutLimits, post::PostConfig};
-
 impl Config {
     /// The effective configuration as TOML, secrets redacted; empty tables are left out.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+        toml::to_string(&settings::Printed::from(self))
+            .unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
     }
 
     /// Whether any token is configured (otherwise the sidecar runs open).
     pub fn has_tokens(&self) -> bool {
         self.backend_token.is_some() || self.apps.values().any(|a| a.token.is_some())
-    }
-
-    /// The timeout limits apps are held to.
-    pub fn timeout_limits(&self) -> TimeoutLimits {
-        TimeoutLimits {
-            default: self.default_timeout,
-            max: self.max_timeout,
-        }
-    }
-
-    /// The limits of one app call.
-    pub fn call_limits(&self) -> crate::dispatch::call::CallLimits {
-        crate::dispatch::call::CallLimits {
-            max_in_flight_per_instance: self.max_in_flight_per_instance,
-            ejection: crate::apps::instance::Ejection {
-                after: self.eject_after,
-                base: self.eject_for,
-            },
-            max_custom_field_bytes: self.max_custom_field_bytes,
-        }
-    }
-
-    /// The post-delivery settings.
-    pub fn post_config(&self) -> PostConfig {
-        PostConfig {
-            max_queued: self.post_queue_max_events,
-            max_bytes: self.post_queue_max_bytes,
-            window: self.post_window,
-            ack_timeout: self.post_ack_timeout,
-            max_attempts: self.post_max_attempts,
-            dedupe_window: self.dedupe_window,
-        }
     }
 }

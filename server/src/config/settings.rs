@@ -6,7 +6,12 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 use serde::Serialize;
 
 use super::values::*;
-use crate::apps::settings::AppSettings;
+use crate::{
+    apps::{registry::Capacity, settings::AppSettings, spec::TimeoutLimits},
+    dispatch::call::CallLimits,
+    edge::connection::Liveness,
+    post::PostConfig,
+};
 
 // === the settings, each declared once ===
 
@@ -67,26 +72,16 @@ impl Setting {
 }
 
 macro_rules! settings {
-    ($(
-        $(#[$attr:meta])*
-        $heading:ident $kind:ident $key:ident: $ty:ty = $default:literal, $parse:expr, $help:literal;
-    )*) => {
-        /// The effective settings.
-        #[derive(Clone, Debug, Serialize)]
-        pub struct Config {
-            $(
-                #[doc = $help]
-                $(#[$attr])*
-                pub $key: $ty,
-            )*
-            /// Per-app settings, by app id.
-            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-            pub apps: BTreeMap<String, AppSettings>,
-            /// Problems that do not stop the sidecar (an unknown `ROOMHOOKS_*` variable), for
-            /// `main` to log once logging is set up.
-            #[serde(skip)]
-            pub warnings: Vec<String>,
-        }
+    (
+        groups { $( #[doc = $gdoc:literal] $group:ident: $gty:ty, )* }
+        $(
+            $(#[$attr:meta])*
+            $heading:ident $kind:ident $key:ident $(in $($place:ident).+)?: $ty:ty =
+                $default:literal, $parse:expr, $help:literal;
+        )*
+    ) => {
+        settings!(@config [$([$gdoc] $group: $gty,)*] []
+            $([$key $(in $($place).+)?: $ty = $default, $parse, $help])*);
 
         /// Every setting of [`Config`] except the per-app tables, in `--help` order.
         pub static SETTINGS: &[Setting] = &[$(
@@ -97,41 +92,119 @@ macro_rules! settings {
                 default: $default,
                 switch: settings!(@switch $kind),
                 apply: |config, raw| {
-                    config.$key = ($parse)(raw)?;
+                    let field = &mut settings!(@place config, $key $(, $($place).+)?);
+                    *field = ($parse)(raw)?;
                     Ok(())
                 },
             },
         )*];
 
-        impl Default for Config {
-            /// The declared defaults: the sidecar runs with no configuration at all.
-            fn default() -> Self {
+        /// The settings as `--print-config` shows them: flat, by file key, in `--help` order.
+        #[derive(Serialize)]
+        pub(super) struct Printed {
+            $(
+                $(#[$attr])*
+                $key: $ty,
+            )*
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            apps: BTreeMap<String, AppSettings>,
+        }
+
+        impl From<&Config> for Printed {
+            fn from(config: &Config) -> Self {
                 Self {
-                    $(
-                        $key: ($parse)($default)
-                            .expect(concat!("the declared default of ", stringify!($key), " parses")),
-                    )*
-                    apps: BTreeMap::new(),
-                    warnings: Vec::new(),
+                    $($key: settings!(@place config, $key $(, $($place).+)?).clone(),)*
+                    apps: config.apps.clone(),
                 }
             }
         }
     };
+    // A grouped setting is a field of its group, not of `Config` itself.
+    (@config $groups:tt [$($flat:tt)*]
+        [$key:ident in $($place:ident).+: $ty:ty = $default:literal, $parse:expr, $help:literal]
+        $($rest:tt)*
+    ) => {
+        settings!(@config $groups [$($flat)*] $($rest)*);
+    };
+    (@config $groups:tt [$($flat:tt)*]
+        [$key:ident: $ty:ty = $default:literal, $parse:expr, $help:literal]
+        $($rest:tt)*
+    ) => {
+        settings!(@config $groups [$($flat)* [$key: $ty = $default, $parse, $help]] $($rest)*);
+    };
+    (@config [$([$gdoc:literal] $group:ident: $gty:ty,)*]
+        [$([$key:ident: $ty:ty = $default:literal, $parse:expr, $help:literal])*]
+    ) => {
+        /// The effective settings: the subsystems' own settings as their structs, the rest flat.
+        #[derive(Clone, Debug)]
+        pub struct Config {
+            $(
+                #[doc = $help]
+                pub $key: $ty,
+            )*
+            $(
+                #[doc = $gdoc]
+                pub $group: $gty,
+            )*
+            /// Per-app settings, by app id.
+            pub apps: BTreeMap<String, AppSettings>,
+            /// Problems that do not stop the sidecar (an unknown `ROOMHOOKS_*` variable), for
+            /// `main` to log once logging is set up.
+            pub warnings: Vec<String>,
+        }
+
+        impl Default for Config {
+            /// The declared defaults: the sidecar runs with no configuration at all.
+            fn default() -> Self {
+                let mut config = Self {
+                    $(
+                        $key: ($parse)($default)
+                            .expect(concat!("the declared default of ", stringify!($key), " parses")),
+                    )*
+                    // Blanks, each field set to its setting's declared default just below.
+                    $($group: <$gty>::default(),)*
+                    apps: BTreeMap::new(),
+                    warnings: Vec::new(),
+                };
+                for setting in SETTINGS {
+                    if let Err(problem) = (setting.apply)(&mut config, setting.default) {
+                        panic!("the declared default of {} does not parse: {problem}", setting.key);
+                    }
+                }
+                config
+            }
+        }
+    };
+    (@place $config:ident, $key:ident) => { $config.$key };
+    (@place $config:ident, $key:ident, $($place:ident).+) => { $config.$($place).+ };
     (@switch value) => { false };
     (@switch switch) => { true };
 }
 
 settings! {
+    groups {
+        /// The timeouts apps are held to: the default of an app that sets none, and the most.
+        timeouts: TimeoutLimits,
+        /// Post-event queues and their delivery.
+        post: PostConfig,
+        /// How app instances' liveness is checked.
+        liveness: Liveness,
+        /// The limits of one app call, ejection included.
+        calls: CallLimits,
+        /// How many apps and instances the registry holds at most.
+        capacity: Capacity,
+    }
+
     LISTENING value listen: SocketAddr = "127.0.0.1:50051", addr,
         "gRPC address for backends, apps, admin, health and reflection";
     LISTENING value metrics_listen: MaybeAddr = "127.0.0.1:9464", parsed::<MaybeAddr>,
         "Prometheus endpoint address (path /metrics), or off";
 
     #[serde(with = "humantime_serde")]
-    TIMEOUTS value default_timeout: Duration = "1s", duration,
+    TIMEOUTS value default_timeout in timeouts.default: Duration = "1s", duration,
         "Per-call timeout of an app that registers none";
     #[serde(with = "humantime_serde")]
-    TIMEOUTS value max_timeout: Duration = "10s", duration,
+    TIMEOUTS value max_timeout in timeouts.max: Duration = "10s", duration,
         "The most any app call, and any Pre call without a backend deadline, may take";
     #[serde(with = "humantime_serde")]
     TIMEOUTS value register_timeout: Duration = "10s", duration,
@@ -140,19 +213,19 @@ settings! {
     TIMEOUTS value drain_timeout: Duration = "10s", duration,
         "How long shutdown waits for in-flight calls";
 
-    POST_EVENTS value post_queue_max_events: usize = "100000", count::<usize>,
+    POST_EVENTS value post_queue_max_events in post.max_queued: usize = "100000", count::<usize>,
         "Post events kept per app before the oldest is dropped (logged, counted)";
-    POST_EVENTS value post_queue_max_bytes: usize = "268435456", count::<usize>,
+    POST_EVENTS value post_queue_max_bytes in post.max_bytes: usize = "268435456", count::<usize>,
         "Encoded bytes of post events kept per app before the oldest is dropped";
-    POST_EVENTS value post_window: usize = "1024", count::<usize>,
+    POST_EVENTS value post_window in post.window: usize = "1024", count::<usize>,
         "Post events sent to an app and not yet acknowledged, at most";
     #[serde(with = "humantime_serde")]
-    POST_EVENTS value post_ack_timeout: Duration = "30s", duration,
+    POST_EVENTS value post_ack_timeout in post.ack_timeout: Duration = "30s", duration,
         "Redeliver a post event not acknowledged within this time (doubles per attempt, up to 16x)";
-    POST_EVENTS value post_max_attempts: u32 = "10", count::<u32>,
+    POST_EVENTS value post_max_attempts in post.max_attempts: u32 = "10", count::<u32>,
         "Deliveries of one post event before it becomes a dead letter";
     #[serde(with = "humantime_serde")]
-    POST_EVENTS value dedupe_window: Duration = "10m", duration,
+    POST_EVENTS value dedupe_window in post.dedupe_window: Duration = "10m", duration,
         "How long an acknowledged event id is remembered to de-duplicate retries";
     POST_EVENTS value data_dir: PathBuf = "./roomhooks-data", path,
         "Directory of the post-event store";
@@ -162,17 +235,17 @@ settings! {
         "fdatasync each store commit: survives power loss, not just a crash of the sidecar";
 
     #[serde(with = "humantime_serde")]
-    LIVENESS value heartbeat_interval: Duration = "2s", duration,
+    LIVENESS value heartbeat_interval in liveness.interval: Duration = "2s", duration,
         "How often app instances are sent a Heartbeat";
     #[serde(with = "humantime_serde")]
-    LIVENESS value heartbeat_timeout: Duration = "8s", duration,
+    LIVENESS value heartbeat_timeout in liveness.timeout: Duration = "8s", duration,
         "An instance silent this long is disconnected, noticed within one more interval (its calls retried on siblings)";
-    LIVENESS value eject_after: u32 = "5", count::<u32>,
+    LIVENESS value eject_after in calls.ejection.after: u32 = "5", count::<u32>,
         "Timeouts in a row that take an instance out of rotation (0 = never)";
     #[serde(with = "humantime_serde")]
-    LIVENESS value eject_for: Duration = "10s", duration,
+    LIVENESS value eject_for in calls.ejection.base: Duration = "10s", duration,
         "How long the first ejection lasts; each further one lasts as much longer";
-    LIVENESS value max_in_flight_per_instance: u32 = "64", count::<u32>,
+    LIVENESS value max_in_flight_per_instance in calls.max_in_flight_per_instance: u32 = "64", count::<u32>,
         "Pre calls one app instance may have in flight; beyond it siblings or the failure policy take over";
     #[serde(with = "humantime_serde")]
     LIVENESS value forget_apps_after: Duration = "7d", duration,
@@ -180,11 +253,11 @@ settings! {
 
     LIMITS value max_message_size: usize = "4194304", count::<usize>,
         "Largest gRPC message accepted, in bytes";
-    LIMITS value max_custom_field_bytes: usize = "65536", count::<usize>,
+    LIMITS value max_custom_field_bytes in calls.max_custom_field_bytes: usize = "65536", count::<usize>,
         "Largest encoded custom_fields of a room, in bytes (requests and app answers)";
-    LIMITS value max_apps: usize = "1000", count::<usize>,
+    LIMITS value max_apps in capacity.max_apps: usize = "1000", count::<usize>,
         "Most distinct apps known at once";
-    LIMITS value max_instances_per_app: usize = "1000", count::<usize>,
+    LIMITS value max_instances_per_app in capacity.max_instances_per_app: usize = "1000", count::<usize>,
         "Most live instances of one app";
     LIMITS value max_concurrent_backend_calls: usize = "4096", count::<usize>,
         "Backend calls served at once; more are shed with RESOURCE_EXHAUSTED";

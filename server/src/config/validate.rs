@@ -1,36 +1,57 @@
 //! The checks that the settings fit together, run after loading and again by `Sidecar::start`.
+//! Each check returns the first problem it finds; they run in this order, so the one reported
+//! of several problems is always the same.
 
 use std::time::Duration;
 
 use super::{Config, ConfigError, bad};
+use crate::apps::settings::AppSettings;
 
 impl Config {
     /// Checks the settings fit together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_timeout.is_zero() {
+        self.check_timeouts()?;
+        self.check_sizes()?;
+        self.check_liveness()?;
+        self.check_delivery()?;
+        self.check_runtime()?;
+        self.check_security()?;
+        if self.cluster_url.is_some() {
+            self.validate_cluster()?;
+        }
+        for (app_id, app) in &self.apps {
+            self.check_app(app_id, app)?;
+        }
+        Ok(())
+    }
+
+    /// The timeouts apps are held to: a default no longer than the most.
+    fn check_timeouts(&self) -> Result<(), ConfigError> {
+        if self.timeouts.max.is_zero() {
             return bad("max_timeout", "must be more than zero");
         }
-        if self.default_timeout.is_zero() || self.default_timeout > self.max_timeout {
+        if self.timeouts.default.is_zero() || self.timeouts.default > self.timeouts.max {
             return bad(
                 "default_timeout",
                 "must be more than zero and at most max_timeout",
             );
         }
-        if self.post_queue_max_events == 0 {
-            return bad("post_queue_max_events", "must be at least 1");
-        }
-        if self.post_window == 0 {
-            return bad("post_window", "must be at least 1");
-        }
+        Ok(())
+    }
+
+    /// The queue, window and limit sizes: none may be zero.
+    fn check_sizes(&self) -> Result<(), ConfigError> {
         for (key, value) in [
+            ("post_queue_max_events", self.post.max_queued),
+            ("post_window", self.post.window),
             (
                 "max_in_flight_per_instance",
-                self.max_in_flight_per_instance as usize,
+                self.calls.max_in_flight_per_instance as usize,
             ),
             ("max_message_size", self.max_message_size),
-            ("max_custom_field_bytes", self.max_custom_field_bytes),
-            ("max_apps", self.max_apps),
-            ("max_instances_per_app", self.max_instances_per_app),
+            ("max_custom_field_bytes", self.calls.max_custom_field_bytes),
+            ("max_apps", self.capacity.max_apps),
+            ("max_instances_per_app", self.capacity.max_instances_per_app),
             (
                 "max_concurrent_backend_calls",
                 self.max_concurrent_backend_calls,
@@ -40,29 +61,49 @@ impl Config {
                 return bad(key, "must be at least 1");
             }
         }
-        if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
+        Ok(())
+    }
+
+    /// Heartbeats: a silence longer than the interval between them.
+    fn check_liveness(&self) -> Result<(), ConfigError> {
+        if self.liveness.interval.is_zero() || self.liveness.timeout <= self.liveness.interval {
             return bad(
                 "heartbeat_timeout",
                 "must be longer than heartbeat_interval (which must be more than zero)",
             );
         }
-        if self.post_max_attempts == 0 {
+        Ok(())
+    }
+
+    /// Post delivery and registration: attempts, the byte bound, and the waits.
+    fn check_delivery(&self) -> Result<(), ConfigError> {
+        if self.post.max_attempts == 0 {
             return bad("post_max_attempts", "must be at least 1");
         }
-        if self.post_queue_max_bytes < 1024 {
+        if self.post.max_bytes < 1024 {
             return bad("post_queue_max_bytes", "must be at least 1024");
         }
         for (key, value) in [
-            ("post_ack_timeout", self.post_ack_timeout),
+            ("post_ack_timeout", self.post.ack_timeout),
             ("register_timeout", self.register_timeout),
         ] {
             if value.is_zero() {
                 return bad(key, "must be more than zero");
             }
         }
+        Ok(())
+    }
+
+    /// The runtime's thread count.
+    fn check_runtime(&self) -> Result<(), ConfigError> {
         if self.worker_threads == Some(0) {
             return bad("worker_threads", "must be at least 1");
         }
+        Ok(())
+    }
+
+    /// TLS files that go together, and no empty backend token.
+    fn check_security(&self) -> Result<(), ConfigError> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad(
                 "tls_cert",
@@ -81,53 +122,51 @@ impl Config {
                 "is empty; remove it to run without a backend token",
             );
         }
-        if self.cluster_url.is_some() {
-            self.validate_cluster()?;
+        Ok(())
+    }
+
+    /// One `[apps.<id>]` table: its id, token, timeouts and hooks.
+    fn check_app(&self, app_id: &str, app: &AppSettings) -> Result<(), ConfigError> {
+        if let Err(e) = crate::ids::AppId::parse(app_id) {
+            return bad(format!("apps.{app_id}"), format!("the app id {e}"));
         }
-        for (app_id, app) in &self.apps {
-            if let Err(e) = crate::ids::AppId::parse(app_id) {
-                return bad(format!("apps.{app_id}"), format!("the app id {e}"));
-            }
-            if app.token.as_deref() == Some("") {
-                return bad(format!("apps.{app_id}.token"), "is empty");
-            }
-            if app.timeout.is_some_and(|t| t.is_zero()) {
-                return bad(format!("apps.{app_id}.timeout"), "must be more than zero");
-            }
-            if let Some(max) = app.max_timeout {
-                if max.is_zero() || max > self.max_timeout {
-                    return bad(
-                        format!("apps.{app_id}.max_timeout"),
-                        format!(
-                            "must be more than zero and at most max_timeout ({})",
-                            humantime::format_duration(self.max_timeout)
-                        ),
-                    );
-                }
-                if app.timeout.is_some_and(|t| t > max) {
-                    return bad(
-                        format!("apps.{app_id}.timeout"),
-                        "must be at most the app's max_timeout",
-                    );
-                }
-            }
-            if app.mode == Some(crate::apps::rollout::Mode::Shadow)
-                && !app.essential_hooks.is_empty()
-            {
+        if app.token.as_deref() == Some("") {
+            return bad(format!("apps.{app_id}.token"), "is empty");
+        }
+        if app.timeout.is_some_and(|t| t.is_zero()) {
+            return bad(format!("apps.{app_id}.timeout"), "must be more than zero");
+        }
+        if let Some(max) = app.max_timeout {
+            if max.is_zero() || max > self.timeouts.max {
                 return bad(
-                    format!("apps.{app_id}.mode"),
-                    "a shadow app cannot be essential (its answers change nothing): remove \
-                     essential_hooks or use mode = \"enforce\"",
+                    format!("apps.{app_id}.max_timeout"),
+                    format!(
+                        "must be more than zero and at most max_timeout ({})",
+                        humantime::format_duration(self.timeouts.max)
+                    ),
                 );
             }
-            if let Some(allowed) = &app.allowed_hooks
-                && let Some(h) = app.essential_hooks.iter().find(|h| !allowed.contains(h))
-            {
+            if app.timeout.is_some_and(|t| t > max) {
                 return bad(
-                    format!("apps.{app_id}.essential_hooks"),
-                    format!("{h} is essential but not in allowed_hooks"),
+                    format!("apps.{app_id}.timeout"),
+                    "must be at most the app's max_timeout",
                 );
             }
+        }
+        if app.mode == Some(crate::apps::rollout::Mode::Shadow) && !app.essential_hooks.is_empty() {
+            return bad(
+                format!("apps.{app_id}.mode"),
+                "a shadow app cannot be essential (its answers change nothing): remove \
+                 essential_hooks or use mode = \"enforce\"",
+            );
+        }
+        if let Some(allowed) = &app.allowed_hooks
+            && let Some(h) = app.essential_hooks.iter().find(|h| !allowed.contains(h))
+        {
+            return bad(
+                format!("apps.{app_id}.essential_hooks"),
+                format!("{h} is essential but not in allowed_hooks"),
+            );
         }
         Ok(())
     }
