@@ -51,6 +51,17 @@ impl Config {
                 }
             }
         }
+        loading.read_env(&cli, &mut config);
+        loading.read_flags(&cli, &mut config);
+        loading.read_app_tokens(&cli, &mut config);
+        loading.finish(config)
+    }
+}
+
+impl Loading {
+    /// The `ROOMHOOKS_*` variables (a flag given for the same setting wins); unknown ones are
+    /// warned about, with the closest known name.
+    fn read_env(&mut self, cli: &Cli, config: &mut Config) {
         let known_env: BTreeSet<String> = SETTINGS
             .iter()
             .map(Setting::env)
@@ -68,21 +79,29 @@ impl Config {
             };
             // An empty variable counts as unset, as it did with clap's `env`.
             if !cli.flags.contains_key(setting.key) && !raw.is_empty() {
-                loading.apply(&mut config, setting, raw, format!("{var}={raw:?}"));
+                self.apply(config, setting, raw, format!("{var}={raw:?}"));
             }
         }
+    }
+
+    /// The settings given as flags.
+    fn read_flags(&mut self, cli: &Cli, config: &mut Config) {
         for (key, raw) in &cli.flags {
             if let Some(setting) = Setting::named(key) {
                 let origin = match setting.switch {
                     true => setting.flag(),
                     false => format!("{} {raw:?}", setting.flag()),
                 };
-                loading.apply(&mut config, setting, raw, origin);
+                self.apply(config, setting, raw, origin);
             }
         }
+    }
+
+    /// `--app-token APP_ID=TOKEN` (or `ROOMHOOKS_APP_TOKENS`), over the file's tokens.
+    fn read_app_tokens(&mut self, cli: &Cli, config: &mut Config) {
         for pair in &cli.app_tokens {
             let Some((app, token)) = pair.split_once('=') else {
-                loading.errors.push(ConfigError::at(
+                self.errors.push(ConfigError::at(
                     "app_tokens",
                     format!("--app-token {pair:?}"),
                     "expected APP_ID=TOKEN",
@@ -92,13 +111,18 @@ impl Config {
             let app = app.trim().to_owned();
             config.apps.entry(app).or_default().token = Some(token.trim().to_owned());
         }
-        let mut errors = loading.errors.into_iter();
+    }
+
+    /// Every problem found while reading, or else the first that validation finds, told where
+    /// its value was written.
+    fn finish(self, config: Config) -> Result<Config, ConfigError> {
+        let mut errors = self.errors.into_iter();
         if let Some(mut first) = errors.next() {
             first.also = errors.collect();
             return Err(first);
         }
         config.validate().map_err(|mut err| {
-            if let Some(origin) = loading.origins.get(&err.key) {
+            if let Some(origin) = self.origins.get(&err.key) {
                 err.origin = Some(origin.clone());
             }
             err
