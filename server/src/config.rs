@@ -2,8 +2,9 @@
 //! variables, then the TOML file given with `--config`, then defaults that work with no
 //! configuration at all. `roomhooks --print-config` prints the effective result as TOML.
 //!
-//! Each setting is declared once, in the `settings!` table (`config/settings.rs`): its field of [`Config`], its
-//! `--help` heading and text, its default and its parser. The flag (`--max-timeout`), the
+//! Each setting is declared once, in the `settings!` table (`config/settings.rs`): its field of
+//! [`Config`] (or of a subsystem's struct that is one, like [`Config::post`]), its `--help`
+//! heading and text, its default and its parser. The flag (`--max-timeout`), the
 //! variable (`ROOMHOOKS_MAX_TIMEOUT`), the file key (`max_timeout`), the default shown in
 //! `--help`, [`Config::default`] and `--print-config` all follow from that one line, so they
 //! cannot disagree. A bad value is reported where it was written: the file's line and column,

@@ -40,7 +40,8 @@ pub mod heading {
 /// One setting: everything the flag, the variable, the file key, `--help` and the defaults are
 /// made from.
 pub struct Setting {
-    /// The file key and the field of [`Config`]; the flag and variable follow from it.
+    /// The file key (and the field of [`Config`], unless the table puts it in a group); the flag
+    /// and variable follow from it.
     pub key: &'static str,
     /// The `--help` heading.
     pub heading: &'static str,
@@ -71,6 +72,13 @@ impl Setting {
     }
 }
 
+/// Makes [`Config`], [`SETTINGS`] and the flat view `--print-config` prints from the table.
+///
+/// `groups` names the subsystem structs that are fields of [`Config`]. Each line is one setting:
+/// `HEADING kind key: Type = "default", parser, "help";` is a field `key` of [`Config`];
+/// `HEADING kind key in group.field: ...` is the field `field` of the group instead (the file
+/// key, flag and variable are still made from `key`). The `#[serde]` attributes of a line shape
+/// how `--print-config` prints it.
 macro_rules! settings {
     (
         groups { $( #[doc = $gdoc:literal] $group:ident: $gty:ty, )* }
