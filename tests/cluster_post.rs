@@ -101,7 +101,7 @@ async fn a_retry_of_the_same_event_id_at_another_sidecar_is_delivered_once() {
 async fn an_unacknowledged_event_is_redelivered_with_attempt_two() {
     let nats = NatsCluster::start(1).await;
     let s = sidecars(&nats.urls(), &cluster_name("redeliver"), 2, |c, _| {
-        c.post_ack_timeout = Duration::from_secs(1);
+        c.post.ack_timeout = Duration::from_secs(1);
     })
     .await;
     let (app, mut rx) = choosy("audit", |attempt| attempt >= 2);
@@ -126,7 +126,7 @@ async fn an_event_held_by_an_instance_that_leaves_is_redelivered_at_once_at_anot
     let nats = NatsCluster::start(1).await;
     // A long ack timeout: only the nak of the leaving instance can bring the event back soon.
     let s = sidecars(&nats.urls(), &cluster_name("nak"), 2, |c, _| {
-        c.post_ack_timeout = Duration::from_secs(60);
+        c.post.ack_timeout = Duration::from_secs(60);
     })
     .await;
     let (entered_tx, mut entered) = mpsc::unbounded_channel();
@@ -299,8 +299,8 @@ async fn wait_for_delivery_answers_delivered_once_the_remote_app_acknowledged() 
 async fn an_event_past_the_attempt_cap_is_a_dead_letter_listed_and_retried_from_any_sidecar() {
     let nats = NatsCluster::start(1).await;
     let s = sidecars(&nats.urls(), &cluster_name("dead"), 2, |c, _| {
-        c.post_ack_timeout = Duration::from_millis(500);
-        c.post_max_attempts = 2;
+        c.post.ack_timeout = Duration::from_millis(500);
+        c.post.max_attempts = 2;
     })
     .await;
     let accept = Arc::new(AtomicBool::new(false));
@@ -385,8 +385,8 @@ async fn an_event_past_the_attempt_cap_is_a_dead_letter_listed_and_retried_from_
 async fn wait_for_delivery_reports_an_event_that_became_a_dead_letter_as_an_error() {
     let nats = NatsCluster::start(1).await;
     let s = sidecars(&nats.urls(), &cluster_name("waitdead"), 2, |c, _| {
-        c.post_ack_timeout = Duration::from_millis(300);
-        c.post_max_attempts = 1;
+        c.post.ack_timeout = Duration::from_millis(300);
+        c.post.max_attempts = 1;
     })
     .await;
     let (tx, _rx) = mpsc::unbounded_channel::<u32>();
@@ -740,7 +740,7 @@ async fn events_sent_round_robin_to_three_sidecars_are_all_delivered_while_a_sid
         mine.rotate_left(i);
         c.cluster_url = Some(mine.join(","));
         c.cluster_replicas = 3;
-        c.post_ack_timeout = Duration::from_secs(5);
+        c.post.ack_timeout = Duration::from_secs(5);
         c
     };
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();

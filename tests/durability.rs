@@ -77,8 +77,8 @@ async fn a_fail_closed_app_keeps_protecting_across_a_restart() {
 #[tokio::test]
 async fn events_never_acknowledged_become_dead_letters_that_can_be_retried() {
     let h = Harness::start_with(|c| {
-        c.post_max_attempts = 2;
-        c.post_ack_timeout = Duration::from_millis(50);
+        c.post.max_attempts = 2;
+        c.post.ack_timeout = Duration::from_millis(50);
     })
     .await;
     let failing = h

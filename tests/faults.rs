@@ -115,7 +115,7 @@ async fn garbage_bytes_on_an_app_stream_end_that_stream_and_nothing_else() {
 #[tokio::test]
 async fn a_flood_of_results_for_unknown_calls_does_not_disturb_other_apps() {
     // The flooder answers no heartbeat: give it time, this test is about the flood.
-    let h = Harness::start_with(|c| c.heartbeat_timeout = Duration::from_secs(120)).await;
+    let h = Harness::start_with(|c| c.liveness.timeout = Duration::from_secs(120)).await;
     let _good = h
         .app(
             App::builder("good")
@@ -166,8 +166,8 @@ async fn a_flood_of_results_for_unknown_calls_does_not_disturb_other_apps() {
 #[tokio::test]
 async fn an_instance_that_stops_answering_heartbeats_is_dropped() {
     let h = Harness::start_with(|c| {
-        c.heartbeat_interval = Duration::from_millis(100);
-        c.heartbeat_timeout = Duration::from_millis(300);
+        c.liveness.interval = Duration::from_millis(100);
+        c.liveness.timeout = Duration::from_millis(300);
     })
     .await;
     let mut mute = RawApp::register(h.channel().await, joiner("mute"))
@@ -205,8 +205,8 @@ async fn an_instance_that_stops_answering_heartbeats_is_dropped() {
 #[tokio::test]
 async fn an_sdk_app_answers_heartbeats_and_stays_connected() {
     let h = Harness::start_with(|c| {
-        c.heartbeat_interval = Duration::from_millis(50);
-        c.heartbeat_timeout = Duration::from_millis(150);
+        c.liveness.interval = Duration::from_millis(50);
+        c.liveness.timeout = Duration::from_millis(150);
     })
     .await;
     let _app = h
@@ -226,8 +226,8 @@ async fn an_sdk_app_answers_heartbeats_and_stays_connected() {
 #[tokio::test]
 async fn an_instance_that_keeps_timing_out_is_ejected_and_listed_as_such() {
     let h = Harness::start_with(|c| {
-        c.eject_after = 2;
-        c.eject_for = Duration::from_secs(30);
+        c.calls.ejection.after = 2;
+        c.calls.ejection.base = Duration::from_secs(30);
     })
     .await;
     let _slow = h
@@ -254,7 +254,7 @@ async fn an_instance_that_keeps_timing_out_is_ejected_and_listed_as_such() {
 
 #[tokio::test]
 async fn an_instance_at_its_in_flight_limit_takes_no_more_calls() {
-    let h = Harness::start_with(|c| c.max_in_flight_per_instance = 1).await;
+    let h = Harness::start_with(|c| c.calls.max_in_flight_per_instance = 1).await;
     let (entered_tx, mut entered) = mpsc::unbounded_channel();
     let _busy = h
         .app(
@@ -333,7 +333,7 @@ async fn backend_calls_beyond_the_limit_are_shed_with_resource_exhausted() {
 
 #[tokio::test]
 async fn apps_beyond_the_limit_are_refused_with_resource_exhausted() {
-    let h = Harness::start_with(|c| c.max_apps = 1).await;
+    let h = Harness::start_with(|c| c.capacity.max_apps = 1).await;
     let _first = h
         .app(
             App::builder("first")
@@ -357,7 +357,7 @@ async fn apps_beyond_the_limit_are_refused_with_resource_exhausted() {
 
 #[tokio::test]
 async fn rooms_with_oversized_custom_fields_are_refused_naming_the_field() {
-    let h = Harness::start_with(|c| c.max_custom_field_bytes = 1024).await;
+    let h = Harness::start_with(|c| c.calls.max_custom_field_bytes = 1024).await;
     let mut room = new_room("big", RoomType::Channel);
     room.custom_fields = Some(prost_types::Struct {
         fields: [(

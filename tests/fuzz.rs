@@ -173,8 +173,8 @@ async fn run_case(
 ) {
     let h = Harness::start_with(|c| {
         c.ephemeral = true;
-        c.max_timeout = Duration::from_millis(500);
-        c.default_timeout = Duration::from_millis(200);
+        c.timeouts.max = Duration::from_millis(500);
+        c.timeouts.default = Duration::from_millis(200);
     })
     .await;
     APP_MESSAGES.fetch_add(script.len(), Ordering::Relaxed);

@@ -322,7 +322,7 @@ async fn a_request_over_the_message_size_limit_is_resource_exhausted_naming_the_
 
 #[tokio::test]
 async fn the_custom_fields_of_users_count_toward_the_custom_field_limit() {
-    let h = Harness::start_with(|c| c.max_custom_field_bytes = 100).await;
+    let h = Harness::start_with(|c| c.calls.max_custom_field_bytes = 100).await;
     let b = h.backend().await;
     let fields = |bytes: usize| {
         let mut s = prost_types::Struct::default();

@@ -24,8 +24,8 @@ use crate::{
     ids::{AppId, CallId, InstanceId},
 };
 
-/// When an instance is taken out of rotation for timing out.
-#[derive(Clone, Copy, Debug)]
+/// When an instance is taken out of rotation for timing out (`Default` is a blank, zeros).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Ejection {
     /// Timeouts in a row that eject (0 = never).
     pub after: u32,

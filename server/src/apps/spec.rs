@@ -32,8 +32,9 @@ impl FailurePolicy {
     }
 }
 
-/// The limits a registration is checked against.
-#[derive(Clone, Copy, Debug)]
+/// The limits a registration is checked against (`Config::timeouts`; `Default` is a blank,
+/// zeros).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct TimeoutLimits {
     /// The timeout of an app that sets none.
     pub default: Duration,

@@ -63,8 +63,8 @@ fn the_auto_runtime_is_current_thread_on_two_cores_or_fewer() {
 fn defaults_need_no_configuration_and_are_valid() {
     let config = Config::load(Cli::default()).unwrap();
     assert_eq!(config.listen, Config::default().listen);
-    assert_eq!(config.max_timeout, Duration::from_secs(10));
-    assert_eq!(config.heartbeat_timeout, Duration::from_secs(8));
+    assert_eq!(config.timeouts.max, Duration::from_secs(10));
+    assert_eq!(config.liveness.timeout, Duration::from_secs(8));
     assert_eq!(config.max_message_size, 4 * 1024 * 1024);
     assert_eq!(config.worker_threads, None);
     assert!(!config.ephemeral);
@@ -85,21 +85,21 @@ fn flags_win_over_the_environment_which_wins_over_the_file_which_wins_over_defau
     ))
     .unwrap();
     assert_eq!(config.listen.port(), 7000, "flag over variable and file");
-    assert_eq!(config.post_window, 16, "variable over file");
+    assert_eq!(config.post.window, 16, "variable over file");
     assert_eq!(
-        config.max_timeout,
+        config.timeouts.max,
         Duration::from_secs(20),
         "file over default"
     );
-    assert_eq!(config.eject_after, 3);
-    assert_eq!(config.default_timeout, Duration::from_secs(1), "default");
+    assert_eq!(config.calls.ejection.after, 3);
+    assert_eq!(config.timeouts.default, Duration::from_secs(1), "default");
 }
 
 #[test]
 fn the_config_file_can_come_from_its_variable() {
     let f = file("post_window = 8\n");
     let config = Config::load(cli_env(&[], &[("ROOMHOOKS_CONFIG", &f.path())])).unwrap();
-    assert_eq!(config.post_window, 8);
+    assert_eq!(config.post.window, 8);
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn a_flag_wins_over_a_bad_variable() {
         &[("ROOMHOOKS_MAX_TIMEOUT", "banana")],
     ))
     .unwrap();
-    assert_eq!(config.max_timeout, Duration::from_secs(3));
+    assert_eq!(config.timeouts.max, Duration::from_secs(3));
 }
 
 #[test]
@@ -295,7 +295,7 @@ fn an_unknown_variable_is_a_warning_naming_the_closest_one() {
             "ROOMHOOKS_MAX_TIMOUT is not a roomhooks setting and is ignored; did you mean `ROOMHOOKS_MAX_TIMEOUT`?"
         ]
     );
-    assert_eq!(config.max_timeout, Duration::from_secs(10), "ignored");
+    assert_eq!(config.timeouts.max, Duration::from_secs(10), "ignored");
 }
 
 #[test]
@@ -438,7 +438,7 @@ fn app_tokens_come_from_repeated_or_comma_separated_flags_else_the_variable() {
 fn integers_may_be_written_with_underscores_or_in_hex_as_toml_allows() {
     let f = file("post_queue_max_events = 100_000\nmax_message_size = 0x100000\n");
     let config = Config::load(cli(&["--config", &f.path()])).unwrap();
-    assert_eq!(config.post_queue_max_events, 100_000);
+    assert_eq!(config.post.max_queued, 100_000);
     assert_eq!(config.max_message_size, 1 << 20);
 }
 

@@ -17,8 +17,8 @@ use crate::{
     ids::InstanceId,
 };
 
-/// Limits that shape one app call.
-#[derive(Clone, Copy, Debug)]
+/// Limits that shape one app call (`Config::calls`; `Default` is a blank, zeros).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct CallLimits {
     /// Calls one instance may have in flight; beyond it siblings or the failure policy take over.
     pub max_in_flight_per_instance: u32,

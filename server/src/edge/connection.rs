@@ -30,8 +30,8 @@ use crate::{
 /// The stream of calls and events sent to one instance.
 pub type OutboundStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
 
-/// How instance liveness is checked.
-#[derive(Clone, Copy, Debug)]
+/// How instance liveness is checked (`Config::liveness`; `Default` is a blank, zeros).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Liveness {
     /// How often a Heartbeat is sent.
     pub interval: Duration,

@@ -36,8 +36,8 @@ use crate::{
     store::{Committed, EventWrite, Store},
 };
 
-/// Limits of post-event delivery.
-#[derive(Clone, Copy, Debug)]
+/// Limits of post-event delivery (`Config::post`; `Default` is a blank, zeros).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct PostConfig {
     /// Events kept per app; beyond it the oldest is dropped (logged, counted).
     pub max_queued: usize,

@@ -7,7 +7,8 @@ mod startup;
 use self::{
     routes::Services,
     startup::{
-        bind, forget_idle_apps, log_remembered_apps, open_store, serve_metrics, warn_if_open,
+        bind, bind_listen, cluster_link, join_cluster, log_remembered_apps, metric_sources,
+        new_registry, open_store, run_background, run_cluster, serve, serve_metrics, warn_if_open,
         watch_nats,
     },
 };
@@ -16,20 +17,14 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    apps::registry::{Capacity, Registry},
-    cluster::{
-        self, Cluster, ClusterError, ClusterSettings, Link, delivery::Delivery, forward::Forwarder,
-        journal::Journal, respond::Responder,
-    },
+    apps::registry::Registry,
+    cluster::ClusterError,
     config::{Config, ConfigError, MaybeAddr},
     edge::requests::{CountRequests, RequestCounters},
-    ids::AppId,
     lifecycle::{drain::Drain, tasks::Tasks},
-    ops::metrics::{ClusterPosts, Sources},
     store::{StoreError, StoreWriter},
 };
 
@@ -100,102 +95,38 @@ const HEALTH_SERVICES: [&str; 3] = [
 ];
 
 impl Sidecar {
-    /// Validates `config`, binds its listen addresses, opens the store and starts serving.
+    /// Validates `config`, binds its listen addresses, opens the store and starts serving; the
+    /// start-up stages in order.
     pub async fn start(config: Config) -> Result<Self, SidecarError> {
         config.validate()?;
-        let listener = bind(config.listen, "--listen").await?;
-        let local_addr = listener.local_addr().map_err(|source| SidecarError::Bind {
-            addr: config.listen,
-            flag: "--listen",
-            source,
-        })?;
+        let (listener, local_addr) = bind_listen(config.listen).await?;
         let metrics_listener = match config.metrics_listen {
             MaybeAddr::On(addr) => Some(bind(addr, "--metrics-listen").await?),
             MaybeAddr::Off => None,
         };
-        let cluster = match ClusterSettings::from_config(&config, local_addr) {
-            Some(settings) => {
-                let cluster = Cluster::connect(settings).await?;
-                cluster.claim_id().await?;
-                Some(cluster)
-            }
-            None => None,
-        };
+        let cluster = join_cluster(&config, local_addr).await?;
         // In cluster mode post events live in JetStream, not on this sidecar's disk.
-        let (store, store_writer, recovered) = if cluster.is_some() {
-            Default::default()
-        } else {
-            open_store(&config).await?
+        let (store, store_writer, recovered) = match cluster {
+            Some(_) => Default::default(),
+            None => open_store(&config).await?,
         };
-
         let tasks = Tasks::new();
         let drain = Arc::new(Drain::new());
-        let settings = config
-            .apps
-            .iter()
-            .filter_map(|(id, s)| AppId::parse(id).ok().map(|id| (id, s.clone())))
-            .collect();
-        let registry = Arc::new(Registry::new(
-            Capacity {
-                max_apps: config.max_apps,
-                max_instances_per_app: config.max_instances_per_app,
-            },
-            config.post_config(),
-            store,
-            recovered,
-            settings,
-            config.timeout_limits(),
-            tasks.clone(),
-        ));
+        let registry = new_registry(&config, store, recovered, &tasks);
         log_remembered_apps(&registry, &config);
         warn_if_open(&config, local_addr);
         let requests = Arc::new(RequestCounters::default());
-        let link = cluster.map(|cluster| {
-            let delivery = Delivery::new(cluster.clone(), Arc::clone(&registry), tasks.clone());
-            Link {
-                forwarder: Forwarder::new(cluster.clone(), &tasks),
-                changed: Arc::new(tokio::sync::Notify::new()),
-                journal: Journal::new(cluster.clone(), delivery.recent()),
-                delivery,
-                cluster,
-            }
-        });
+        let link = cluster.map(|cluster| cluster_link(cluster, &registry, &tasks));
         let metrics_addr = match metrics_listener {
-            Some(listener) => Some(serve_metrics(
-                listener,
-                Sources {
-                    registry: Arc::clone(&registry),
-                    requests: Arc::clone(&requests),
-                    drain: Arc::clone(&drain),
-                    max_timeout: config.max_timeout,
-                    cluster: link.as_ref().map(|l| l.cluster.clone()),
-                    cluster_posts: link.as_ref().map(|l| ClusterPosts {
-                        latency: Arc::clone(l.journal.latency()),
-                        delivery: l.delivery.clone(),
-                    }),
-                },
-                &tasks,
-            )?),
+            Some(listener) => {
+                let sources = metric_sources(&config, &registry, &requests, &drain, link.as_ref());
+                Some(serve_metrics(listener, sources, &tasks)?)
+            }
             None => None,
         };
         if let Some(link) = &link {
-            let responder = Responder::new(
-                link.cluster.clone(),
-                Arc::clone(&registry),
-                config.call_limits(),
-                tasks.clone(),
-            );
-            tasks.spawn(cluster::directory::sync(
-                link.cluster.clone(),
-                Arc::clone(&registry),
-                responder,
-                Arc::clone(&link.changed),
-                tasks.stopping().child_token(),
-            ));
-            // Every app the cluster knows gets its consumer; apps with instances here get a pull loop.
-            tasks.spawn(link.delivery.clone().run(tasks.stopping().child_token()));
+            run_cluster(link, &registry, config.calls, &tasks);
         }
-
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
         if let Some(link) = &link {
@@ -205,34 +136,17 @@ impl Sidecar {
                 tasks.stopping().child_token(),
             ));
         }
-        let router = routes::routes(
-            &config,
-            Services {
-                registry: &registry,
-                drain: &drain,
-                tasks: &tasks,
-                requests: &requests,
-                link: link.as_ref(),
-            },
-        )?
-        .add_service(CountRequests::new(health_service, Arc::clone(&requests)));
-        // tonic does not apply tcp_nodelay to a listener we pass in: set it on the incoming side.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server_stop = CancellationToken::new();
-        let server = tokio::spawn(
-            router.serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned()),
-        );
-        tasks.spawn({
-            let (registry, stop) = (Arc::clone(&registry), tasks.stopping().child_token());
-            async move { registry.time_out_calls(stop).await }
-        });
-        if !config.forget_apps_after.is_zero() {
-            tasks.spawn(forget_idle_apps(
-                Arc::clone(&registry),
-                config.forget_apps_after,
-                tasks.stopping().child_token(),
-            ));
-        }
+        let services = Services {
+            registry: &registry,
+            drain: &drain,
+            tasks: &tasks,
+            requests: &requests,
+            link: link.as_ref(),
+        };
+        let router = routes::routes(&config, services)?
+            .add_service(CountRequests::new(health_service, Arc::clone(&requests)));
+        let (server_stop, server) = serve(router, listener);
+        run_background(&registry, &config, &tasks);
         tracing::info!(%local_addr, "roomhooks sidecar listening");
         Ok(Self {
             local_addr,

@@ -13,13 +13,8 @@ use crate::{
     config::Config,
     dispatch::Dispatcher,
     edge::{
-        self,
-        admin::AdminService,
-        auth::BackendAuth,
-        connection::{AppRuntimeService, Liveness},
-        requests::RequestCounters,
-        runtime_server::AppRuntimeServer,
-        service::RoomHooksService,
+        self, admin::AdminService, auth::BackendAuth, connection::AppRuntimeService,
+        requests::RequestCounters, runtime_server::AppRuntimeServer, service::RoomHooksService,
     },
     lifecycle::{drain::Drain, tasks::Tasks},
     post::accept::Accept,
@@ -58,12 +53,12 @@ pub(super) fn routes(config: &Config, services: Services<'_>) -> Result<Router, 
         requests: Arc::clone(requests),
         max_message_size: config.max_message_size,
         max_concurrent: config.max_concurrent_backend_calls,
-        max_timeout: config.max_timeout,
+        max_timeout: config.timeouts.max,
     };
     let app_auth = config.apps.values().any(|a| a.token.is_some());
     let dispatcher = Dispatcher::new(
         Arc::clone(registry),
-        config.call_limits(),
+        config.calls,
         link.map(|l| l.forwarder.clone()),
     );
 
@@ -81,20 +76,17 @@ pub(super) fn routes(config: &Config, services: Services<'_>) -> Result<Router, 
             RoomHooksService::new(
                 dispatcher,
                 Accept::new(Arc::clone(registry), link.map(|l| l.journal.clone())),
-                config.max_timeout,
-                config.max_custom_field_bytes,
+                config.timeouts.max,
+                config.calls.max_custom_field_bytes,
             ),
             &layers,
         ))
         .add_service(
             AppRuntimeServer::new(AppRuntimeService::new(
-                Liveness {
-                    interval: config.heartbeat_interval,
-                    timeout: config.heartbeat_timeout,
-                },
+                config.liveness,
                 Arc::clone(registry),
                 app_auth,
-                config.timeout_limits(),
+                config.timeouts,
                 config.register_timeout,
                 Arc::clone(drain),
                 tasks.clone(),

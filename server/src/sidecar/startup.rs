@@ -1,20 +1,170 @@
-//! What the sidecar does as it starts, besides serving: bind its listeners (naming the flag of a
-//! port that clashes), open the store off the async runtime, serve metrics, say what an operator
-//! should know (open mode, apps remembered), and forget idle apps from time to time.
+//! The stages of start-up that `Sidecar::start` lists: bind its listeners (naming the flag of a
+//! port that clashes), join the cluster, open the store off the async runtime, build the
+//! registry, serve metrics and gRPC, say what an operator should know (open mode, apps
+//! remembered), and start what runs beside the server (the call alarm, forgetting idle apps).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::{Router, TcpIncoming};
 
 use super::SidecarError;
 use crate::{
     apps::{registry::Registry, spec::FailurePolicy},
+    cluster::{
+        self, Cluster, ClusterSettings, Link, delivery::Delivery, forward::Forwarder,
+        journal::Journal, respond::Responder,
+    },
     config::Config,
-    lifecycle::tasks::Tasks,
-    ops::metrics::{self, Sources},
+    dispatch::call::CallLimits,
+    edge::requests::RequestCounters,
+    ids::AppId,
+    lifecycle::{drain::Drain, tasks::Tasks},
+    ops::metrics::{self, ClusterPosts, Sources},
     store::{Recovered, Store, StoreWriter},
 };
+
+// === the start-up stages ===
+
+/// Binds the gRPC address; returns the listener and the address actually bound.
+pub(super) async fn bind_listen(
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), SidecarError> {
+    let listener = bind(addr, "--listen").await?;
+    let local_addr = listener.local_addr().map_err(|source| SidecarError::Bind {
+        addr,
+        flag: "--listen",
+        source,
+    })?;
+    Ok((listener, local_addr))
+}
+
+/// Connects to NATS and claims this sidecar's id, when cluster mode is on.
+pub(super) async fn join_cluster(
+    config: &Config,
+    local_addr: SocketAddr,
+) -> Result<Option<Cluster>, SidecarError> {
+    let Some(settings) = ClusterSettings::from_config(config, local_addr) else {
+        return Ok(None);
+    };
+    let cluster = Cluster::connect(settings).await?;
+    cluster.claim_id().await?;
+    Ok(Some(cluster))
+}
+
+/// The registry of apps, with the apps of the config file and those the store remembers.
+pub(super) fn new_registry(
+    config: &Config,
+    store: Option<Store>,
+    recovered: Recovered,
+    tasks: &Tasks,
+) -> Arc<Registry> {
+    let settings = config
+        .apps
+        .iter()
+        .filter_map(|(id, s)| AppId::parse(id).ok().map(|id| (id, s.clone())))
+        .collect();
+    Arc::new(Registry::new(
+        config.capacity,
+        config.post,
+        store,
+        recovered,
+        settings,
+        config.timeouts,
+        tasks.clone(),
+    ))
+}
+
+/// What cluster mode shares with the services: forwarding, the journal and delivery.
+pub(super) fn cluster_link(cluster: Cluster, registry: &Arc<Registry>, tasks: &Tasks) -> Link {
+    let delivery = Delivery::new(cluster.clone(), Arc::clone(registry), tasks.clone());
+    Link {
+        forwarder: Forwarder::new(cluster.clone(), tasks),
+        changed: Arc::new(tokio::sync::Notify::new()),
+        journal: Journal::new(cluster.clone(), delivery.recent()),
+        delivery,
+        cluster,
+    }
+}
+
+/// What `/metrics` reads.
+pub(super) fn metric_sources(
+    config: &Config,
+    registry: &Arc<Registry>,
+    requests: &Arc<RequestCounters>,
+    drain: &Arc<Drain>,
+    link: Option<&Link>,
+) -> Sources {
+    Sources {
+        registry: Arc::clone(registry),
+        requests: Arc::clone(requests),
+        drain: Arc::clone(drain),
+        max_timeout: config.timeouts.max,
+        cluster: link.map(|l| l.cluster.clone()),
+        cluster_posts: link.map(|l| ClusterPosts {
+            latency: Arc::clone(l.journal.latency()),
+            delivery: l.delivery.clone(),
+        }),
+    }
+}
+
+/// Starts cluster mode's tasks: the directory sync (answering calls forwarded here) and
+/// delivery (every app the cluster knows gets its consumer; apps with instances here get a pull
+/// loop).
+pub(super) fn run_cluster(
+    link: &Link,
+    registry: &Arc<Registry>,
+    limits: CallLimits,
+    tasks: &Tasks,
+) {
+    let responder = Responder::new(
+        link.cluster.clone(),
+        Arc::clone(registry),
+        limits,
+        tasks.clone(),
+    );
+    tasks.spawn(cluster::directory::sync(
+        link.cluster.clone(),
+        Arc::clone(registry),
+        responder,
+        Arc::clone(&link.changed),
+        tasks.stopping().child_token(),
+    ));
+    tasks.spawn(link.delivery.clone().run(tasks.stopping().child_token()));
+}
+
+/// Serves `router` on `listener` until the returned token is cancelled.
+pub(super) fn serve(
+    router: Router,
+    listener: TcpListener,
+) -> (
+    CancellationToken,
+    JoinHandle<Result<(), tonic::transport::Error>>,
+) {
+    // tonic does not apply tcp_nodelay to a listener we pass in: set it on the incoming side.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server_stop = CancellationToken::new();
+    let server = tokio::spawn(
+        router.serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned()),
+    );
+    (server_stop, server)
+}
+
+/// Starts what runs beside the server: the call alarm, and forgetting idle apps.
+pub(super) fn run_background(registry: &Arc<Registry>, config: &Config, tasks: &Tasks) {
+    tasks.spawn({
+        let (registry, stop) = (Arc::clone(registry), tasks.stopping().child_token());
+        async move { registry.time_out_calls(stop).await }
+    });
+    if !config.forget_apps_after.is_zero() {
+        tasks.spawn(forget_idle_apps(
+            Arc::clone(registry),
+            config.forget_apps_after,
+            tasks.stopping().child_token(),
+        ));
+    }
+}
 
 /// Binds `addr`, set by `flag`.
 pub(super) async fn bind(

@@ -63,8 +63,9 @@ pub enum AdmitError {
     ShuttingDown,
 }
 
-/// How many apps and instances the registry holds at most.
-#[derive(Clone, Copy, Debug)]
+/// How many apps and instances the registry holds at most (`Config::capacity`; `Default` is a
+/// blank, zeros).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Capacity {
     /// Distinct apps.
     pub max_apps: usize,
