@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::{
     apps::frame::SharedCall,
-    apps::instance::{CallEnd, SendError},
+    apps::instance::{CallEnd, Instance, SendError},
     apps::registry::{AppView, Registry},
     cluster::forward::Forwarder,
     edge::deadline::CallContext,
@@ -186,28 +186,12 @@ pub async fn call_app<K: ReplyKind>(
 ) -> Answer<K> {
     let started = Instant::now();
     let deadline = ctx.deadline.min(started + app.spec.timeout);
-    let mut tried: Vec<InstanceId> = Vec::new();
-    let here = forward.map(|f| Arc::clone(f.here()));
-    let end = |instance: Option<InstanceId>, result| Answer {
-        meta: CallMeta {
-            sidecar: instance.as_ref().and(here.clone()),
-            instance,
-            elapsed: started.elapsed(),
-        },
-        result,
-    };
-    if !app.enabled {
-        return end(
-            None,
-            Err(Failure::Unavailable(
-                "the app is disabled by an operator (Admin.SetAppEnabled)".into(),
-            )),
-        );
-    }
-    if let Some(forward) = forward
-        && !app.remote.is_empty()
-        && !app.instances.iter().any(|i| i.is_live())
-    {
+    let (instance, result) = if !app.enabled {
+        // 1. A disabled app is not called.
+        let why = "the app is disabled by an operator (Admin.SetAppEnabled)";
+        (None, Err(Failure::Unavailable(why.into())))
+    } else if let Some(forward) = forward.filter(|_| only_elsewhere(app)) {
+        // 2. Cluster mode: an app with live instances only at other sidecars is called there.
         let forwarded = forward.call(&app.spec.app_id, hook, call, deadline).await;
         return Answer {
             meta: CallMeta {
@@ -219,37 +203,47 @@ pub async fn call_app<K: ReplyKind>(
                 .result
                 .and_then(|result| accept::<K>(hook, result)),
         };
+    } else {
+        // 3. Here: the least-loaded live instance, then a sibling if it went away.
+        call_here::<K>(registry, limits, app, hook, call, started, deadline).await
+    };
+    Answer {
+        meta: CallMeta {
+            sidecar: instance.as_ref().and(forward.map(|f| Arc::clone(f.here()))),
+            instance,
+            elapsed: started.elapsed(),
+        },
+        result,
     }
+}
+
+/// Whether the app has live instances only at other sidecars (cluster mode).
+fn only_elsewhere(app: &AppView) -> bool {
+    !app.remote.is_empty() && !app.instances.iter().any(|i| i.is_live())
+}
+
+/// Calls the app's instances at this sidecar until one answers, the deadline passes or none is
+/// left to try; returns the instance that answered (or was last tried) and the result.
+async fn call_here<K: ReplyKind>(
+    registry: &Registry,
+    limits: &CallLimits,
+    app: &AppView,
+    hook: Hook,
+    call: &SharedCall,
+    started: Instant,
+    deadline: Instant,
+) -> (Option<InstanceId>, Result<K, Failure>) {
+    let mut tried: Vec<InstanceId> = Vec::new();
     loop {
         if registry.is_closing() {
-            return end(tried.pop(), Err(Failure::shut_down()));
+            return (tried.pop(), Err(Failure::shut_down()));
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return end(tried.pop(), Err(Failure::Timeout(deadline - started)));
+        if deadline <= Instant::now() {
+            return (tried.pop(), Err(Failure::Timeout(deadline - started)));
         }
-        let mut fresh = None;
-        let max = limits.max_in_flight_per_instance;
-        let picked = match app.pick(&tried, max) {
-            Some(instance) => Some(Arc::clone(instance)),
-            None if tried.is_empty() => None,
-            None => {
-                fresh = registry.snapshot().app(&app.spec.app_id).cloned();
-                fresh
-                    .as_ref()
-                    .and_then(|view| view.pick(&tried, max).cloned())
-            }
-        };
-        drop(fresh);
-        let Some(instance) = picked else {
-            let why = if tried.is_empty() && !app.instances.iter().any(|i| i.is_live()) {
-                "the app has no live instance".to_owned()
-            } else if tried.is_empty() {
-                format!("every instance has {max} calls in flight (--max-in-flight-per-instance)")
-            } else {
-                format!("no instance could take the call (tried {tried:?})")
-            };
-            return end(tried.pop(), Err(Failure::Unavailable(why)));
+        let instance = match pick(registry, app, &tried, limits.max_in_flight_per_instance) {
+            Ok(instance) => instance,
+            Err(failure) => return (tried.pop(), Err(failure)),
         };
         let mut pending = match instance.start_call(hook, deadline, call) {
             Ok(pending) => pending,
@@ -263,28 +257,53 @@ pub async fn call_app<K: ReplyKind>(
             }
         };
         registry.alarm().arm(deadline);
-        match pending.answer().await {
+        let result = match pending.answer().await {
             CallEnd::Expired => {
                 instance.record_timeout(limits.ejection);
-                return end(
-                    Some(instance.id.clone()),
-                    Err(Failure::Timeout(deadline - started)),
-                );
+                Err(Failure::Timeout(deadline - started))
             }
             CallEnd::Gone => {
                 tracing::info!(app_id = %app.spec.app_id, instance_id = %instance.id,
                     call_id = %pending.call_id(), "instance went away mid-call; retrying on a sibling");
                 tried.push(instance.id.clone());
+                continue;
             }
-            CallEnd::ShutDown => {
-                return end(Some(instance.id.clone()), Err(Failure::shut_down()));
-            }
+            CallEnd::ShutDown => Err(Failure::shut_down()),
             CallEnd::Answered(result) => {
                 instance.record_answer();
-                return end(Some(instance.id.clone()), accept::<K>(hook, result));
+                accept::<K>(hook, result)
             }
-        }
+        };
+        return (Some(instance.id.clone()), result);
     }
+}
+
+/// The instance to call next: the least-loaded live one not `tried` yet; once every instance
+/// in `app` was tried, one that connected since (from the registry's current view).
+fn pick(
+    registry: &Registry,
+    app: &AppView,
+    tried: &[InstanceId],
+    max: u32,
+) -> Result<Arc<Instance>, Failure> {
+    let picked = match app.pick(tried, max) {
+        Some(instance) => Some(Arc::clone(instance)),
+        None if tried.is_empty() => None,
+        None => registry
+            .snapshot()
+            .app(&app.spec.app_id)
+            .and_then(|view| view.pick(tried, max).cloned()),
+    };
+    picked.ok_or_else(|| {
+        let why = if tried.is_empty() && !app.instances.iter().any(|i| i.is_live()) {
+            "the app has no live instance".to_owned()
+        } else if tried.is_empty() {
+            format!("every instance has {max} calls in flight (--max-in-flight-per-instance)")
+        } else {
+            format!("no instance could take the call (tried {tried:?})")
+        };
+        Failure::Unavailable(why)
+    })
 }
 
 /// Accepts an answer only if it is the kind `K` `hook` needs.
