@@ -15,7 +15,7 @@ use super::{
     Held, Inner, Settle, consumer::ensure_consumer, lock, settle::notify, settle::settle_one,
 };
 use crate::{
-    apps::{frame::Frame, instance::Instance},
+    apps::{frame::Frame, instance::Instance, registry::AppView},
     cluster::{
         ClusterError, dead_letters,
         journal::{EVENT_ID, HOOK, NOTIFY},
@@ -171,46 +171,13 @@ async fn deliver(
     let hook = header(HOOK)
         .and_then(|raw| raw.parse::<i32>().ok())
         .and_then(Hook::from_wire);
-    let max_attempts = inner.cluster.settings().max_attempts;
-    if attempt > max_attempts {
-        let reason = format!(
-            "not acknowledged after {} deliveries (--post-max-attempts)",
-            attempt - 1
-        );
-        tracing::warn!(%app_id, %event_id, attempts = attempt - 1,
-            "post event moved to the dead letters; Admin.RetryDeadLetters queues it again");
-        if let Err(e) =
-            dead_letters::bury(&inner.cluster, app_id, &message, attempt - 1, &reason).await
-        {
-            tracing::warn!(%app_id, %event_id, "cannot store the dead letter: {e}; it is redelivered");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            return true;
-        }
-        // Told before the ack floor moves past it, so a waiter hears "dead", not "acknowledged".
-        if let Some(to) = header(NOTIFY) {
-            notify(inner, app_id, None, attempt - 1, sequence, to).await;
-        }
-        if let Err(e) = message.double_ack_with(AckKind::Term).await {
-            tracing::warn!(%app_id, %event_id, "cannot end a dead letter's deliveries: {e}");
-        }
+    if attempt > inner.cluster.settings().max_attempts {
+        bury(inner, app_id, &event_id, message, attempt - 1, sequence).await;
         return true;
     }
     let snapshot = inner.registry.snapshot();
     let app = snapshot.app(app_id);
-    let keep = target.as_ref().is_some_and(|t| {
-        t.is_live() && app.is_some_and(|a| a.instances.iter().any(|i| Arc::ptr_eq(i, t)))
-    });
-    if !keep {
-        *target = app.and_then(|a| {
-            a.instances
-                .iter()
-                .filter(|i| i.is_live())
-                .min_by_key(|i| i.in_flight())
-                .cloned()
-        });
-    }
+    choose_target(target, app);
     let (Some(to), Some(app)) = (target.clone(), app.filter(|a| a.enabled)) else {
         // Disabled, removed, or no live instance here any more: back to JetStream (for another
         // sidecar, or for later), and this loop ends (the reconciler starts it again when the
@@ -251,4 +218,56 @@ async fn deliver(
         *target = None;
     }
     true
+}
+
+/// Keeps sending to `target` while it is live and still the app's; otherwise picks the app's
+/// live instance with the fewest calls in flight (none if it has none here).
+fn choose_target(target: &mut Option<Arc<Instance>>, app: Option<&Arc<AppView>>) {
+    let keep = target.as_ref().is_some_and(|t| {
+        t.is_live() && app.is_some_and(|a| a.instances.iter().any(|i| Arc::ptr_eq(i, t)))
+    });
+    if !keep {
+        *target = app.and_then(|a| {
+            a.instances
+                .iter()
+                .filter(|i| i.is_live())
+                .min_by_key(|i| i.in_flight())
+                .cloned()
+        });
+    }
+}
+
+/// Makes a message delivered `attempts` times without an ack a dead letter: stored in the dead
+/// letters, the waiting backend told, its deliveries ended. If it cannot be stored, it is
+/// redelivered a second later.
+async fn bury(
+    inner: &Arc<Inner>,
+    app_id: &AppId,
+    event_id: &EventId,
+    message: async_nats::jetstream::Message,
+    attempts: u32,
+    sequence: u64,
+) {
+    let reason = format!("not acknowledged after {attempts} deliveries (--post-max-attempts)");
+    tracing::warn!(%app_id, %event_id, attempts,
+        "post event moved to the dead letters; Admin.RetryDeadLetters queues it again");
+    if let Err(e) = dead_letters::bury(&inner.cluster, app_id, &message, attempts, &reason).await {
+        tracing::warn!(%app_id, %event_id, "cannot store the dead letter: {e}; it is redelivered");
+        let _ = message
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await;
+        return;
+    }
+    // Told before the ack floor moves past it, so a waiter hears "dead", not "acknowledged".
+    let notify_to = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(NOTIFY))
+        .map(|v| v.as_str().to_owned());
+    if let Some(to) = notify_to {
+        notify(inner, app_id, None, attempts, sequence, to).await;
+    }
+    if let Err(e) = message.double_ack_with(AckKind::Term).await {
+        tracing::warn!(%app_id, %event_id, "cannot end a dead letter's deliveries: {e}");
+    }
 }
