@@ -114,47 +114,8 @@ impl Registry {
         };
         {
             let mut entries = registry.lock();
-            for RecoveredApp {
-                mut spec,
-                version,
-                last_seen,
-            } in recovered.apps
-            {
-                if let Some(settings) = registry.settings.get(&spec.app_id) {
-                    spec.essential = settings.essential();
-                    spec.unavailable_message = settings.unavailable_message();
-                    spec.rollout = settings.rollout();
-                    spec.timeout = spec.timeout.min(settings.max_timeout(limits.max));
-                }
-                let app_id = spec.app_id.clone();
-                let mut entry = registry.new_entry(spec, Vec::new(), version, &mut recovery);
-                entry.idle_since = Some(last_seen.unwrap_or_else(SystemTime::now));
-                entries.insert(app_id, entry);
-            }
-            for (app_id, settings) in &registry.settings {
-                if entries.contains_key(app_id) {
-                    continue;
-                }
-                if settings.essential_hooks.is_empty() {
-                    continue;
-                }
-                let spec = AppSpec {
-                    app_id: app_id.clone(),
-                    interfaces: settings.essential(),
-                    priority: settings.priority.unwrap_or(0),
-                    failure_policy: settings.failure_policy.unwrap_or(FailurePolicy::Fail),
-                    timeout: settings
-                        .timeout
-                        .unwrap_or(limits.default)
-                        .min(settings.max_timeout(limits.max)),
-                    room_types: RoomTypeSet::default(),
-                    essential: settings.essential(),
-                    unavailable_message: settings.unavailable_message(),
-                    rollout: settings.rollout(),
-                };
-                let entry = registry.new_entry(spec, Vec::new(), String::new(), &mut recovery);
-                entries.insert(app_id.clone(), entry);
-            }
+            registry.remember(&mut entries, recovered.apps, limits, &mut recovery);
+            registry.declare(&mut entries, limits, &mut recovery);
             registry.publish(&entries);
         }
         // Delivery starts once the lock is released: no task is spawned under it.
@@ -170,6 +131,68 @@ impl Registry {
             );
         }
         registry
+    }
+
+    /// Takes back the apps the store remembers, idle since they were last seen, with the
+    /// operator's settings applied.
+    fn remember(
+        &self,
+        entries: &mut BTreeMap<AppId, AppEntry>,
+        apps: Vec<RecoveredApp>,
+        limits: TimeoutLimits,
+        recovery: &mut Recovery,
+    ) {
+        for RecoveredApp {
+            mut spec,
+            version,
+            last_seen,
+        } in apps
+        {
+            if let Some(settings) = self.settings.get(&spec.app_id) {
+                spec.essential = settings.essential();
+                spec.unavailable_message = settings.unavailable_message();
+                spec.rollout = settings.rollout();
+                spec.timeout = spec.timeout.min(settings.max_timeout(limits.max));
+            }
+            let app_id = spec.app_id.clone();
+            let mut entry = self.new_entry(spec, Vec::new(), version, recovery);
+            entry.idle_since = Some(last_seen.unwrap_or_else(SystemTime::now));
+            entries.insert(app_id, entry);
+        }
+    }
+
+    /// Knows the apps the config file gives essential hooks from the start (so those hooks are
+    /// prevented until the app connects), unless the store already remembered them.
+    fn declare(
+        &self,
+        entries: &mut BTreeMap<AppId, AppEntry>,
+        limits: TimeoutLimits,
+        recovery: &mut Recovery,
+    ) {
+        for (app_id, settings) in &self.settings {
+            if entries.contains_key(app_id) {
+                continue;
+            }
+            if settings.essential_hooks.is_empty() {
+                continue;
+            }
+            let spec = AppSpec {
+                app_id: app_id.clone(),
+                interfaces: settings.essential(),
+                priority: settings.priority.unwrap_or(0),
+                failure_policy: settings.failure_policy.unwrap_or(FailurePolicy::Fail),
+                timeout: settings
+                    .timeout
+                    .unwrap_or(limits.default)
+                    .min(settings.max_timeout(limits.max)),
+                room_types: RoomTypeSet::default(),
+                essential: settings.essential(),
+                unavailable_message: settings.unavailable_message(),
+                rollout: settings.rollout(),
+            };
+            let entry = self.new_entry(spec, Vec::new(), String::new(), recovery);
+            entries.insert(app_id.clone(), entry);
+        }
     }
 
     /// The operator's settings for an app, if any.
