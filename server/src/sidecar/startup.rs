@@ -124,7 +124,7 @@ pub(super) fn run_cluster(
         limits,
         tasks.clone(),
     );
-    tasks.spawn(cluster::directory::sync(
+    tasks.spawn(cluster::sync::sync(
         link.cluster.clone(),
         Arc::clone(registry),
         responder,
