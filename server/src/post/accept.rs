@@ -20,7 +20,7 @@ use crate::{
     apps::registry::{AppView, Registry, Snapshot},
     cluster::journal::{Journal, JournalError},
     edge::deadline::CallContext,
-    post::{Admitted, DeliveryWaiter, Offer, PostEventData, unix_ms},
+    post::{Admitted, DeliveryWaiter, Hold, Offer, PostEventData, unix_ms},
     store::{Committed, PostWrite, Store, StoreError},
 };
 
@@ -89,7 +89,7 @@ impl Accept {
             None => None,
         };
         let waiters = commit_all(&per_app, admitted, live, events.len()).await;
-        release_all(store, &events, &records).await;
+        release_all(store, records).await;
         // Durable before the backend hears "accepted" (group commit shares one journal write).
         if let Some(commit) = persisted {
             commit
@@ -175,10 +175,11 @@ impl Accept {
         let mut records: Vec<Record> = events
             .iter()
             .map(|post| {
-                post.event.hold();
+                let seq = sequence.take();
                 Record {
-                    seq: sequence.take(),
+                    seq,
                     apps: Vec::new(),
+                    acceptance: Hold::new(&post.event, seq),
                 }
             })
             .collect();
@@ -339,6 +340,8 @@ pub struct NewPost {
 struct Record {
     seq: u64,
     apps: Vec<String>,
+    /// The acceptance's hold on the event's shared record, until it was sent to the store.
+    acceptance: Hold,
 }
 
 /// Writes, in one confirmed group, the shared record of every event some app queued.
@@ -367,12 +370,15 @@ async fn write_records(
 
 /// Lets go of the acceptance's hold on each event (after its record was sent to the store);
 /// deletes the records no queue holds any more (every app already finished with the event).
-async fn release_all(store: Option<&Store>, events: &[NewPost], records: &[Record]) {
-    let released: Vec<PostWrite> = events
-        .iter()
-        .zip(records)
-        .filter(|(post, record)| post.event.release() && !record.apps.is_empty())
-        .map(|(_, record)| PostWrite::Delete(record.seq))
+async fn release_all(store: Option<&Store>, records: Vec<Record>) {
+    let released: Vec<PostWrite> = records
+        .into_iter()
+        // Every hold is let go; only a record some app queued was written, to be deleted.
+        .filter_map(|record| {
+            let last = record.acceptance.release();
+            last.filter(|_| !record.apps.is_empty())
+        })
+        .map(PostWrite::Delete)
         .collect();
     if let Some(store) = store
         && !released.is_empty()

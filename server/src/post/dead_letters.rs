@@ -84,7 +84,7 @@ impl PostQueue {
                     seq,
                     size: letter.event.size(),
                     event: letter.event,
-                    shared: false,
+                    hold: None,
                     accepted_at: Instant::now(),
                     accepted_unix_ms: unix_ms(SystemTime::now()),
                     attempt: 0,
@@ -112,7 +112,7 @@ impl PostQueue {
         pos: usize,
         writes: &mut Vec<EventWrite>,
     ) -> bool {
-        let Some(dead) = state.remove(pos) else {
+        let Some(mut dead) = state.remove(pos) else {
             return false;
         };
         let reason = format!(

@@ -77,7 +77,7 @@ impl PostQueue {
             if pos >= self.config.window {
                 return false;
             }
-            let Some(done) = state.remove(pos) else {
+            let Some(mut done) = state.remove(pos) else {
                 return false;
             };
             self.remember_acked(&mut state, event_id);
@@ -243,7 +243,7 @@ impl PostQueue {
         if queued.attempt > 1 {
             tracing::debug!(app_id = %self.app_id, event_id = %queued.event.id,
                 attempt = queued.attempt, "redelivering post event");
-            writes.push(if queued.shared {
+            writes.push(if queued.hold.is_some() {
                 EventWrite::Attempt(queued.seq, queued.attempt)
             } else {
                 EventWrite::Put(queued.seq, queued.stored(queued.attempt))

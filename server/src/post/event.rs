@@ -1,8 +1,8 @@
-//! One accepted post event as the queues share it: encoded once when accepted, with the hold
-//! count that decides who deletes its store record.
+//! One accepted post event as the queues share it: encoded once when accepted, with the count
+//! of [`Hold`](super::hold::Hold)s that decides who deletes its store record.
 
 use std::{
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::AtomicU32,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -56,15 +56,9 @@ impl PostEventData {
         PostEvent::decode(self.encoded.clone()).ok()?.payload
     }
 
-    /// Takes a hold on the shared store record (a queue took the event, or an acceptance is
-    /// writing it).
-    pub fn hold(&self) {
-        self.holders.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Lets go of the shared store record; true for the last holder, who deletes it.
-    pub fn release(&self) -> bool {
-        self.holders.fetch_sub(1, Ordering::AcqRel) == 1
+    /// How many [`Hold`](super::hold::Hold)s its shared store record has (only holds count).
+    pub(super) fn holders(&self) -> &AtomicU32 {
+        &self.holders
     }
 
     /// The encoded `StoredEvent` of the shared record: the event once, with the apps it was

@@ -15,6 +15,7 @@ pub mod accept;
 mod dead_letters;
 mod deliver;
 mod event;
+mod hold;
 mod outcome;
 mod queue;
 mod recovery;
@@ -24,6 +25,7 @@ mod tests;
 
 pub use deliver::{Delivery, DeliveryWaiter, ack_wait};
 pub use event::{PostEventData, unix_ms};
+pub use hold::Hold;
 pub use queue::{Admitted, Offer, PostQueue};
 pub use recovery::Recovery;
 

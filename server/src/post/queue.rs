@@ -18,6 +18,7 @@ use super::{
     dead_letters::DeadLetter,
     deliver::{Delivery, DeliveryWaiter, Sent},
     event::PostEventData,
+    hold::Hold,
     recovery::Recovery,
     sequence::Sequence,
 };
@@ -33,8 +34,9 @@ use crate::{
 pub(super) struct Queued {
     pub(super) seq: u64,
     pub(super) event: Arc<PostEventData>,
-    /// Its store record is the shared one (`posts`), not one of the app's own (`events`).
-    pub(super) shared: bool,
+    /// The queue's hold on the shared store record (`posts`); `None` for a record of the app's
+    /// own (`events`).
+    pub(super) hold: Option<Hold>,
     pub(super) size: usize,
     pub(super) accepted_at: Instant,
     pub(super) accepted_unix_ms: i64,
@@ -50,17 +52,15 @@ impl Queued {
     }
 
     /// The store writes that end this app's hold on the event (acknowledged, dropped or dead).
-    pub(super) fn forget(&self, writes: &mut Vec<EventWrite>) {
-        if !self.shared {
+    pub(super) fn forget(&mut self, writes: &mut Vec<EventWrite>) {
+        let Some(hold) = self.hold.take() else {
             writes.push(EventWrite::Delete(self.seq));
             return;
-        }
+        };
         if self.attempt > 1 {
             writes.push(EventWrite::ForgetAttempt(self.seq));
         }
-        if self.event.release() {
-            writes.push(EventWrite::DeletePost(self.seq));
-        }
+        writes.extend(hold.release().map(EventWrite::DeletePost));
     }
 
     /// Tells whoever waits for the event how it ended.
@@ -200,7 +200,7 @@ impl PostQueue {
                 seq: r.seq,
                 size: r.event.size(),
                 event: r.event,
-                shared: r.shared,
+                hold: r.hold,
                 accepted_at: Instant::now(),
                 accepted_unix_ms: r.accepted_unix_ms,
                 attempt: r.attempt,
@@ -306,11 +306,10 @@ impl PostQueue {
         }
         let size = event.size();
         self.make_room(state, size, writes);
-        event.hold();
         state.push(Queued {
             seq: offer.seq,
             event: Arc::clone(event),
-            shared: true,
+            hold: Some(Hold::new(event, offer.seq)),
             size,
             accepted_at: Instant::now(),
             accepted_unix_ms: offer.accepted_unix_ms,
@@ -328,7 +327,7 @@ impl PostQueue {
             && (state.events.len() >= self.config.max_queued
                 || state.bytes + size > self.config.max_bytes)
         {
-            let Some(oldest) = state.remove(0) else {
+            let Some(mut oldest) = state.remove(0) else {
                 break;
             };
             state.dropped += 1;
@@ -399,8 +398,7 @@ impl PostQueue {
             state
                 .events
                 .drain(..)
-                .filter(|q| q.shared && q.event.release())
-                .map(|q| q.seq),
+                .filter_map(|mut q| q.hold.take()?.release()),
         );
         (dropped, released)
     }

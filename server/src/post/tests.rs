@@ -90,9 +90,9 @@ fn offer(queues: &[&Arc<PostQueue>], event: &Arc<PostEventData>, seq: u64) -> Ve
 /// offered, then let go once its record would be written. True if the acceptance let go
 /// last (and so deletes the record itself).
 fn accept(queues: &[&Arc<PostQueue>], event: &Arc<PostEventData>, seq: u64) -> bool {
-    event.hold();
+    let acceptance = Hold::new(event, seq);
     offer(queues, event, seq);
-    event.release()
+    acceptance.release().is_some()
 }
 
 fn ack(queue: &PostQueue, id: &str) {
@@ -152,7 +152,7 @@ fn no_queue_deletes_a_record_its_acceptance_is_still_writing() {
     let tasks = Tasks::new();
     let (a, b) = (queue("a", 100, &tasks), queue("b", 100, &tasks));
     let e1 = event("e1");
-    e1.hold();
+    let acceptance = Hold::new(&e1, 1);
     offer(&[&a, &b], &e1, 1);
 
     // Both apps acknowledge before the acceptance has sent the record to the store.
@@ -162,7 +162,7 @@ fn no_queue_deletes_a_record_its_acceptance_is_still_writing() {
     assert_eq!(deletes_left_by_acks(&a), [] as [u64; 0]);
     assert_eq!(deletes_left_by_acks(&b), [] as [u64; 0]);
     assert!(
-        e1.release(),
+        acceptance.release().is_some(),
         "the acceptance lets go last and deletes the record"
     );
 }
