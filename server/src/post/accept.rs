@@ -84,9 +84,10 @@ impl Accept {
         let accepted_unix_ms = unix_ms(SystemTime::now());
         let (records, admitted) = self.admit_all(&events, &per_app, accepted_unix_ms);
         let store = self.registry.store();
-        let persisted = match store {
-            Some(store) => write_records(store, &events, &records, accepted_unix_ms).await,
-            None => None,
+        // A store that keeps nothing needs no record encoded.
+        let persisted = match store.durable() {
+            true => write_records(store, &events, &records, accepted_unix_ms).await,
+            false => None,
         };
         let waiters = commit_all(&per_app, admitted, live, events.len()).await;
         release_all(store, records).await;
@@ -370,7 +371,7 @@ async fn write_records(
 
 /// Lets go of the acceptance's hold on each event (after its record was sent to the store);
 /// deletes the records no queue holds any more (every app already finished with the event).
-async fn release_all(store: Option<&Store>, records: Vec<Record>) {
+async fn release_all(store: &Store, records: Vec<Record>) {
     let released: Vec<PostWrite> = records
         .into_iter()
         // Every hold is let go; only a record some app queued was written, to be deleted.
@@ -380,9 +381,7 @@ async fn release_all(store: Option<&Store>, records: Vec<Record>) {
         })
         .map(PostWrite::Delete)
         .collect();
-    if let Some(store) = store
-        && !released.is_empty()
-    {
+    if !released.is_empty() {
         store.write_posts(released, false).await;
     }
 }

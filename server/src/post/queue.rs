@@ -170,7 +170,7 @@ pub struct Admitted {
 pub struct PostQueue {
     pub(super) app_id: AppId,
     pub(super) config: PostConfig,
-    pub(super) store: Option<Store>,
+    pub(super) store: Store,
     pub(super) sequence: Arc<Sequence>,
     pub(super) state: Mutex<QueueState>,
     pub(super) wake: Notify,
@@ -187,7 +187,7 @@ impl PostQueue {
     pub fn new(
         app_id: AppId,
         config: PostConfig,
-        store: Option<Store>,
+        store: Store,
         sequence: Arc<Sequence>,
         recovery: &mut Recovery,
         stats: Arc<AppStats>,
@@ -405,11 +405,10 @@ impl PostQueue {
 
     /// Sends store writes as one group; with `confirm`, returns its commit receiver.
     pub(super) async fn write(&self, writes: Vec<EventWrite>, confirm: bool) -> Option<Committed> {
-        let store = self.store.as_ref()?;
         if writes.is_empty() {
             return None;
         }
-        store.write_events(&self.app_id, writes, confirm).await
+        self.store.write_events(&self.app_id, writes, confirm).await
     }
 
     /// The queue's state, locked (a poisoned lock is taken over as it is).

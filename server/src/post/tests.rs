@@ -16,7 +16,7 @@ use crate::{
     ids::{AppId, EventId, InstanceId},
     lifecycle::tasks::Tasks,
     post::sequence::Sequence,
-    store::EventWrite,
+    store::{EventWrite, Store},
 };
 
 /// A runtime to spawn the queues' delivery tasks on, never driven: they never run.
@@ -48,7 +48,7 @@ fn queue_with(app: &str, config: PostConfig, tasks: &Tasks) -> Arc<PostQueue> {
     let queue = PostQueue::new(
         AppId::parse(app).expect("a valid app id"),
         config,
-        None,
+        Store::ephemeral(),
         Arc::new(Sequence::new(1)),
         &mut Recovery::default(),
         Arc::default(),

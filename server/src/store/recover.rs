@@ -7,7 +7,8 @@ use fjall::Keyspace;
 use prost::Message;
 
 use super::{
-    Keyspaces, StoreError,
+    StoreError,
+    disk::Keyspaces,
     keys::split_key,
     records::{Recovered, RecoveredApp, RecoveredPost, StoredApp, StoredEvent},
 };

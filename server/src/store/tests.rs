@@ -4,8 +4,13 @@ use super::{
     keys::{key, split_key},
     *,
 };
-use crate::hook::{Hook, HookSet, RoomTypeSet};
+use prost::Message;
 use roomhooks::v1::PostEvent;
+
+use crate::{
+    apps::spec::FailurePolicy,
+    hook::{Hook, HookSet, RoomTypeSet},
+};
 
 /// Commits what was sent, then stops the writer (as the sidecar does at shutdown).
 async fn close(store: Store, writer: StoreWriter) {

@@ -6,7 +6,8 @@ use fjall::{Database, OwnedWriteBatch, PersistMode};
 use tokio::sync::mpsc;
 
 use super::{
-    CommitSender, EventWrite, Keyspaces, MAX_GROUP, Op, PostWrite, StoreError,
+    CommitSender, EventWrite, PostWrite, StoreError,
+    disk::{Keyspaces, MAX_GROUP, Op},
     keys::{key, post_key},
 };
 use crate::ids::AppId;
