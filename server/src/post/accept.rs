@@ -20,6 +20,7 @@ use crate::{
     apps::registry::{AppView, Registry, Snapshot},
     cluster::journal::{Journal, JournalError},
     edge::deadline::CallContext,
+    ids::AppId,
     post::{Admitted, DeliveryWaiter, Hold, Offer, PostEventData, unix_ms},
     store::{Committed, PostWrite, Store, StoreError},
 };
@@ -196,7 +197,7 @@ impl Accept {
                 let result = app.posts.admit_many(offers);
                 for (&i, &queued) in mine.iter().zip(&result.queued) {
                     if queued {
-                        records[i].apps.push(app.spec.app_id.as_str().to_owned());
+                        records[i].apps.push(app.spec.app_id.clone());
                     }
                 }
                 result
@@ -340,7 +341,7 @@ pub struct NewPost {
 /// An event's number and the apps that queued it (none: a duplicate for every app).
 struct Record {
     seq: u64,
-    apps: Vec<String>,
+    apps: Vec<AppId>,
     /// The acceptance's hold on the event's shared record, until it was sent to the store.
     acceptance: Hold,
 }
