@@ -230,11 +230,10 @@ impl Admin for AdminService {
         };
         let response = match removed {
             Some(removed) => {
-                if let Some(store) = self.registry.store() {
-                    store
-                        .delete_app(&app_id, removed.released, removed.cursor)
-                        .await;
-                }
+                self.registry
+                    .store()
+                    .delete_app(&app_id, removed.released, removed.cursor)
+                    .await;
                 tracing::info!(%app_id, instances = removed.instances,
                     dropped_post_events = removed.post_events, "app removed by operator");
                 RemoveAppResponse {

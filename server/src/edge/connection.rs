@@ -128,9 +128,10 @@ impl AppRuntimeService {
             .inspect_err(|err| tracing::warn!(%app_id, "refused an app instance: {err}"))?;
         tracing::info!(%app_id, instance_id = %instance.id, version = %instance.version,
             peer = peer.map(tracing::field::display), "app instance registered");
-        if let Some(store) = self.registry.store() {
-            store.put_app(&remembered, &instance.version).await;
-        }
+        self.registry
+            .store()
+            .put_app(&remembered, &instance.version)
+            .await;
         if let Some(link) = &self.link {
             let enabled = self
                 .registry
@@ -322,12 +323,10 @@ async fn read_loop(
         };
         handle(&instance, &posts, link.as_ref(), message, &mut mistakes);
     }
-    if let Some((spec, version)) = registry.depart(&instance)
-        && let Some(store) = registry.store()
-    {
+    if let Some((spec, version)) = registry.depart(&instance) {
         // The app's last instance left: the store notes when it was last seen, for
         // --forget-apps-after across restarts.
-        store.put_app(&spec, &version).await;
+        registry.store().put_app(&spec, &version).await;
     }
     if let Some(link) = &link {
         link.departed(&instance);

@@ -11,16 +11,17 @@ use std::{
 };
 
 use futures_util::future::join_all;
-use roomhooks::v1::{AppOutcome, OutcomeStatus, PostEventResponse, RoomType};
+use roomhooks::v1::{PostEventResponse, RoomType};
 use tokio::time::Instant;
 
+use super::outcome::{cluster_outcome, outcome};
 use crate::{
     apps::conditions::{Payload, PayloadRef},
-    apps::registry::{AppView, Registry},
-    cluster::journal::{Journal, JournalError, Notices, Stored},
+    apps::registry::{AppView, Registry, Snapshot},
+    cluster::journal::{Journal, JournalError},
     edge::deadline::CallContext,
-    hook::Hook,
-    post::{Admitted, Delivery, DeliveryWaiter, Offer, PostEventData, unix_ms},
+    ids::AppId,
+    post::{Admitted, DeliveryWaiter, Hold, Offer, PostEventData, unix_ms},
     store::{Committed, PostWrite, Store, StoreError},
 };
 
@@ -76,54 +77,7 @@ impl Accept {
             return self.post_to_journal(journal, events, ctx).await;
         }
         let snapshot = self.registry.snapshot();
-        // Which events each subscribed app gets, in batch order; apps in dispatch order.
-        // Raw pointers are not Send: the index lives only while the batch is sorted by app.
-        let (per_app, subscribed) = {
-            let mut per_app: Vec<(&Arc<AppView>, Vec<usize>)> = Vec::new();
-            // Each app's place in `per_app`: a batch of many events for many apps stays linear.
-            let mut slot_of: HashMap<*const AppView, usize, foldhash::fast::RandomState> =
-                HashMap::default();
-            let mut subscribed = vec![0u32; events.len()];
-            for (
-                i,
-                NewPost {
-                    event, room_type, ..
-                },
-            ) in events.iter().enumerate()
-            {
-                // Disabled apps still get their events queued: delivery resumes when they are enabled.
-                let apps = snapshot
-                    .subscribers(event.hook)
-                    .iter()
-                    .filter(|app| app.spec.room_types.matches(*room_type));
-                // The event as CEL variables, when an app has match conditions.
-                let conditional = snapshot
-                    .subscribers(event.hook)
-                    .iter()
-                    .any(|app| !app.spec.rollout.conditions.is_empty());
-                let decoded = conditional.then(|| event.payload()).flatten();
-                let variables = decoded.as_ref().map(|payload| {
-                    let mut variables = Payload::new(PayloadRef::Post(payload));
-                    variables.for_hook(event.hook);
-                    variables
-                });
-                for app in apps {
-                    if !conditions_admit(app, event, variables.as_ref()) {
-                        app.stats.hook(event.hook).record_skip();
-                        continue;
-                    }
-                    subscribed[i] = subscribed[i].saturating_add(1);
-                    match slot_of.entry(Arc::as_ptr(app)) {
-                        Entry::Occupied(slot) => per_app[*slot.get()].1.push(i),
-                        Entry::Vacant(slot) => {
-                            slot.insert(per_app.len());
-                            per_app.push((app, vec![i]));
-                        }
-                    }
-                }
-            }
-            (per_app, subscribed)
-        };
+        let (per_app, subscribed) = route(snapshot.as_ref(), &events);
         let live: Vec<bool> = per_app
             .iter()
             .map(|(app, _)| app.enabled && app.posts.has_live_instance())
@@ -131,51 +85,20 @@ impl Accept {
         let accepted_unix_ms = unix_ms(SystemTime::now());
         let (records, admitted) = self.admit_all(&events, &per_app, accepted_unix_ms);
         let store = self.registry.store();
-        let persisted = match store {
-            Some(store) => write_records(store, &events, &records, accepted_unix_ms).await,
-            None => None,
+        // A store that keeps nothing needs no record encoded.
+        let persisted = match store.durable() {
+            true => write_records(store, &events, &records, accepted_unix_ms).await,
+            false => None,
         };
-        let mut waiters: Vec<Vec<_>> = events.iter().map(|_| Vec::new()).collect();
-        for (((app, mine), mut result), live) in per_app.iter().zip(admitted).zip(live) {
-            app.posts.commit(&mut result).await;
-            for (&i, waiter) in mine.iter().zip(result.waiters) {
-                if let Some(waiter) = waiter {
-                    waiters[i].push((Arc::clone(app), live, waiter));
-                }
-            }
-        }
-        release_all(store, &events, &records).await;
-        let queued: Vec<_> = events
-            .into_iter()
-            .zip(subscribed)
-            .zip(waiters)
-            .map(|((post, subscribed), waiters)| (post.event, subscribed, waiters))
-            .collect();
+        let waiters = commit_all(&per_app, admitted, live, events.len()).await;
+        release_all(store, records).await;
         // Durable before the backend hears "accepted" (group commit shares one journal write).
         if let Some(commit) = persisted {
             commit
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Failed("the store writer stopped".into())))?;
         }
-        let started = Instant::now();
-        let responses = join_all(queued.into_iter().map(|(event, subscribed, waiters)| {
-            let hook = event.hook;
-            async move {
-                let outcomes = join_all(
-                    waiters
-                        .into_iter()
-                        .map(|(app, live, waiter)| outcome(app, live, waiter, hook, started, ctx)),
-                )
-                .await;
-                PostEventResponse {
-                    event_id: event.id.as_str().to_owned(),
-                    subscribed_apps: subscribed,
-                    outcomes,
-                }
-            }
-        }))
-        .await;
-        Ok(responses)
+        Ok(answer(events, subscribed, waiters, ctx).await)
     }
 
     /// Cluster mode: publishes each event once to JetStream (pipelined) and answers once the
@@ -247,17 +170,18 @@ impl Accept {
     fn admit_all(
         &self,
         events: &[NewPost],
-        per_app: &[(&Arc<AppView>, Vec<usize>)],
+        per_app: &[PerApp<'_>],
         accepted_unix_ms: i64,
     ) -> (Vec<Record>, Vec<Admitted>) {
         let mut sequence = self.registry.sequence().lock();
         let mut records: Vec<Record> = events
             .iter()
             .map(|post| {
-                post.event.hold();
+                let seq = sequence.take();
                 Record {
-                    seq: sequence.take(),
+                    seq,
                     apps: Vec::new(),
+                    acceptance: Hold::new(&post.event, seq),
                 }
             })
             .collect();
@@ -273,7 +197,7 @@ impl Accept {
                 let result = app.posts.admit_many(offers);
                 for (&i, &queued) in mine.iter().zip(&result.queued) {
                     if queued {
-                        records[i].apps.push(app.spec.app_id.as_str().to_owned());
+                        records[i].apps.push(app.spec.app_id.clone());
                     }
                 }
                 result
@@ -281,6 +205,109 @@ impl Accept {
             .collect();
         (records, admitted)
     }
+}
+
+/// Which events each subscribed app gets, in batch order, with apps in dispatch order; and how
+/// many apps each event went to. Disabled apps still get their events queued: delivery resumes
+/// when they are enabled.
+fn route<'s>(snapshot: &'s Snapshot, events: &[NewPost]) -> (Vec<PerApp<'s>>, Vec<u32>) {
+    let mut per_app: Vec<PerApp<'s>> = Vec::new();
+    // Each app's place in `per_app`: a batch of many events for many apps stays linear.
+    // Raw pointers are not Send: the index lives only while the batch is sorted by app.
+    let mut slot_of: HashMap<*const AppView, usize, foldhash::fast::RandomState> =
+        HashMap::default();
+    let mut subscribed = vec![0u32; events.len()];
+    for (
+        i,
+        NewPost {
+            event, room_type, ..
+        },
+    ) in events.iter().enumerate()
+    {
+        let apps = snapshot
+            .subscribers(event.hook)
+            .iter()
+            .filter(|app| app.spec.room_types.matches(*room_type));
+        // The event as CEL variables, when an app has match conditions.
+        let conditional = snapshot
+            .subscribers(event.hook)
+            .iter()
+            .any(|app| !app.spec.rollout.conditions.is_empty());
+        let decoded = conditional.then(|| event.payload()).flatten();
+        let variables = decoded.as_ref().map(|payload| {
+            let mut variables = Payload::new(PayloadRef::Post(payload));
+            variables.for_hook(event.hook);
+            variables
+        });
+        for app in apps {
+            if !conditions_admit(app, event, variables.as_ref()) {
+                app.stats.hook(event.hook).record_skip();
+                continue;
+            }
+            subscribed[i] = subscribed[i].saturating_add(1);
+            match slot_of.entry(Arc::as_ptr(app)) {
+                Entry::Occupied(slot) => per_app[*slot.get()].1.push(i),
+                Entry::Vacant(slot) => {
+                    slot.insert(per_app.len());
+                    per_app.push((app, vec![i]));
+                }
+            }
+        }
+    }
+    (per_app, subscribed)
+}
+
+/// An app and the indexes of the batch's events it gets.
+type PerApp<'s> = (&'s Arc<AppView>, Vec<usize>);
+
+/// One app's wait for one event: the app, whether it had a live instance, and the waiter.
+type Waiting = (Arc<AppView>, bool, DeliveryWaiter);
+
+/// Commits each app's admission (its drops written, its delivery woken) and collects, per
+/// event of the batch, the waiters of the apps it was queued for.
+async fn commit_all(
+    per_app: &[PerApp<'_>],
+    admitted: Vec<Admitted>,
+    live: Vec<bool>,
+    events: usize,
+) -> Vec<Vec<Waiting>> {
+    let mut waiters: Vec<Vec<Waiting>> = (0..events).map(|_| Vec::new()).collect();
+    for (((app, mine), mut result), live) in per_app.iter().zip(admitted).zip(live) {
+        app.posts.commit(&mut result).await;
+        for (&i, waiter) in mine.iter().zip(result.waiters) {
+            if let Some(waiter) = waiter {
+                waiters[i].push((Arc::clone(app), live, waiter));
+            }
+        }
+    }
+    waiters
+}
+
+/// The answer for each event, once each app that is waited for acknowledged it or timed out.
+async fn answer(
+    events: Vec<NewPost>,
+    subscribed: Vec<u32>,
+    waiters: Vec<Vec<Waiting>>,
+    ctx: &CallContext,
+) -> Vec<PostEventResponse> {
+    let started = Instant::now();
+    join_all(events.into_iter().zip(subscribed).zip(waiters).map(
+        |((post, subscribed), waiters)| {
+            let event = post.event;
+            async move {
+                let outcomes = join_all(waiters.into_iter().map(|(app, live, waiter)| {
+                    outcome(app, live, waiter, event.hook, started, ctx)
+                }))
+                .await;
+                PostEventResponse {
+                    event_id: event.id.as_str().to_owned(),
+                    subscribed_apps: subscribed,
+                    outcomes,
+                }
+            }
+        },
+    ))
+    .await
 }
 
 /// Whether `app`'s match conditions let `event` through. One that fails at run time lets it
@@ -314,7 +341,9 @@ pub struct NewPost {
 /// An event's number and the apps that queued it (none: a duplicate for every app).
 struct Record {
     seq: u64,
-    apps: Vec<String>,
+    apps: Vec<AppId>,
+    /// The acceptance's hold on the event's shared record, until it was sent to the store.
+    acceptance: Hold,
 }
 
 /// Writes, in one confirmed group, the shared record of every event some app queued.
@@ -343,167 +372,17 @@ async fn write_records(
 
 /// Lets go of the acceptance's hold on each event (after its record was sent to the store);
 /// deletes the records no queue holds any more (every app already finished with the event).
-async fn release_all(store: Option<&Store>, events: &[NewPost], records: &[Record]) {
-    let released: Vec<PostWrite> = events
-        .iter()
-        .zip(records)
-        .filter(|(post, record)| post.event.release() && !record.apps.is_empty())
-        .map(|(_, record)| PostWrite::Delete(record.seq))
+async fn release_all(store: &Store, records: Vec<Record>) {
+    let released: Vec<PostWrite> = records
+        .into_iter()
+        // Every hold is let go; only a record some app queued was written, to be deleted.
+        .filter_map(|record| {
+            let last = record.acceptance.release();
+            last.filter(|_| !record.apps.is_empty())
+        })
+        .map(PostWrite::Delete)
         .collect();
-    if let Some(store) = store
-        && !released.is_empty()
-    {
+    if !released.is_empty() {
         store.write_posts(released, false).await;
-    }
-}
-
-/// Cluster mode: waits until `app`'s consumer acknowledged the stored event, until the app's
-/// timeout capped by the deadline.
-async fn cluster_outcome(
-    journal: &Journal,
-    notices: Option<&Notices>,
-    app: &AppView,
-    stored: Stored,
-    hook: Hook,
-    started: Instant,
-    ctx: &CallContext,
-) -> AppOutcome {
-    let deadline = ctx.deadline.min(started + app.spec.timeout);
-    let live = app.enabled && (app.instances.iter().any(|i| i.is_live()) || !app.remote.is_empty());
-    // An app with no live instance anywhere cannot acknowledge: say so at once.
-    let acked = if live {
-        journal
-            .wait_acked(&app.spec.app_id, stored.sequence, deadline, notices)
-            .await
-    } else {
-        None
-    };
-    let (status, instance, sidecar, detail) = match acked {
-        Some(by) if by.dead => (
-            OutcomeStatus::Error,
-            String::new(),
-            by.sidecar.unwrap_or_default(),
-            format!(
-                "moved to the dead letters after {} deliveries",
-                by.attempt.unwrap_or_default()
-            ),
-        ),
-        Some(by) => {
-            let detail = match (by.attempt, stored.duplicate) {
-                (_, true) => "already acknowledged (a retried event_id within the de-duplication \
-                     window)"
-                    .to_owned(),
-                (Some(attempt), false) => format!("acknowledged on attempt {attempt}"),
-                (None, false) => format!(
-                    "acknowledged (the app's JetStream consumer passed stream sequence {})",
-                    stored.sequence
-                ),
-            };
-            (
-                OutcomeStatus::Delivered,
-                by.instance
-                    .map(|i| i.as_str().to_owned())
-                    .unwrap_or_default(),
-                by.sidecar.unwrap_or_default(),
-                detail,
-            )
-        }
-        None if !live => (
-            OutcomeStatus::Unavailable,
-            String::new(),
-            String::new(),
-            "no live instance in the cluster (or the app is disabled); the event stays stored \
-             in JetStream until one can take it"
-                .to_owned(),
-        ),
-        None => (
-            OutcomeStatus::Timeout,
-            String::new(),
-            String::new(),
-            format!(
-                "not acknowledged within {:?}; the event stays stored in JetStream and will be \
-                 redelivered",
-                deadline.saturating_duration_since(started)
-            ),
-        ),
-    };
-    AppOutcome {
-        app_id: app.spec.app_id.as_str().to_owned(),
-        instance_id: instance,
-        hook: hook.to_wire() as i32,
-        status: status as i32,
-        duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        detail,
-        sidecar_id: sidecar,
-    }
-}
-
-/// Waits for one app's ack of a post event, until the app's timeout capped by the deadline.
-async fn outcome(
-    app: Arc<AppView>,
-    live: bool,
-    waiter: DeliveryWaiter,
-    hook: Hook,
-    started: Instant,
-    ctx: &CallContext,
-) -> AppOutcome {
-    let deadline = ctx.deadline.min(started + app.spec.timeout);
-    let (status, instance, detail) = if !live {
-        (
-            OutcomeStatus::Unavailable,
-            String::new(),
-            "no live instance (or the app is disabled); the event stays queued until one can \
-             take it"
-                .to_owned(),
-        )
-    } else {
-        match tokio::time::timeout_at(deadline, waiter).await {
-            Ok(Ok(Delivery::Acked {
-                instance: Some(instance),
-                attempt,
-            })) => (
-                OutcomeStatus::Delivered,
-                instance.as_str().to_owned(),
-                format!("acknowledged on attempt {attempt}"),
-            ),
-            Ok(Ok(Delivery::Acked { instance: None, .. })) => (
-                OutcomeStatus::Delivered,
-                String::new(),
-                "already acknowledged (a retried event_id within the de-duplication window)"
-                    .to_owned(),
-            ),
-            Ok(Ok(Delivery::DeadLettered)) => (
-                OutcomeStatus::Error,
-                String::new(),
-                "moved to the dead letters after too many deliveries".to_owned(),
-            ),
-            Ok(Ok(Delivery::Dropped)) => (
-                OutcomeStatus::Error,
-                String::new(),
-                "dropped: the app's post-event queue overflowed".to_owned(),
-            ),
-            Ok(Err(_)) => (
-                OutcomeStatus::Error,
-                String::new(),
-                "the app was removed before acknowledging".to_owned(),
-            ),
-            Err(_) => (
-                OutcomeStatus::Timeout,
-                String::new(),
-                format!(
-                    "not acknowledged within {:?}; the event stays queued and will be redelivered",
-                    deadline - started
-                ),
-            ),
-        }
-    };
-    AppOutcome {
-        app_id: app.spec.app_id.as_str().to_owned(),
-        instance_id: instance,
-        hook: hook.to_wire() as i32,
-        status: status as i32,
-        duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        detail,
-        sidecar_id: String::new(),
     }
 }

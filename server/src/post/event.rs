@@ -1,19 +1,22 @@
-//! One accepted post event as the queues share it: encoded once when accepted, with the hold
-//! count that decides who deletes its store record.
+//! One accepted post event as the queues share it: encoded once when accepted, with the count
+//! of [`Hold`](super::hold::Hold)s that decides who deletes its store record.
 
 use std::{
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::AtomicU32,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
-use prost::Message;
+use prost::{
+    Message,
+    encoding::{self, WireType},
+};
 use roomhooks::v1::{PostEvent, post_event};
 
 use crate::{
     apps::frame::{self, Frame},
     hook::Hook,
-    ids::EventId,
+    ids::{AppId, EventId},
     store::StoredEvent,
 };
 
@@ -56,20 +59,14 @@ impl PostEventData {
         PostEvent::decode(self.encoded.clone()).ok()?.payload
     }
 
-    /// Takes a hold on the shared store record (a queue took the event, or an acceptance is
-    /// writing it).
-    pub fn hold(&self) {
-        self.holders.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Lets go of the shared store record; true for the last holder, who deletes it.
-    pub fn release(&self) -> bool {
-        self.holders.fetch_sub(1, Ordering::AcqRel) == 1
+    /// How many [`Hold`](super::hold::Hold)s its shared store record has (only holds count).
+    pub(super) fn holders(&self) -> &AtomicU32 {
+        &self.holders
     }
 
     /// The encoded `StoredEvent` of the shared record: the event once, with the apps it was
     /// queued for.
-    pub fn shared_record(&self, accepted_unix_ms: i64, apps: &[String]) -> Vec<u8> {
+    pub fn shared_record(&self, accepted_unix_ms: i64, apps: &[AppId]) -> Vec<u8> {
         self.stored_with(0, accepted_unix_ms, None, apps)
     }
 
@@ -106,7 +103,7 @@ impl PostEventData {
         attempt: u32,
         accepted_unix_ms: i64,
         dead: Option<(&str, i64)>,
-        apps: &[String],
+        apps: &[AppId],
     ) -> Vec<u8> {
         let (reason, dead_unix_ms) = dead.unwrap_or(("", 0));
         let rest = StoredEvent {
@@ -120,13 +117,25 @@ impl PostEventData {
             attempt,
             ..PostEvent::default()
         };
-        let apps_len = prost::encoding::string::encoded_len_repeated(STORED_APPS_TAG, apps);
+        let apps_len: usize = apps
+            .iter()
+            .map(|app| {
+                let len = app.as_str().len();
+                encoding::key_len(STORED_APPS_TAG) + encoding::encoded_len_varint(len as u64) + len
+            })
+            .sum();
         let mut bytes = Vec::with_capacity(self.encoded.len() + 16 + rest.encoded_len() + apps_len);
         // A Vec grows as needed, so none of the writes can fail.
         let _ = frame::write_merged(STORED_EVENT_KEY, &head, &self.encoded, &mut bytes);
         let _ = rest.encode(&mut bytes);
-        // `StoredEvent.apps`, written from the borrowed names (field order does not matter).
-        prost::encoding::string::encode_repeated(STORED_APPS_TAG, apps, &mut bytes);
+        // `StoredEvent.apps`, written from the ids as prost writes a repeated string (field order
+        // does not matter).
+        for app in apps {
+            let name = app.as_str().as_bytes();
+            encoding::encode_key(STORED_APPS_TAG, WireType::LengthDelimited, &mut bytes);
+            encoding::encode_varint(name.len() as u64, &mut bytes);
+            bytes.extend_from_slice(name);
+        }
         bytes
     }
 
@@ -207,7 +216,7 @@ pub(crate) mod tests {
     #[test]
     fn a_shared_record_decodes_with_the_apps_it_went_to() {
         let (data, whole) = event();
-        let apps = ["a".to_owned(), "b".to_owned()];
+        let apps = [AppId::parse("a").unwrap(), AppId::parse("b").unwrap()];
         let bytes = data.shared_record(1234, &apps);
         let decoded = StoredEvent::decode(bytes.as_slice()).expect("a valid StoredEvent");
         assert_eq!(
@@ -218,6 +227,24 @@ pub(crate) mod tests {
             })
         );
         assert_eq!(decoded.accepted_unix_ms, 1234);
-        assert_eq!(decoded.apps, apps);
+        assert_eq!(decoded.apps, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_shared_record_is_byte_for_byte_what_prost_writes_for_the_stored_event() {
+        let (data, whole) = event();
+        let apps = [AppId::parse("a").unwrap(), AppId::parse("bb").unwrap()];
+        let expected = StoredEvent {
+            event: Some(PostEvent {
+                attempt: 0,
+                ..whole
+            }),
+            accepted_unix_ms: 1234,
+            reason: String::new(),
+            dead_unix_ms: 0,
+            apps: vec!["a".to_owned(), "bb".to_owned()],
+        }
+        .encode_to_vec();
+        assert_eq!(data.shared_record(1234, &apps), expected);
     }
 }

@@ -11,13 +11,16 @@ use crate::{
     store::{RecoveredPost, StoredEvent},
 };
 
-use super::PostEventData;
+use super::{Hold, PostEventData};
 
 /// An event read back from the store, ready to queue again.
 pub struct Recovering {
     pub(super) seq: u64,
     pub(super) event: Arc<PostEventData>,
-    pub(super) shared: bool,
+    /// Whether its record is the shared one (`posts`), not one of the app's own (`events`).
+    shared: bool,
+    /// The app's hold on the shared record, taken when the app's queue takes the event.
+    pub(super) hold: Option<Hold>,
     pub(super) attempt: u32,
     pub(super) accepted_unix_ms: i64,
 }
@@ -46,6 +49,7 @@ impl Recovery {
                         seq,
                         event: Arc::new(event),
                         shared: false,
+                        hold: None,
                         attempt,
                         accepted_unix_ms: stored.accepted_unix_ms,
                     });
@@ -62,6 +66,7 @@ impl Recovery {
                     seq: post.seq,
                     event: Arc::clone(&event),
                     shared: true,
+                    hold: None,
                     attempt,
                     accepted_unix_ms: post.stored.accepted_unix_ms,
                 });
@@ -78,8 +83,8 @@ impl Recovery {
     pub(super) fn take(&mut self, app: &AppId) -> (Vec<Recovering>, Vec<(u64, StoredEvent)>) {
         let mut events = self.events.remove(app).unwrap_or_default();
         events.sort_by_key(|e| e.seq);
-        for event in events.iter().filter(|e| e.shared) {
-            event.event.hold();
+        for event in events.iter_mut().filter(|e| e.shared) {
+            event.hold = Some(Hold::new(&event.event, event.seq));
         }
         (events, self.dead.remove(app).unwrap_or_default())
     }
@@ -116,12 +121,19 @@ mod tests {
             apps: vec![(a.clone(), 0), (b.clone(), 2)],
         };
         let mut recovery = Recovery::new(BTreeMap::new(), BTreeMap::new(), vec![post]);
-        let (for_a, _) = recovery.take(&a);
-        let (for_b, _) = recovery.take(&b);
+        let (mut for_a, _) = recovery.take(&a);
+        let (mut for_b, _) = recovery.take(&b);
         assert!(Arc::ptr_eq(&for_a[0].event, &for_b[0].event));
         assert_eq!((for_a[0].attempt, for_b[0].attempt), (0, 2));
         assert_eq!(recovery.unclaimed(), 0);
-        assert!(!for_a[0].event.release(), "b still holds it");
-        assert!(for_b[0].event.release(), "the last holder deletes it");
+        let (hold_a, hold_b) = (for_a[0].hold.take(), for_b[0].hold.take());
+        assert!(
+            hold_a.expect("a holds it").release().is_none(),
+            "b still holds it"
+        );
+        assert!(
+            hold_b.expect("b holds it").release().is_some(),
+            "the last holder deletes it"
+        );
     }
 }

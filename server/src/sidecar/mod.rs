@@ -224,9 +224,7 @@ impl Sidecar {
 
     /// Commits every post event accepted so far and stops the store's writer.
     async fn close_store(&mut self) {
-        if let Some(store) = self.registry.store()
-            && let Err(err) = store.close().await
-        {
+        if let Err(err) = self.registry.store().close().await {
             tracing::error!("{err}");
         }
         if let Some(writer) = self.store_writer.take()

@@ -56,7 +56,7 @@ pub(super) async fn join_cluster(
 /// The registry of apps, with the apps of the config file and those the store remembers.
 pub(super) fn new_registry(
     config: &Config,
-    store: Option<Store>,
+    store: Store,
     recovered: Recovered,
     tasks: &Tasks,
 ) -> Arc<Registry> {
@@ -176,21 +176,21 @@ pub(super) async fn bind(
         .map_err(|source| SidecarError::Bind { addr, flag, source })
 }
 
-/// Opens the post-event store off the async runtime (it reads the whole journal back), unless
-/// the sidecar is ephemeral.
+/// Opens the post-event store off the async runtime (it reads the whole journal back), or the
+/// one that keeps nothing when the sidecar is ephemeral.
 pub(super) async fn open_store(
     config: &Config,
-) -> Result<(Option<Store>, Option<StoreWriter>, Recovered), SidecarError> {
+) -> Result<(Store, Option<StoreWriter>, Recovered), SidecarError> {
     if config.ephemeral {
         tracing::warn!("--ephemeral: post events are kept in memory only and lost on restart");
-        return Ok((None, None, Recovered::default()));
+        return Ok((Store::ephemeral(), None, Recovered::default()));
     }
     let (dir, fsync) = (config.data_dir.clone(), config.fsync);
     let (store, writer, recovered) =
         tokio::task::spawn_blocking(move || Store::open(&dir, fsync)).await??;
     tracing::info!(data_dir = %config.data_dir.display(), fsync = config.fsync,
         "post events are stored on disk");
-    Ok((Some(store), Some(writer), recovered))
+    Ok((store, Some(writer), recovered))
 }
 
 /// Serves `/metrics` on `listener` as a background task; returns the bound address.
@@ -284,11 +284,10 @@ pub(super) async fn forget_idle_apps(
             _ = tick.tick() => {}
         }
         for (app_id, removed) in registry.forget_idle(std::time::SystemTime::now(), after) {
-            if let Some(store) = registry.store() {
-                store
-                    .delete_app(&app_id, removed.released, removed.cursor)
-                    .await;
-            }
+            registry
+                .store()
+                .delete_app(&app_id, removed.released, removed.cursor)
+                .await;
             tracing::info!(%app_id, idle_for = ?after,
                 "forgot an app with no instance and no pending post event for \
                  --forget-apps-after; it is known again when it registers");

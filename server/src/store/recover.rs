@@ -7,7 +7,8 @@ use fjall::Keyspace;
 use prost::Message;
 
 use super::{
-    Keyspaces, StoreError,
+    StoreError,
+    disk::Keyspaces,
     keys::split_key,
     records::{Recovered, RecoveredApp, RecoveredPost, StoredApp, StoredEvent},
 };
@@ -73,7 +74,16 @@ pub(super) fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
         max_seq = max_seq.max(seq);
         let apps = std::mem::take(&mut stored.apps)
             .iter()
-            .filter_map(|app| AppId::parse(app).ok())
+            .filter_map(|app| {
+                let parsed = AppId::parse(app);
+                if parsed.is_err() {
+                    tracing::warn!(
+                        seq,
+                        "skipping an unreadable app id in a shared event in the store"
+                    );
+                }
+                parsed.ok()
+            })
             // An app past this event acknowledged it before the restart.
             .filter(|app| cursors.get(app).is_none_or(|&cursor| seq >= cursor))
             .map(|app| {

@@ -74,7 +74,7 @@ impl AppEntry {
 pub struct Registry {
     capacity: Capacity,
     post_config: PostConfig,
-    store: Option<Store>,
+    store: Store,
     sequence: Arc<Sequence>,
     settings: BTreeMap<AppId, AppSettings>,
     entries: Mutex<BTreeMap<AppId, AppEntry>>,
@@ -92,7 +92,7 @@ impl Registry {
     pub fn new(
         capacity: Capacity,
         post_config: PostConfig,
-        store: Option<Store>,
+        store: Store,
         recovered: Recovered,
         settings: BTreeMap<AppId, AppSettings>,
         limits: TimeoutLimits,
@@ -205,9 +205,9 @@ impl Registry {
         &self.sequence
     }
 
-    /// The post-event store, when events are durable.
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
+    /// The store every post-event and registration write goes through.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     fn new_entry(
