@@ -102,6 +102,7 @@ struct Telemetry {
 
 impl Telemetry {
     /// Flushes the spans still buffered.
+    #[cfg_attr(not(feature = "otlp"), allow(clippy::unused_self))] // nothing to flush without it
     fn shutdown(self) {
         #[cfg(feature = "otlp")]
         if let Some(provider) = self.provider {

@@ -187,11 +187,11 @@ impl NatsCluster {
     /// Starts `nodes` servers (a plain single server for 1) and waits until every one is healthy
     /// and, in a cluster, knows the JetStream meta leader.
     pub async fn start(nodes: usize) -> Self {
+        static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
         assert!(nodes >= 1, "a NATS cluster needs at least one node");
         let binary = tokio::task::spawn_blocking(nats_server_binary)
             .await
             .expect("finding nats-server panicked");
-        static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
         let cluster_name = format!(
             "roomhooks-test-{}-{}",
             std::process::id(),
@@ -360,13 +360,12 @@ impl NatsCluster {
         loop {
             last.clear();
             for &i in &pending {
-                if !self.is_running(i) {
-                    panic!(
-                        "nats-server {} exited while starting; its log:\n{}",
-                        self.nodes[i].name,
-                        self.log_tail(i)
-                    );
-                }
+                assert!(
+                    self.is_running(i),
+                    "nats-server {} exited while starting; its log:\n{}",
+                    self.nodes[i].name,
+                    self.log_tail(i)
+                );
                 if let Err(why) = self.readiness(i).await {
                     last.push((i, why));
                 }

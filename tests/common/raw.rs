@@ -105,7 +105,7 @@ impl RawApp {
             match self.down.message().await? {
                 Some(RuntimeMessage {
                     msg: Some(Down::Heartbeat(_)),
-                }) => continue,
+                }) => {}
                 Some(RuntimeMessage { msg }) => return Ok(msg),
                 None => return Ok(None),
             }
@@ -119,7 +119,7 @@ impl RawApp {
                 Ok(Some(RuntimeMessage {
                     msg: Some(Down::Call(call)),
                 })) => return call,
-                Ok(Some(_)) => continue,
+                Ok(Some(_)) => {}
                 Ok(None) => panic!("the sidecar closed a stream it should have kept"),
                 Err(status) => panic!("the sidecar ended the stream: {status:?}"),
             }

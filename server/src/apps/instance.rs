@@ -175,7 +175,9 @@ impl Instance {
     }
 
     fn lock_ejection(&self) -> std::sync::MutexGuard<'_, Option<(Instant, SystemTime)>> {
-        self.ejected_until.lock().unwrap_or_else(|p| p.into_inner())
+        self.ejected_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sends a heartbeat without waiting; false when the outbound queue is full or closed.
@@ -271,8 +273,10 @@ impl Instance {
             (due, pending.values().map(|call| call.deadline).min())
         };
         if !due.is_empty() {
-            self.in_flight
-                .fetch_sub(due.len() as u32, Ordering::Relaxed);
+            self.in_flight.fetch_sub(
+                u32::try_from(due.len()).unwrap_or(u32::MAX),
+                Ordering::Relaxed,
+            );
         }
         for (call_id, call) in due {
             // The waiter may have gone at the same moment; then nobody needs to know.
@@ -286,7 +290,7 @@ impl Instance {
     pub async fn send(&self, frame: Frame) -> Result<(), SendError> {
         tokio::select! {
             biased;
-            _ = self.closed.cancelled() => Err(SendError::Closed),
+            () = self.closed.cancelled() => Err(SendError::Closed),
             sent = self.outbound.send(Ok(frame)) => sent.map_err(|_| SendError::Closed),
         }
     }
@@ -344,7 +348,7 @@ impl Instance {
         // A panic while holding this lock cannot leave the map inconsistent: keep serving.
         self.pending
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -153,6 +153,8 @@ impl HookCounters {
         if total == 0 {
             return 0;
         }
+        // The rank is in 1..=total: neither negative nor beyond u64.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let rank = ((total as f64) * quantile).ceil().max(1.0) as u64;
         let mut seen = 0;
         for (i, count) in counts.iter().enumerate() {

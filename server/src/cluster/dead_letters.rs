@@ -78,7 +78,7 @@ pub async fn bury(
     headers.insert(ATTEMPTS, attempts.to_string().as_str());
     headers.insert(REASON, reason);
     headers.insert(DEAD_AT, unix_ms(SystemTime::now()).to_string().as_str());
-    let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let sequence = message.info().map_or(0, |i| i.stream_sequence);
     let publish = PublishMessage::build()
         .payload(message.payload.clone())
         .headers(headers)

@@ -117,9 +117,9 @@ impl Cluster {
         let bucket = &self.buckets().apps;
         let key = spec.app_id.as_str();
         let enabled = match bucket.get(key).await {
-            Ok(Some(value)) => serde_json::from_slice::<Declaration>(&value)
-                .map(|d| d.enabled)
-                .unwrap_or(enabled),
+            Ok(Some(value)) => {
+                serde_json::from_slice::<Declaration>(&value).map_or(enabled, |d| d.enabled)
+            }
             Ok(None) => enabled,
             Err(e) => return Err(ClusterError::Nats(format!("reading app {key}: {e}"))),
         };

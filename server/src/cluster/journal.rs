@@ -358,7 +358,7 @@ impl Notices {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), AckedBy>> {
         self.seen
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -108,7 +108,8 @@ impl Cluster {
         if silent < two_beats {
             tracing::info!(sidecar_id = %id, holder = %holder.listen,
                 "--sidecar-id is held by a sidecar seen {silent:?} ago; waiting to see whether it is alive");
-            tokio::time::sleep(two_beats - silent + Duration::from_millis(100)).await;
+            tokio::time::sleep(two_beats.checked_sub(silent).unwrap() + Duration::from_millis(100))
+                .await;
         }
         let now = entry("reading the holder of --sidecar-id").await?;
         if let Some(now) = now

@@ -271,7 +271,7 @@ impl Cluster {
             .inner
             .forwarded
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match forwarded.get_mut(sidecar) {
             Some(n) => *n += 1,
             None => {
@@ -285,7 +285,7 @@ impl Cluster {
         self.inner
             .forwarded
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 }

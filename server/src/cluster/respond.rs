@@ -106,7 +106,7 @@ impl Responder {
         self.inner
             .serving
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -101,7 +101,7 @@ pub(super) fn read_file(path: &Path, text: &str, config: &mut Config, loading: &
         .map(|s| s.key)
         .chain(["apps", "cluster"])
         .collect();
-    for (key, value) in table.get_ref().iter() {
+    for (key, value) in table.get_ref() {
         let name = key.get_ref().as_ref();
         if name == "apps" {
             read_apps(&source, value, config, loading);
@@ -154,7 +154,7 @@ fn read_cluster(
         .filter(in_cluster)
         .map(|s| s.key.strip_prefix("cluster_").unwrap_or(s.key))
         .collect();
-    for (key, value) in entries.iter() {
+    for (key, value) in entries {
         let name = key.get_ref().as_ref();
         let full = format!("cluster.{name}");
         let setting = Setting::named(&format!("cluster_{name}"))
@@ -195,7 +195,7 @@ fn read_apps(
         ));
         return;
     };
-    for (id, table) in apps_table.iter() {
+    for (id, table) in apps_table {
         let app_id = id.get_ref().as_ref();
         let Some(entries) = table.get_ref().as_table() else {
             loading.errors.push(ConfigError::at(
@@ -206,7 +206,7 @@ fn read_apps(
             continue;
         };
         let mut app = AppSettings::default();
-        for (key, value) in entries.iter() {
+        for (key, value) in entries {
             let name = key.get_ref().as_ref();
             let full = format!("apps.{app_id}.{name}");
             let origin = source.origin(&full, value);
@@ -236,14 +236,14 @@ fn read_app_setting(app: &mut AppSettings, key: &str, value: &DeValue<'_>) -> Re
         "priority" => {
             app.priority = Some(one()?.parse().map_err(|_| {
                 format!("expected a whole number from {} to {}", i32::MIN, i32::MAX)
-            })?)
+            })?);
         }
         "failure_policy" => {
             app.failure_policy = Some(match one()?.as_ref() {
                 "ignore" => FailurePolicy::Ignore,
                 "fail" => FailurePolicy::Fail,
                 _ => return Err(r#"expected "ignore" or "fail""#.into()),
-            })
+            });
         }
         "timeout" => app.timeout = Some(duration(&one()?)?),
         "allowed_hooks" => app.allowed_hooks = Some(hooks(value)?),
@@ -264,7 +264,7 @@ fn read_app_setting(app: &mut AppSettings, key: &str, value: &DeValue<'_>) -> Re
                 "enforce" => Mode::Enforce,
                 "shadow" => Mode::Shadow,
                 _ => return Err(r#"expected "enforce" or "shadow""#.into()),
-            })
+            });
         }
         "match" => {
             let sources = strings(

@@ -88,9 +88,10 @@ impl Loading {
     fn read_flags(&mut self, cli: &Cli, config: &mut Config) {
         for (key, raw) in &cli.flags {
             if let Some(setting) = Setting::named(key) {
-                let origin = match setting.switch {
-                    true => setting.flag(),
-                    false => format!("{} {raw:?}", setting.flag()),
+                let origin = if setting.switch {
+                    setting.flag()
+                } else {
+                    format!("{} {raw:?}", setting.flag())
                 };
                 self.apply(config, setting, raw, origin);
             }

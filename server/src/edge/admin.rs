@@ -238,7 +238,7 @@ impl Admin for AdminService {
                     dropped_post_events = removed.post_events, "app removed by operator");
                 RemoveAppResponse {
                     removed: true,
-                    disconnected_instances: removed.instances as u32,
+                    disconnected_instances: u32::try_from(removed.instances).unwrap_or(u32::MAX),
                     dropped_post_events: dropped_in_jetstream.unwrap_or(removed.post_events as u64),
                 }
             }

@@ -40,7 +40,7 @@ impl CallStart {
                 Some(asked) => {
                     // Room for the answer to travel and for a busy machine: a tenth, at most 50 ms.
                     let margin = (asked / 10).min(Duration::from_millis(50));
-                    (asked - margin).min(max)
+                    asked.checked_sub(margin).unwrap().min(max)
                 }
                 None => {
                     tracing::warn!(

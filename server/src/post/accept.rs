@@ -86,9 +86,10 @@ impl Accept {
         let (records, admitted) = self.admit_all(&events, &per_app, accepted_unix_ms);
         let store = self.registry.store();
         // A store that keeps nothing needs no record encoded.
-        let persisted = match store.durable() {
-            true => write_records(store, &events, &records, accepted_unix_ms).await,
-            false => None,
+        let persisted = if store.durable() {
+            write_records(store, &events, &records, accepted_unix_ms).await
+        } else {
+            None
         };
         let waiters = commit_all(&per_app, admitted, live, events.len()).await;
         release_all(store, records).await;

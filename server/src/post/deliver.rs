@@ -149,13 +149,13 @@ impl PostQueue {
                 }
             };
             tokio::select! {
-                _ = self.stop.cancelled() => {
+                () = self.stop.cancelled() => {
                     let unwritten = std::mem::take(&mut self.lock().unwritten);
                     self.write(unwritten, false).await;
                     return;
                 }
-                _ = self.wake.notified() => {}
-                _ = due => {}
+                () = self.wake.notified() => {}
+                () = due => {}
             }
         }
     }

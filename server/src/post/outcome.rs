@@ -105,15 +105,7 @@ pub(super) async fn outcome(
     ctx: &CallContext,
 ) -> AppOutcome {
     let deadline = ctx.deadline.min(started + app.spec.timeout);
-    let (status, instance, detail) = if !live {
-        (
-            OutcomeStatus::Unavailable,
-            String::new(),
-            "no live instance (or the app is disabled); the event stays queued until one can \
-             take it"
-                .to_owned(),
-        )
-    } else {
+    let (status, instance, detail) = if live {
         match tokio::time::timeout_at(deadline, waiter).await {
             Ok(Ok(Delivery::Acked {
                 instance: Some(instance),
@@ -153,6 +145,14 @@ pub(super) async fn outcome(
                 ),
             ),
         }
+    } else {
+        (
+            OutcomeStatus::Unavailable,
+            String::new(),
+            "no live instance (or the app is disabled); the event stays queued until one can \
+             take it"
+                .to_owned(),
+        )
     };
     AppOutcome {
         app_id: app.spec.app_id.as_str().to_owned(),

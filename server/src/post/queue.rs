@@ -415,6 +415,6 @@ impl PostQueue {
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -30,7 +30,7 @@ impl Sequence {
             next: self
                 .next
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
         }
     }
 }

@@ -239,8 +239,8 @@ fn apps_acknowledging_the_same_events_at_once_on_many_threads_delete_each_record
     let tasks = Tasks::new();
     // Every event in the ack window, so each app can ack them in any order.
     let config = PostConfig {
-        window: EVENTS as usize,
-        ..config(EVENTS as usize)
+        window: usize::try_from(EVENTS).unwrap(),
+        ..config(usize::try_from(EVENTS).unwrap())
     };
     let queues: Vec<_> = (0..APPS)
         .map(|i| queue_with(&format!("app{i}"), config, &tasks))

@@ -63,7 +63,7 @@ impl Group {
                 for write in writes {
                     match write {
                         PostWrite::Put(seq, bytes) => {
-                            self.batch.insert(&ks.posts, post_key(seq), bytes)
+                            self.batch.insert(&ks.posts, post_key(seq), bytes);
                         }
                         PostWrite::Delete(seq) => self.batch.remove(&ks.posts, post_key(seq)),
                     }
@@ -78,7 +78,7 @@ impl Group {
             }
             Op::PutApp { app, bytes } => {
                 self.batch
-                    .insert(&ks.apps, app.as_str().as_bytes().to_vec(), bytes)
+                    .insert(&ks.apps, app.as_str().as_bytes().to_vec(), bytes);
             }
             Op::DeleteApp {
                 app,
@@ -103,7 +103,7 @@ impl Group {
             EventWrite::PutDead(seq, bytes) => batch.insert(&ks.dead, key(app, seq), bytes),
             EventWrite::DeleteDead(seq) => batch.remove(&ks.dead, key(app, seq)),
             EventWrite::Attempt(seq, attempt) => {
-                batch.insert(&ks.attempts, key(app, seq), attempt.to_be_bytes())
+                batch.insert(&ks.attempts, key(app, seq), attempt.to_be_bytes());
             }
             EventWrite::ForgetAttempt(seq) => batch.remove(&ks.attempts, key(app, seq)),
             EventWrite::Cursor(seq) => note_cursor(&mut self.cursors, app, seq),

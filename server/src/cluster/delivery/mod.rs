@@ -329,5 +329,5 @@ pub async fn consumer_pending(cluster: &Cluster, app_id: &AppId) -> Option<u64> 
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

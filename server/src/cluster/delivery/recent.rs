@@ -58,6 +58,6 @@ impl RecentAcks {
     fn lock(&self) -> std::sync::MutexGuard<'_, RecentInner> {
         self.inner
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

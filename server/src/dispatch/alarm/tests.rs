@@ -152,7 +152,7 @@ impl Timed {
                         }
                         next
                     })
-                    .await
+                    .await;
             }
         });
         Self {
