@@ -339,7 +339,7 @@ mod tests {
     use super::*;
 
     fn conditions(sources: &[&str]) -> Conditions {
-        Conditions::compile(&sources.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        Conditions::compile(&sources.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap()
     }
 
     fn room() -> pb::Room {

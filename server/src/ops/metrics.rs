@@ -210,6 +210,8 @@ fn histogram_series(
 
 /// Per app and hook: calls by status, vetoes, failure-policy effects, post deliveries and acks.
 fn hook_counters(out: &mut String, snapshot: &Snapshot) {
+    const PRE: &[Stage] = &[Stage::Veto, Stage::Extend, Stage::Modify];
+    const ALL: &[Stage] = &[Stage::Veto, Stage::Extend, Stage::Modify, Stage::Post];
     let mut counter = |name: &str, help: &str, stages: &[Stage], value: CounterValues<'_>| {
         let _ = writeln!(out, "# HELP roomhooks_{name} {help}");
         let _ = writeln!(out, "# TYPE roomhooks_{name} counter");
@@ -233,8 +235,6 @@ fn hook_counters(out: &mut String, snapshot: &Snapshot) {
             }
         }
     };
-    const PRE: &[Stage] = &[Stage::Veto, Stage::Extend, Stage::Modify];
-    const ALL: &[Stage] = &[Stage::Veto, Stage::Extend, Stage::Modify, Stage::Post];
     counter(
         "app_calls_total",
         "Hook calls by outcome status.",
