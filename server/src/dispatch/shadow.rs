@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use roomhooks::v1::{AppOutcome, OutcomeStatus, Room};
+use roomhooks::v1::{AppOutcome, OutcomeStatus, Room, RoomExtension, RoomModification};
 use tokio::{sync::oneshot, time::Instant};
 use tracing::Instrument;
 
@@ -118,6 +118,12 @@ struct Judged {
     disagrees: bool,
 }
 
+impl Judged {
+    fn new(detail: String, disagrees: bool) -> Self {
+        Self { detail, disagrees }
+    }
+}
+
 /// Counts a judged shadow answer in the app's stats and returns its outcome.
 fn record(app: &AppView, hook: Hook, meta: &CallMeta, judged: Judged) -> AppOutcome {
     let stats = app.stats.hook(hook);
@@ -136,7 +142,7 @@ fn judge(
     room: Option<Room>,
     max_field_bytes: usize,
 ) -> Judged {
-    let would = |detail: String, disagrees| Judged { detail, disagrees };
+    let would = Judged::new;
     match result {
         Ok(Reply::Decision(d)) if d.prevent => {
             would(format!("would have prevented: {}", d.message), true)
@@ -147,54 +153,14 @@ fn judge(
         ),
         Ok(Reply::Decision(_)) => would("would have allowed".into(), false),
         Ok(Reply::Extension(extension)) => {
-            let mut room = room.unwrap_or_default();
-            let keys: Vec<String> = extension
-                .custom_fields
-                .as_ref()
-                .map(|f| f.fields.keys().cloned().collect())
-                .unwrap_or_default();
-            let members = extension.member_usernames.clone();
-            match ExtendMerge::new(&mut room, max_field_bytes).apply(&app.spec.app_id, extension) {
-                Merge::Changed => {
-                    let mut added: Vec<String> = keys
-                        .iter()
-                        .map(|k| format!("custom field {k}"))
-                        .chain(members.iter().map(|m| format!("member {m}")))
-                        .collect();
-                    added.sort();
-                    would(format!("would have added {}", added.join(", ")), true)
-                }
-                Merge::Unchanged => would("would have changed nothing".into(), false),
-                Merge::Rejected(why) => would(format!("would have been rejected: {why}"), false),
-            }
+            would_extend(app, room.unwrap_or_default(), extension, max_field_bytes)
         }
-        Ok(Reply::Modification(modification)) => {
-            let room = room.unwrap_or_default();
-            match modification.room {
-                Some(new) if new != room => {
-                    let refused = check_modification(&room, &new, max_field_bytes)
-                        .err()
-                        .or_else(|| {
-                            app.spec
-                                .rollout
-                                .may_modify
-                                .refused(&room, &new)
-                                .map(|field| guarded(app, &field))
-                        });
-                    match refused {
-                        Some(why) => would(format!("would have been rejected: {why}"), false),
-                        None => would(
-                            format!(
-                                "would have changed {}",
-                                crate::apps::rollout::changed_fields(&room, &new).join(", ")
-                            ),
-                            true,
-                        ),
-                    }
-                }
-                _ => would("would have changed nothing".into(), false),
-            }
-        }
+        Ok(Reply::Modification(modification)) => would_modify(
+            app,
+            &room.unwrap_or_default(),
+            modification,
+            max_field_bytes,
+        ),
         Err(failure) => match app.spec.policy_for(hook) {
             FailurePolicy::Fail => would(
                 format!(
@@ -208,6 +174,65 @@ fn judge(
                 false,
             ),
         },
+    }
+}
+
+/// What an Extend answer would have added to `room`.
+fn would_extend(
+    app: &AppView,
+    mut room: Room,
+    extension: RoomExtension,
+    max_field_bytes: usize,
+) -> Judged {
+    let keys: Vec<String> = extension
+        .custom_fields
+        .as_ref()
+        .map(|f| f.fields.keys().cloned().collect())
+        .unwrap_or_default();
+    let members = extension.member_usernames.clone();
+    match ExtendMerge::new(&mut room, max_field_bytes).apply(&app.spec.app_id, extension) {
+        Merge::Changed => {
+            let mut added: Vec<String> = keys
+                .iter()
+                .map(|k| format!("custom field {k}"))
+                .chain(members.iter().map(|m| format!("member {m}")))
+                .collect();
+            added.sort();
+            Judged::new(format!("would have added {}", added.join(", ")), true)
+        }
+        Merge::Unchanged => Judged::new("would have changed nothing".into(), false),
+        Merge::Rejected(why) => Judged::new(format!("would have been rejected: {why}"), false),
+    }
+}
+
+/// What a Modify answer would have changed in `room`, or why it would have been refused.
+fn would_modify(
+    app: &AppView,
+    room: &Room,
+    modification: RoomModification,
+    max_field_bytes: usize,
+) -> Judged {
+    let Some(new) = modification.room.filter(|new| new != room) else {
+        return Judged::new("would have changed nothing".into(), false);
+    };
+    let refused = check_modification(room, &new, max_field_bytes)
+        .err()
+        .or_else(|| {
+            app.spec
+                .rollout
+                .may_modify
+                .refused(room, &new)
+                .map(|field| guarded(app, &field))
+        });
+    match refused {
+        Some(why) => Judged::new(format!("would have been rejected: {why}"), false),
+        None => Judged::new(
+            format!(
+                "would have changed {}",
+                crate::apps::rollout::changed_fields(room, &new).join(", ")
+            ),
+            true,
+        ),
     }
 }
 

@@ -2,7 +2,6 @@
 //! duplicates turned away, the oldest dropped beyond the limits — and what the queue reports.
 
 use std::{
-    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -13,132 +12,25 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+mod state;
+
+pub(super) use state::{QueueState, Queued};
+
 use super::{
     PostConfig,
     dead_letters::DeadLetter,
-    deliver::{Delivery, DeliveryWaiter, Sent},
+    deliver::{Delivery, DeliveryWaiter},
     event::PostEventData,
     hold::Hold,
     recovery::Recovery,
     sequence::Sequence,
 };
 use crate::{
-    apps::instance::Instance,
     apps::stats::AppStats,
-    ids::{AppId, EventId},
+    ids::AppId,
     lifecycle::tasks::Tasks,
     store::{Committed, EventWrite, Store},
 };
-
-/// An event in a queue, with its delivery state.
-pub(super) struct Queued {
-    pub(super) seq: u64,
-    pub(super) event: Arc<PostEventData>,
-    /// The queue's hold on the shared store record (`posts`); `None` for a record of the app's
-    /// own (`events`).
-    pub(super) hold: Option<Hold>,
-    pub(super) size: usize,
-    pub(super) accepted_at: Instant,
-    pub(super) accepted_unix_ms: i64,
-    pub(super) attempt: u32,
-    pub(super) sent: Option<Sent>,
-    pub(super) waiters: Vec<oneshot::Sender<Delivery>>,
-}
-
-impl Queued {
-    /// The encoded `StoredEvent` of this app's own record at `attempt`.
-    pub(super) fn stored(&self, attempt: u32) -> Vec<u8> {
-        self.event.stored(attempt, self.accepted_unix_ms, None)
-    }
-
-    /// The store writes that end this app's hold on the event (acknowledged, dropped or dead).
-    pub(super) fn forget(&mut self, writes: &mut Vec<EventWrite>) {
-        let Some(hold) = self.hold.take() else {
-            writes.push(EventWrite::Delete(self.seq));
-            return;
-        };
-        if self.attempt > 1 {
-            writes.push(EventWrite::ForgetAttempt(self.seq));
-        }
-        writes.extend(hold.release().map(EventWrite::DeletePost));
-    }
-
-    /// Tells whoever waits for the event how it ended.
-    pub(super) fn finish(self, how: Delivery) {
-        for waiter in self.waiters {
-            let _ = waiter.send(how.clone());
-        }
-    }
-}
-
-/// A queue's state, under its lock.
-#[derive(Default)]
-pub(super) struct QueueState {
-    pub(super) events: VecDeque<Queued>,
-    /// The sequence number of each queued event, by id (acks look events up here).
-    pub(super) ids: HashMap<EventId, u64, foldhash::fast::RandomState>,
-    pub(super) bytes: usize,
-    pub(super) recent: HashMap<EventId, Instant, foldhash::fast::RandomState>,
-    pub(super) recent_order: VecDeque<(EventId, Instant)>,
-    pub(super) instances: Vec<Arc<Instance>>,
-    pub(super) target: Option<Arc<Instance>>,
-    /// The highest sequence number ever queued here.
-    pub(super) last_seq: u64,
-    /// The cursor last written: every event below it is done for this app.
-    pub(super) cursor: u64,
-    /// How many events at the front have been sent to the current target.
-    pub(super) sent_upto: usize,
-    /// When the earliest of those is due for redelivery (`None`: none is in flight).
-    pub(super) next_due: Option<Instant>,
-    /// Store writes decided by acks, sent by the delivery task with its next group.
-    pub(super) unwritten: Vec<EventWrite>,
-    pub(super) dropped: u64,
-    /// When a drop was last logged.
-    pub(super) drop_logged_at: Option<Instant>,
-    pub(super) dead: VecDeque<DeadLetter>,
-}
-
-impl QueueState {
-    /// Queues `queued` in sequence order: at the back, as every caller numbers events under
-    /// the sequence lock; an older number would go to its place, so the queue stays sorted
-    /// (acks find events by binary search).
-    pub(super) fn push(&mut self, queued: Queued) {
-        self.ids.insert(queued.event.id.clone(), queued.seq);
-        self.bytes += queued.size;
-        self.last_seq = self.last_seq.max(queued.seq);
-        match self.events.back() {
-            Some(last) if last.seq > queued.seq => {
-                let at = self.events.partition_point(|q| q.seq < queued.seq);
-                if at < self.sent_upto {
-                    self.sent_upto += 1;
-                }
-                self.events.insert(at, queued);
-            }
-            _ => self.events.push_back(queued),
-        }
-    }
-
-    /// Takes the event at `pos` out of the queue.
-    pub(super) fn remove(&mut self, pos: usize) -> Option<Queued> {
-        let queued = self.events.remove(pos)?;
-        if pos < self.sent_upto {
-            self.sent_upto -= 1;
-        }
-        self.ids.remove(&queued.event.id);
-        self.bytes -= queued.size;
-        Some(queued)
-    }
-
-    /// Moves the cursor to the oldest event still queued (or past the newest one); the write
-    /// to make when it moved.
-    pub(super) fn advance_cursor(&mut self) -> Option<EventWrite> {
-        let cursor = self.events.front().map_or(self.last_seq + 1, |q| q.seq);
-        (cursor > self.cursor).then(|| {
-            self.cursor = cursor;
-            EventWrite::Cursor(cursor)
-        })
-    }
-}
 
 /// How often a queue that keeps overflowing says so in the log, at most.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);

@@ -18,29 +18,51 @@ use crate::{
     ids::AppId,
 };
 
+/// Reads everything back, in stages: the apps, the events apps hold on their own and the dead
+/// letters, the cursors and attempts, then the shared events some app has not finished.
 pub(super) fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
     let mut recovered = Recovered {
         apps: recover_apps(&ks.apps)?,
         ..Recovered::default()
     };
+    let mut max_seq = recover_events(&ks.events, &mut recovered.events)?;
+    max_seq = max_seq.max(recover_events(&ks.dead, &mut recovered.dead)?);
+    let cursors = recover_cursors(&ks.cursors)?;
+    let attempts = recover_attempts(&ks.attempts)?;
+    max_seq = max_seq.max(recover_posts(
+        &ks.posts,
+        &cursors,
+        &attempts,
+        &mut recovered,
+    )?);
+    max_seq = max_seq.max(cursors.values().copied().max().unwrap_or(0));
+    recovered.next_seq = max_seq + 1;
+    Ok(recovered)
+}
+
+/// Per-app event records (`events` or `dead`) into `into`; the highest sequence number read.
+fn recover_events(
+    keyspace: &Keyspace,
+    into: &mut BTreeMap<AppId, Vec<(u64, StoredEvent)>>,
+) -> Result<u64, StoreError> {
     let mut max_seq = 0;
-    for (keyspace, into) in [
-        (&ks.events, &mut recovered.events),
-        (&ks.dead, &mut recovered.dead),
-    ] {
-        for item in keyspace.iter() {
-            let (k, v) = item.into_inner()?;
-            match (split_key(&k), StoredEvent::decode(&*v)) {
-                (Some((app, seq)), Ok(event)) => {
-                    max_seq = max_seq.max(seq);
-                    into.entry(app).or_default().push((seq, event));
-                }
-                _ => tracing::warn!("skipping an unreadable event record in the store"),
+    for item in keyspace.iter() {
+        let (k, v) = item.into_inner()?;
+        match (split_key(&k), StoredEvent::decode(&*v)) {
+            (Some((app, seq)), Ok(event)) => {
+                max_seq = max_seq.max(seq);
+                into.entry(app).or_default().push((seq, event));
             }
+            _ => tracing::warn!("skipping an unreadable event record in the store"),
         }
     }
-    let mut cursors = BTreeMap::new();
-    for item in ks.cursors.iter() {
+    Ok(max_seq)
+}
+
+/// Each app's cursor: every shared event below it is done for the app.
+fn recover_cursors(cursors: &Keyspace) -> Result<BTreeMap<AppId, u64>, StoreError> {
+    let mut out = BTreeMap::new();
+    for item in cursors.iter() {
         let (k, v) = item.into_inner()?;
         let app = std::str::from_utf8(&k)
             .ok()
@@ -48,23 +70,40 @@ pub(super) fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
         let seq = <[u8; 8]>::try_from(&*v).ok().map(u64::from_be_bytes);
         match (app, seq) {
             (Some(app), Some(seq)) => {
-                cursors.insert(app, seq);
+                out.insert(app, seq);
             }
             _ => tracing::warn!("skipping an unreadable cursor record in the store"),
         }
     }
-    let mut attempts = BTreeMap::new();
-    for item in ks.attempts.iter() {
+    Ok(out)
+}
+
+/// The last delivery attempt of shared events redelivered to an app, by app and sequence.
+fn recover_attempts(attempts: &Keyspace) -> Result<BTreeMap<(AppId, u64), u32>, StoreError> {
+    let mut out = BTreeMap::new();
+    for item in attempts.iter() {
         let (k, v) = item.into_inner()?;
         let attempt = <[u8; 4]>::try_from(&*v).ok().map(u32::from_be_bytes);
         match (split_key(&k), attempt) {
             (Some(key), Some(attempt)) => {
-                attempts.insert(key, attempt);
+                out.insert(key, attempt);
             }
             _ => tracing::warn!("skipping an unreadable attempt record in the store"),
         }
     }
-    for item in ks.posts.iter() {
+    Ok(out)
+}
+
+/// Shared events with the apps that have not finished them into `recovered.posts` (those
+/// every app finished into `recovered.finished`); the highest sequence number read.
+fn recover_posts(
+    posts: &Keyspace,
+    cursors: &BTreeMap<AppId, u64>,
+    attempts: &BTreeMap<(AppId, u64), u32>,
+    recovered: &mut Recovered,
+) -> Result<u64, StoreError> {
+    let mut max_seq = 0;
+    for item in posts.iter() {
         let (k, v) = item.into_inner()?;
         let seq = <[u8; 8]>::try_from(&*k).ok().map(u64::from_be_bytes);
         let (Some(seq), Ok(mut stored)) = (seq, StoredEvent::decode(&*v)) else {
@@ -98,9 +137,7 @@ pub(super) fn recover(ks: &Keyspaces) -> Result<Recovered, StoreError> {
         }
         recovered.posts.push(RecoveredPost { seq, stored, apps });
     }
-    max_seq = max_seq.max(cursors.values().copied().max().unwrap_or(0));
-    recovered.next_seq = max_seq + 1;
-    Ok(recovered)
+    Ok(max_seq)
 }
 
 fn recover_apps(apps: &Keyspace) -> Result<Vec<RecoveredApp>, StoreError> {

@@ -136,6 +136,56 @@ async fn messages(inner: &Inner, app_id: &AppId) -> Result<pull::Stream, Cluster
         .map_err(|e| ClusterError::Nats(format!("pulling the app's consumer: {e}")))
 }
 
+/// What a pulled message says of itself: its JetStream metadata and our headers.
+struct Pulled {
+    /// JetStream's delivery count: 1 on the first delivery.
+    attempt: u32,
+    /// Its sequence number in the stream.
+    sequence: u64,
+    event_id: EventId,
+    /// The hook it is for (none when the header is missing or unknown, as from a newer sidecar).
+    hook: Option<Hook>,
+    /// Where the backend waits to hear how it ended, if it waits.
+    notify: Option<String>,
+}
+
+impl Pulled {
+    /// Reads `message`'s metadata and headers; what is missing, logged (the message cannot be
+    /// delivered and is terminated).
+    fn read(app_id: &AppId, message: &async_nats::jetstream::Message) -> Option<Self> {
+        let (attempt, sequence) = match message.info() {
+            Ok(info) => (
+                u32::try_from(info.delivered).unwrap_or(u32::MAX),
+                info.stream_sequence,
+            ),
+            Err(e) => {
+                tracing::warn!(%app_id, "a post event without JetStream metadata: {e}; terminated");
+                return None;
+            }
+        };
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        let Some(event_id) = header(EVENT_ID).map(|id| EventId::from_ack(&id)) else {
+            tracing::warn!(%app_id, sequence, "a post event without its event id header; terminated");
+            return None;
+        };
+        Some(Self {
+            attempt,
+            sequence,
+            event_id,
+            hook: header(HOOK)
+                .and_then(|raw| raw.parse::<i32>().ok())
+                .and_then(Hook::from_wire),
+            notify: header(NOTIFY),
+        })
+    }
+}
+
 /// Sends one pulled message to a local instance (or to the dead letters past the cap); false
 /// when the app cannot take events here any more (the loop ends).
 async fn deliver(
@@ -145,34 +195,12 @@ async fn deliver(
     target: &mut Option<Arc<Instance>>,
     message: async_nats::jetstream::Message,
 ) -> bool {
-    let (attempt, sequence) = match message.info() {
-        Ok(info) => (
-            u32::try_from(info.delivered).unwrap_or(u32::MAX),
-            info.stream_sequence,
-        ),
-        Err(e) => {
-            tracing::warn!(%app_id, "a post event without JetStream metadata: {e}; terminated");
-            let _ = message.ack_with(AckKind::Term).await;
-            return true;
-        }
-    };
-    let header = |name: &str| {
-        message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
-    let Some(event_id) = header(EVENT_ID).map(|id| EventId::from_ack(&id)) else {
-        tracing::warn!(%app_id, sequence, "a post event without its event id header; terminated");
+    let Some(pulled) = Pulled::read(app_id, &message) else {
         let _ = message.ack_with(AckKind::Term).await;
         return true;
     };
-    let hook = header(HOOK)
-        .and_then(|raw| raw.parse::<i32>().ok())
-        .and_then(Hook::from_wire);
-    if attempt > inner.cluster.settings().max_attempts {
-        bury(inner, app_id, &event_id, message, attempt - 1, sequence).await;
+    if pulled.attempt > inner.cluster.settings().max_attempts {
+        bury(inner, app_id, pulled, message).await;
         return true;
     }
     let snapshot = inner.registry.snapshot();
@@ -185,6 +213,13 @@ async fn deliver(
         let _ = message.ack_with(AckKind::Nak(None)).await;
         return false;
     };
+    let Pulled {
+        attempt,
+        sequence,
+        event_id,
+        hook,
+        notify,
+    } = pulled;
     if let Some(hook) = hook {
         app.stats.hook(hook).record_delivery(attempt);
     }
@@ -195,7 +230,6 @@ async fn deliver(
         attempt,
         event: message.payload.clone(),
     };
-    let notify = header(NOTIFY);
     let (_, acker) = message.split();
     // Held before it is sent: the ack may come back before `send` returns.
     lock(held).insert(
@@ -237,17 +271,23 @@ fn choose_target(target: &mut Option<Arc<Instance>>, app: Option<&Arc<AppView>>)
     }
 }
 
-/// Makes a message delivered `attempts` times without an ack a dead letter: stored in the dead
-/// letters, the waiting backend told, its deliveries ended. If it cannot be stored, it is
+/// Makes a message delivered past the attempt cap without an ack a dead letter: stored in the
+/// dead letters, the waiting backend told, its deliveries ended. If it cannot be stored, it is
 /// redelivered a second later.
 async fn bury(
     inner: &Arc<Inner>,
     app_id: &AppId,
-    event_id: &EventId,
+    pulled: Pulled,
     message: async_nats::jetstream::Message,
-    attempts: u32,
-    sequence: u64,
 ) {
+    let Pulled {
+        attempt,
+        sequence,
+        event_id,
+        notify: notify_to,
+        ..
+    } = pulled;
+    let attempts = attempt - 1;
     let reason = format!("not acknowledged after {attempts} deliveries (--post-max-attempts)");
     tracing::warn!(%app_id, %event_id, attempts,
         "post event moved to the dead letters; Admin.RetryDeadLetters queues it again");
@@ -259,11 +299,6 @@ async fn bury(
         return;
     }
     // Told before the ack floor moves past it, so a waiter hears "dead", not "acknowledged".
-    let notify_to = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(NOTIFY))
-        .map(|v| v.as_str().to_owned());
     if let Some(to) = notify_to {
         notify(inner, app_id, None, attempts, sequence, to).await;
     }
