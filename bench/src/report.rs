@@ -99,6 +99,24 @@ pub fn floor(summaries: &[Summary]) -> Option<&Summary> {
 
 /// Renders the table (Markdown, so it can be pasted into docs/performance.md).
 pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
+    let mut rows = scenario_rows(summaries);
+    rows.extend(memory_rows(summaries, at_rest));
+    let header = [
+        "scenario".to_owned(),
+        "p50 µs".to_owned(),
+        "p99 µs".to_owned(),
+        "p999 µs".to_owned(),
+        "p50 / floor".to_owned(),
+        "p99 / floor".to_owned(),
+        format!("calls/s @{}", plan.in_flight),
+        "calls/s / floor".to_owned(),
+        "RSS MB".to_owned(),
+    ];
+    markdown(&header, rows)
+}
+
+/// A row per scenario, and for posts a second row of what was delivered to every app.
+fn scenario_rows(summaries: &[Summary]) -> Vec<Row> {
     let floor = floor(summaries).copied();
     let (floor_p50, floor_p99, floor_rate) = floor.map_or((0.0, 0.0, 0.0), |f| {
         (f.latency.p50, f.latency.p99, f.per_sec)
@@ -120,19 +138,7 @@ pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
                 s.peak_rss.map(mb),
             ],
         });
-        let delivered_label = match s.key {
-            Key::Post(n) => Some(format!("PostRoomCreate delivered to all, {n} apps")),
-            Key::PostBatch(n) => Some(format!(
-                "PostEvents x{POST_BATCH} delivered to all, {n} apps"
-            )),
-            Key::PostBatchCluster { sidecars, replicas } => Some(format!(
-                "PostEvents x{POST_BATCH} delivered to all, {CLUSTER_POST_APPS} apps, cluster: \
-                 {sidecars} sidecar{}, R{replicas}",
-                if sidecars == 1 { "" } else { "s" }
-            )),
-            _ => None,
-        };
-        if let (Some(label), Some(delivered)) = (delivered_label, s.delivered_per_sec) {
+        if let (Some(label), Some(delivered)) = (delivered_label(s.key), s.delivered_per_sec) {
             rows.push(Row {
                 label,
                 cells: [
@@ -148,11 +154,32 @@ pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
             });
         }
     }
+    rows
+}
+
+/// The label of a post row's "delivered to all" line; `None` for the other rows.
+fn delivered_label(key: Key) -> Option<String> {
+    match key {
+        Key::Post(n) => Some(format!("PostRoomCreate delivered to all, {n} apps")),
+        Key::PostBatch(n) => Some(format!(
+            "PostEvents x{POST_BATCH} delivered to all, {n} apps"
+        )),
+        Key::PostBatchCluster { sidecars, replicas } => Some(format!(
+            "PostEvents x{POST_BATCH} delivered to all, {CLUSTER_POST_APPS} apps, cluster: \
+             {sidecars} sidecar{}, R{replicas}",
+            if sidecars == 1 { "" } else { "s" }
+        )),
+        _ => None,
+    }
+}
+
+/// The sidecar's memory at rest, with many apps, and its peak under load.
+fn memory_rows(summaries: &[Summary], at_rest: &AtRest) -> Vec<Row> {
     let memory_row = |label: String, bytes: u64| Row {
         label,
         cells: [None, None, None, None, None, None, None, Some(mb(bytes))],
     };
-    rows.push(memory_row("memory: sidecar idle".into(), at_rest.idle));
+    let mut rows = vec![memory_row("memory: sidecar idle".into(), at_rest.idle)];
     if let Some(idle) = at_rest.cluster_idle {
         rows.push(memory_row(
             "memory: sidecar idle, cluster mode".into(),
@@ -179,18 +206,12 @@ pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
             peak.0,
         ));
     }
+    rows
+}
 
-    let header = [
-        "scenario".to_owned(),
-        "p50 µs".to_owned(),
-        "p99 µs".to_owned(),
-        "p999 µs".to_owned(),
-        "p50 / floor".to_owned(),
-        "p99 / floor".to_owned(),
-        format!("calls/s @{}", plan.in_flight),
-        "calls/s / floor".to_owned(),
-        "RSS MB".to_owned(),
-    ];
+/// `rows` under `header` as a Markdown table, columns padded to their widest cell, the label
+/// left-aligned and the figures right-aligned.
+fn markdown(header: &[String], rows: Vec<Row>) -> String {
     let lines: Vec<Vec<String>> = rows
         .into_iter()
         .map(|row| {
@@ -226,7 +247,7 @@ pub fn table(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> String {
         }
         let _ = writeln!(out, "{text}");
     };
-    line(&header);
+    line(header);
     let rule: Vec<String> = widths
         .iter()
         .enumerate()

@@ -2,12 +2,16 @@
 //! and measured in interleaved rounds (so a noisy neighbour hurts every scenario alike), then the
 //! table.
 
+use std::path::Path;
+
 use crate::{
     chart,
     cli::BenchArgs,
     cluster::ClusterNats,
     error::Error,
-    machine, memory, nats,
+    machine,
+    memory::{self, AtRest},
+    nats,
     node_app::{self, NodeSdk},
     plan::Plan,
     report::{self, Summary},
@@ -64,11 +68,33 @@ pub async fn interruptible(args: BenchArgs) -> Result<(), Error> {
     }
 }
 
+/// The run's stages: say what runs where, start NATS (for the cluster rows), measure memory at
+/// rest, start every scenario, warm them up, measure them in interleaved rounds, then report.
 async fn bench(args: BenchArgs) -> Result<(), Error> {
     let plan = Plan::from_args(&args)?;
     let sidecar_bin = sidecar::locate(plan.sidecar_bin.as_deref())?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("cannot find the bench's own executable", e))?;
+    announce(&plan, &sidecar_bin)?;
+    let nats = start_nats(&plan).await?;
+    eprintln!(
+        "memory: a fresh sidecar, then {} x {} app instances",
+        plan.memory_apps, plan.memory_instances
+    );
+    let at_rest = memory::at_rest(&plan, &exe, &sidecar_bin, nats.as_ref()).await?;
+    let mut scenarios = Vec::new();
+    for key in scenario_keys(&plan, nats.is_some()) {
+        eprintln!("starting: {}", key.label());
+        scenarios.push(Scenario::start(key, &plan, &exe, &sidecar_bin, nats.as_ref()).await?);
+    }
+    let summaries = measure(&plan, &mut scenarios).await?;
+    drop(scenarios);
+    drop(nats);
+    report(&plan, &summaries, &at_rest)
+}
+
+/// Prints the machine, the binaries, the pinning and the plan (pinning this process first).
+fn announce(plan: &Plan, sidecar_bin: &Path) -> Result<(), Error> {
     eprintln!(
         "roomhooks-bench: {} cores, {}; runtime {} (hops: {}); sidecar {}",
         machine::cores(),
@@ -77,7 +103,7 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
         plan.hop_runtime.as_arg(),
         sidecar_bin.display()
     );
-    if let Some(pinning) = plan.pinning {
+    if let Some(pinning) = &plan.pinning {
         // The load generator runs here: with the apps, off the hops' CPU.
         pinning.rest.apply_to_this_process()?;
         eprintln!(
@@ -95,28 +121,30 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
         plan.post_events,
         workload::floor_body().len()
     );
+    Ok(())
+}
 
+/// The NATS servers of the cluster rows, or `None` (saying why) when they are skipped.
+async fn start_nats(plan: &Plan) -> Result<Option<ClusterNats>, Error> {
     let found = if plan.no_cluster {
         Err("--no-cluster".to_owned())
     } else {
         nats::locate(plan.nats_server.as_deref())
     };
-    let nats = match found {
+    match found {
         Ok(bin) => {
             eprintln!("cluster rows: NATS {}", bin.display());
-            Some(ClusterNats::start(&bin, plan.rest_cpus()).await?)
+            Ok(Some(ClusterNats::start(&bin, plan.rest_cpus()).await?))
         }
         Err(why) => {
             eprintln!("skipping the cluster rows: {why}");
-            None
+            Ok(None)
         }
-    };
-    eprintln!(
-        "memory: a fresh sidecar, then {} x {} app instances",
-        plan.memory_apps, plan.memory_instances
-    );
-    let at_rest = memory::at_rest(&plan, &exe, &sidecar_bin, nats.as_ref()).await?;
+    }
+}
 
+/// The rows this run measures, in table order.
+fn scenario_keys(plan: &Plan, with_nats: bool) -> Vec<Key> {
     let mut keys = SCENARIOS.to_vec();
     // Right after the Rust SDK's 1-app row, which they are compared with: the TypeScript SDK,
     // then the Apps-Engine runner. Each is left out alone when its packages are not built.
@@ -133,27 +161,28 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
             Err(why) => eprintln!("skipping the {} row: {why}", sdk.label()),
         }
     }
-    if nats.is_some() {
+    if with_nats {
         keys.extend(CLUSTER_SCENARIOS);
     }
     keys.retain(|&key| plan.runs_scenario(key));
-    let mut scenarios = Vec::with_capacity(keys.len());
-    for key in keys {
-        eprintln!("starting: {}", key.label());
-        scenarios.push(Scenario::start(key, &plan, &exe, &sidecar_bin, nats.as_ref()).await?);
-    }
+    keys
+}
+
+/// Warms every scenario up, then measures them in interleaved rounds while sampling each hop's
+/// peak RSS; the medians of each.
+async fn measure(plan: &Plan, scenarios: &mut [Scenario]) -> Result<Vec<Summary>, Error> {
     let pids = scenarios
         .iter()
         .map(Scenario::hop_pid)
         .collect::<Result<Vec<_>, _>>()?;
     let sampler = PeakSampler::start(pids.clone());
-    for scenario in &mut scenarios {
+    for scenario in scenarios.iter_mut() {
         eprintln!("warming up: {}", scenario.key.label());
-        scenario.warm_up(&plan).await?;
+        scenario.warm_up(plan).await?;
     }
     for round in 1..=plan.runs {
-        for scenario in &mut scenarios {
-            let r = scenario.measure(&plan).await?;
+        for scenario in scenarios.iter_mut() {
+            let r = scenario.measure(plan).await?;
             eprintln!(
                 "run {round}/{}: {:<45} p50 {:>7.1} µs  p99 {:>7.1} µs  p999 {:>7.1} µs  {:>8.0}/s{}",
                 plan.runs,
@@ -168,38 +197,39 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
             );
         }
     }
-    let summaries: Vec<Summary> = scenarios
+    Ok(scenarios
         .iter()
         .zip(&pids)
         .map(|(s, &pid)| Summary::of(s.key, &s.rounds, sampler.peak(pid), s.is_sidecar()))
-        .collect();
-    drop(sampler);
-    drop(scenarios);
-    drop(nats);
+        .collect())
+}
 
+/// Prints the table and the targets, and writes the chart when `--svg` asks for it.
+fn report(plan: &Plan, summaries: &[Summary], at_rest: &AtRest) -> Result<(), Error> {
     if plan.quick {
         println!("(--quick: smoke-test counts; these numbers are not measurements)");
         println!();
     }
-    print!("{}", report::table(&plan, &summaries, &at_rest));
+    print!("{}", report::table(plan, summaries, at_rest));
     println!();
-    print!("{}", targets::render(&summaries, &at_rest, plan.in_flight));
-    if let Some(path) = &plan.svg {
-        let runs = format!(
-            "roomhooks-bench{}: medians of {} runs x {} sequential calls",
-            if plan.quick {
-                " --quick (counts too small to be measurements)"
-            } else {
-                ""
-            },
-            plan.runs,
-            plan.seq_calls
-        );
-        let machine = format!("{} cores, {}", machine::cores(), machine::cpu_model());
-        let doc = chart::svg(&chart::points(&summaries), &[&runs, &machine]);
-        std::fs::write(path, doc)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-        eprintln!("chart: {}", path.display());
-    }
+    print!("{}", targets::render(summaries, at_rest, plan.in_flight));
+    let Some(path) = &plan.svg else {
+        return Ok(());
+    };
+    let runs = format!(
+        "roomhooks-bench{}: medians of {} runs x {} sequential calls",
+        if plan.quick {
+            " --quick (counts too small to be measurements)"
+        } else {
+            ""
+        },
+        plan.runs,
+        plan.seq_calls
+    );
+    let machine = format!("{} cores, {}", machine::cores(), machine::cpu_model());
+    let doc = chart::svg(&chart::points(summaries), &[&runs, &machine]);
+    std::fs::write(path, doc)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    eprintln!("chart: {}", path.display());
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::{
 
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
+    process::ChildStderr,
     sync::oneshot,
     task::JoinHandle,
 };
@@ -75,7 +76,7 @@ impl SidecarProcess {
         config: Option<&str>,
         extra: &[String],
     ) -> Result<Self, Error> {
-        let (runtime, ephemeral) = (plan.hop_runtime, plan.sidecar_ephemeral);
+        let files = Files::create(plan.sidecar_ephemeral, config)?;
         let mut args: Vec<std::ffi::OsString> = [
             "--listen",
             "127.0.0.1:0",
@@ -84,62 +85,19 @@ impl SidecarProcess {
             "--metrics-listen",
             "off",
             "--runtime",
-            runtime.as_arg(),
+            plan.hop_runtime.as_arg(),
         ]
         .iter()
         .map(Into::into)
         .collect();
-        let dir = std::env::temp_dir().join(format!(
-            "roomhooks-bench-{}-{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        let data_dir = if ephemeral {
-            args.push("--ephemeral".into());
-            None
-        } else {
-            args.push("--data-dir".into());
-            args.push(dir.clone().into_os_string());
-            Some(dir.clone())
-        };
-        let config_file = match config {
-            Some(text) => {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| Error::io("cannot create the sidecar's directory", e))?;
-                let file = dir.join("roomhooks.toml");
-                std::fs::write(&file, text)
-                    .map_err(|e| Error::io("cannot write the sidecar's config file", e))?;
-                args.push("--config".into());
-                args.push(file.clone().into_os_string());
-                Some(file)
-            }
-            None => None,
-        };
+        args.extend(files.args());
         args.extend(extra.iter().map(Into::into));
         let mut child = Child::spawn("the sidecar", bin, args, Stderr::Piped, plan.hop_cpus())?;
         let stderr = child
             .take_stderr()
             .ok_or_else(|| Error::Child("the sidecar's stderr is not piped".into()))?;
         let (found, address) = oneshot::channel();
-        // Keeps draining the log (a full pipe would block the sidecar) and passes on its
-        // warnings and errors.
-        let logs = tokio::spawn(async move {
-            let mut found = Some(found);
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("\"local_addr\":\"").nth(1)
-                    && let Some(tx) = found.take()
-                {
-                    let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
-                } else if line.contains("\"level\":\"WARN\"")
-                    || line.contains("\"level\":\"ERROR\"")
-                {
-                    eprintln!("sidecar: {line}");
-                }
-            }
-        });
+        let logs = tokio::spawn(follow_log(stderr, found));
         let addr = tokio::time::timeout(START_TIMEOUT, address)
             .await
             .map_err(|_| {
@@ -160,8 +118,8 @@ impl SidecarProcess {
             .map_err(|_| Error::Child(format!("the sidecar logged a bad address {addr:?}")))?;
         Ok(Self {
             child,
-            data_dir,
-            config_file,
+            data_dir: files.data_dir,
+            config_file: files.config_file,
             addr,
             logs,
         })
@@ -177,6 +135,70 @@ impl SidecarProcess {
         self.child
             .pid()
             .ok_or_else(|| Error::Child("the sidecar has exited".into()))
+    }
+}
+
+/// The files a sidecar is started with: its store's directory (none with `--ephemeral`) and
+/// its config file, if any, in a fresh temporary directory.
+struct Files {
+    data_dir: Option<PathBuf>,
+    config_file: Option<PathBuf>,
+}
+
+impl Files {
+    /// Names the directory and writes the config file into it.
+    fn create(ephemeral: bool, config: Option<&str>) -> Result<Self, Error> {
+        let dir = std::env::temp_dir().join(format!(
+            "roomhooks-bench-{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let config_file = match config {
+            Some(text) => {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::io("cannot create the sidecar's directory", e))?;
+                let file = dir.join("roomhooks.toml");
+                std::fs::write(&file, text)
+                    .map_err(|e| Error::io("cannot write the sidecar's config file", e))?;
+                Some(file)
+            }
+            None => None,
+        };
+        Ok(Self {
+            data_dir: (!ephemeral).then_some(dir),
+            config_file,
+        })
+    }
+
+    /// The sidecar's flags for them: `--ephemeral` or `--data-dir`, then `--config`.
+    fn args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = match &self.data_dir {
+            None => vec!["--ephemeral".into()],
+            Some(dir) => vec!["--data-dir".into(), dir.clone().into_os_string()],
+        };
+        if let Some(file) = &self.config_file {
+            args.push("--config".into());
+            args.push(file.clone().into_os_string());
+        }
+        args
+    }
+}
+
+/// Keeps draining the sidecar's log (a full pipe would block it), sends the address it logs
+/// binding to `found`, and passes on its warnings and errors.
+async fn follow_log(stderr: ChildStderr, found: oneshot::Sender<String>) {
+    let mut found = Some(found);
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(rest) = line.split("\"local_addr\":\"").nth(1)
+            && let Some(tx) = found.take()
+        {
+            let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
+        } else if line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"") {
+            eprintln!("sidecar: {line}");
+        }
     }
 }
 
