@@ -15,13 +15,7 @@
 //!
 //! This module is the calling side; [`super::respond`] is the serving side.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use async_nats::{HeaderMap, RequestErrorKind};
 use prost::Message;
@@ -29,7 +23,7 @@ use roomhooks::v1::{HookResult, hook_result};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::Cluster;
+use super::{Cluster, token::CallTokens};
 use crate::{
     apps::frame::SharedCall,
     dispatch::call::Failure,
@@ -50,7 +44,7 @@ pub(super) const DETAIL: &str = "Roomhooks-Detail";
 pub(super) const INSTANCE: &str = "Roomhooks-Instance";
 /// Header of a reply: the sidecar that served the call.
 pub(super) const SIDECAR: &str = "Roomhooks-Sidecar";
-/// Header: the call's token (`<sidecar id>/<n>`), which a withdrawal names.
+/// Header: the call's token ([`CallTokens`]), which a withdrawal names.
 pub(super) const CALL: &str = "Roomhooks-Call";
 /// Withdrawals waiting to be published; when full, more are dropped (best effort).
 const WITHDRAWALS_QUEUED: usize = 1024;
@@ -72,7 +66,7 @@ pub struct Forwarder {
     cluster: Cluster,
     here: Arc<str>,
     /// Numbers this sidecar's forwarded calls, for their tokens.
-    next_call: Arc<AtomicU64>,
+    tokens: CallTokens,
     /// To the task publishing withdrawals.
     withdrawals: mpsc::Sender<Withdrawal>,
 }
@@ -87,7 +81,7 @@ impl Forwarder {
     /// A forwarder over `cluster`'s connection; the task publishing its withdrawals is owned by
     /// `tasks`.
     pub fn new(cluster: Cluster, tasks: &Tasks) -> Self {
-        let here = cluster.sidecar_id().into();
+        let here: Arc<str> = cluster.sidecar_id().into();
         let (withdrawals, queued) = mpsc::channel(WITHDRAWALS_QUEUED);
         tasks.spawn(publish_withdrawals(
             cluster.clone(),
@@ -96,8 +90,8 @@ impl Forwarder {
         ));
         Self {
             cluster,
+            tokens: CallTokens::new(Arc::clone(&here)),
             here,
-            next_call: Arc::new(AtomicU64::new(0)),
             withdrawals,
         }
     }
@@ -129,11 +123,7 @@ impl Forwarder {
                 "the app's instances are at other sidecars and NATS is unreachable".into(),
             ));
         }
-        let token = format!(
-            "{}/{}",
-            self.here,
-            self.next_call.fetch_add(1, Ordering::Relaxed)
-        );
+        let token = self.tokens.next();
         let mut headers = HeaderMap::new();
         headers.insert(HOOK, (hook.to_wire() as i32).to_string().as_str());
         headers.insert(TIMEOUT_US, left.as_micros().to_string().as_str());

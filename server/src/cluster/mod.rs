@@ -1,8 +1,8 @@
 //! Cluster mode: many sidecars as one system on NATS JetStream (`--cluster-url`). It owns the
 //! NATS connection, the cluster's JetStream objects ([`names`]), the membership of sidecars
 //! ([`members`]), the shared registry of apps ([`directory`]) and Pre calls forwarded to the
-//! sidecar holding an app's instances ([`forward`]), and post events: stored in JetStream
-//! ([`journal`]), delivered from one durable consumer per app ([`delivery`]), dead letters in
+//! sidecar holding an app's instances ([`forward`], numbered by [`token`]), and post events:
+//! stored in JetStream ([`journal`]), delivered from one durable consumer per app ([`delivery`]), dead letters in
 //! their own stream ([`dead_letters`]), consumers left behind by a removal swept ([`orphans`]). It may use apps, dispatch and post; without
 //! `--cluster-url` none of it runs and the sidecar is the single node it always was.
 
@@ -18,6 +18,7 @@ pub mod orphans;
 pub mod respond;
 pub mod settings;
 pub mod sync;
+pub mod token;
 
 use std::{
     collections::BTreeMap,
