@@ -2,9 +2,10 @@
 //! NATS connection, the cluster's JetStream objects ([`names`]), the membership of sidecars
 //! ([`members`]), the shared registry of apps ([`directory`]) and Pre calls forwarded to the
 //! sidecar holding an app's instances ([`forward`], numbered by [`token`]), and post events:
-//! stored in JetStream ([`journal`]), delivered from one durable consumer per app ([`delivery`]), dead letters in
-//! their own stream ([`dead_letters`]), consumers left behind by a removal swept ([`orphans`]). It may use apps, dispatch and post; without
-//! `--cluster-url` none of it runs and the sidecar is the single node it always was.
+//! stored in JetStream ([`journal`]), delivered from one durable consumer per app
+//! ([`delivery`]), dead letters in their own stream ([`dead_letters`]), consumers left behind by
+//! a removal swept ([`orphans`]). It may use apps, dispatch and post; without `--cluster-url`
+//! none of it runs and the sidecar is the single node it always was.
 
 mod connect;
 pub mod dead_letters;

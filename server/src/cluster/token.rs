@@ -34,7 +34,8 @@ impl CallTokens {
         }
     }
 
-    /// A token no other call of this sidecar, in this run or an earlier one, was given.
+    /// A token no other call of this run was given, nor any of an earlier run under the same id
+    /// (unless the system clock was set back past that run's start).
     pub fn next(&self) -> String {
         format!(
             "{}/{}",
