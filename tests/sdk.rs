@@ -135,6 +135,9 @@ async fn a_handler_that_panics_answers_an_error_and_the_app_keeps_serving() {
     let _app = h
         .app(
             App::builder("fragile")
+                // The panic hook prints the panic (with RUST_BACKTRACE, a symbolized backtrace)
+                // before the SDK answers; on a loaded CI machine that took over the default 1 s.
+                .timeout(Duration::from_secs(5))
                 .pre_room_user_joined(|_, ctx| async move {
                     let user = ctx.joining_user.map(|u| u.username).unwrap_or_default();
                     if user == "boom" {
