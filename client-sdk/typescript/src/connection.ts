@@ -1,14 +1,17 @@
 /**
  * How an app reaches the sidecar: on a connection of its own (a fresh one for every session), or
- * on one HTTP/2 connection that every app of the process shares, one stream per app.
+ * on one HTTP/2 connection that every app of the process shares, one stream per app. Endpoints
+ * and TLS settings are parsed here for both the app streams and the backend client.
  *
  * @module
  */
 
+import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
+import { Http2Channel, KEEPALIVE_MS } from './channel';
 import { InvalidEndpointError } from './errors';
-import type { AppRuntimeClient } from './generated/roomhooks/v1/AppRuntime';
-import { v1 } from './wire';
+import { MAX_RECEIVE_MESSAGE_BYTES } from './stream';
+import type { AppStream, StreamHandlers } from './stream';
 
 /** TLS settings (PEM): the CA to trust, and a client certificate and key for mutual TLS. */
 export interface TlsOptions {
@@ -26,7 +29,7 @@ export interface TlsOptions {
 export interface Target {
   /** The endpoint as given, for logs. */
   endpoint: string;
-  /** `host:port` for grpc-js. */
+  /** `host:port`. */
   address: string;
   /** Whether to use TLS (`https://`). */
   secure: boolean;
@@ -65,27 +68,20 @@ export function parseEndpoint(endpoint: string, tls = false): Target {
   return { endpoint: full, address: `${url.hostname}:${port}`, secure };
 }
 
-/** The credentials for a target. @internal */
+/** The grpc-js credentials for a target (the backend client's). @internal */
 export function credentialsFor(target: Target, tls: TlsOptions | undefined): grpc.ChannelCredentials {
-  if (!target.secure) {
-    if (tls) {
-      throw new InvalidEndpointError(`TLS settings were given but the endpoint "${target.endpoint}" is http://; use https://`);
-    }
-    return grpc.credentials.createInsecure();
-  }
+  checkTls(target, tls);
+  if (!target.secure) return grpc.credentials.createInsecure();
   const buf = (v: Buffer | string | undefined) => (v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(v));
   return grpc.credentials.createSsl(buf(tls?.ca), buf(tls?.key), buf(tls?.cert));
 }
 
-/** The channel options every app connection uses (HTTP/2 keepalive catches dead connections). @internal */
+/** The backend client's grpc-js channel options (HTTP/2 keepalive catches dead connections). @internal */
 export function channelOptions(tls: TlsOptions | undefined): grpc.ChannelOptions {
   const options: grpc.ChannelOptions = {
-    'grpc.keepalive_time_ms': 10_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.max_receive_message_length': 4 * 1024 * 1024,
-    // An app stream is never retried by grpc-js (the SDK reconnects itself); without this every
-    // message written also goes through grpc-js's retry buffer.
-    'grpc.enable_retries': 0,
+    'grpc.keepalive_time_ms': KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': KEEPALIVE_MS,
+    'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   };
   if (tls?.serverName) {
     options['grpc.ssl_target_name_override'] = tls.serverName;
@@ -94,36 +90,38 @@ export function channelOptions(tls: TlsOptions | undefined): grpc.ChannelOptions
   return options;
 }
 
-/** One session's client, and how to let go of it. @internal */
+/** One session's way to the sidecar, and how to let go of it. @internal */
 export interface Lease {
-  /** The client to open the `Connect` stream on. */
-  client: AppRuntimeClient;
+  /** Opens the session's `Connect` stream, with the extra `headers` (e.g. `authorization`). */
+  open(headers: http2.OutgoingHttpHeaders, handlers: StreamHandlers): AppStream;
   /** Called when the session ended. */
   release(): void;
 }
 
-/** Where one app's sessions get their client from. @internal */
+/** Where one app's sessions get their connection from. @internal */
 export interface Link {
   /** The endpoints, rotated through on failures. */
   readonly targets: readonly Target[];
-  /** A client for a session on `targets[index]`. */
+  /** A connection for a session on `targets[index]`. */
   lease(index: number): Lease;
+}
+
+/** Checks that TLS settings fit the target (they need `https://`). @internal */
+function checkTls(target: Target, tls: TlsOptions | undefined): void {
+  if (!target.secure && tls) {
+    throw new InvalidEndpointError(`TLS settings were given but the endpoint "${target.endpoint}" is http://; use https://`);
+  }
 }
 
 /** A connection of the app's own: a fresh HTTP/2 connection for every session. @internal */
 export function ownLink(endpoints: readonly string[], tls: TlsOptions | undefined): Link {
   const targets = endpoints.map((e) => parseEndpoint(e, tls !== undefined));
-  const creds = targets.map((t) => credentialsFor(t, tls));
+  targets.forEach((t) => checkTls(t, tls));
   return {
     targets,
     lease(index) {
-      const Client = v1().AppRuntime;
-      const client = new Client(targets[index].address, creds[index], {
-        ...channelOptions(tls),
-        // Not the process-wide subchannel pool: this app's connection is its own.
-        'grpc.use_local_subchannel_pool': 1,
-      });
-      return { client, release: () => client.close() };
+      const channel = new Http2Channel(targets[index], tls);
+      return { open: (headers, handlers) => channel.open(headers, handlers), release: () => channel.close() };
     },
   };
 }
@@ -148,8 +146,7 @@ export class Connection {
   readonly endpoints: readonly string[];
   /** The endpoints, parsed (scheme, address, TLS or not). @internal */
   readonly targets: readonly Target[];
-  private readonly tls: TlsOptions | undefined;
-  private readonly clients: (AppRuntimeClient | undefined)[];
+  private readonly channels: Http2Channel[];
   private closed = false;
 
   /** A connection to the sidecar at `endpoint` (e.g. `http://127.0.0.1:50051`; without a scheme `http://` is assumed), or to several endpoints; it opens when the first app starts. */
@@ -157,40 +154,28 @@ export class Connection {
     this.endpoints = typeof endpoint === 'string' ? [endpoint] : [...endpoint];
     if (this.endpoints.length === 0) throw new InvalidEndpointError('a Connection needs at least one endpoint, e.g. http://127.0.0.1:50051');
     this.targets = this.endpoints.map((e) => parseEndpoint(e, options.tls !== undefined));
-    this.tls = options.tls;
-    this.targets.forEach((t) => credentialsFor(t, this.tls)); // fail now, not at the first app
-    this.clients = this.targets.map(() => undefined);
-  }
-
-  /** The shared client for `targets[index]`, created on first use. @internal */
-  client(index: number): AppRuntimeClient {
-    if (this.closed) throw new InvalidEndpointError('this Connection was closed');
-    let client = this.clients[index];
-    if (!client) {
-      const target = this.targets[index];
-      const channel = new grpc.Channel(target.address, credentialsFor(target, this.tls), {
-        ...channelOptions(this.tls),
-        // The channel outlives sessions and redials by itself; grpc-js's default backoff (1 s,
-        // growing to 120 s) would keep every app on it waiting long after the sidecar is back.
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1000,
-      });
-      const Client = v1().AppRuntime;
-      client = new Client(target.address, grpc.credentials.createInsecure(), { channelOverride: channel });
-      this.clients[index] = client;
-    }
-    return client;
+    this.targets.forEach((t) => checkTls(t, options.tls)); // fail now, not at the first app
+    // Each channel redials as soon as a stream needs it: the apps' own backoff paces that.
+    this.channels = this.targets.map((t) => new Http2Channel(t, options.tls));
   }
 
   /** The link apps on this connection use. @internal */
   link(): Link {
-    return { targets: this.targets, lease: (index) => ({ client: this.client(index), release: () => {} }) };
+    return {
+      targets: this.targets,
+      lease: (index) => ({
+        open: (headers, handlers) => {
+          if (this.closed) throw new InvalidEndpointError('this Connection was closed');
+          return this.channels[index].open(headers, handlers);
+        },
+        release: () => {},
+      }),
+    };
   }
 
   /** Closes the connection; stop the apps on it first. */
   close(): void {
     this.closed = true;
-    for (const client of this.clients) client?.close();
-    this.clients.fill(undefined);
+    for (const channel of this.channels) channel.close();
   }
 }

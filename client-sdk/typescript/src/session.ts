@@ -10,7 +10,7 @@
  */
 
 import { isDeepStrictEqual } from 'node:util';
-import * as grpc from '@grpc/grpc-js';
+import { status as Code } from '@grpc/grpc-js';
 import { Prevent, RoomBuilder, RoomExtender, Warn, copy } from './answers';
 import { RefusedError } from './errors';
 import type { AppMessage } from './generated/roomhooks/v1/AppMessage';
@@ -23,6 +23,7 @@ import type { RuntimeMessage__Output } from './generated/roomhooks/v1/RuntimeMes
 import { UserNotAllowedException } from './errors';
 import type { AnyHandlers, HookContext, PostContext } from './interfaces';
 import type { Lease } from './connection';
+import type { StreamStatus } from './stream';
 import type { Logger } from './logger';
 import { joinedFromWire, leaveFromWire, roomFromWire, roomToWire, structToWire } from './types';
 import type { HookInterface } from './types';
@@ -35,7 +36,7 @@ const CLOSE_GRACE_MS = 2000;
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
 /** Refusals that retrying cannot fix. */
-const FATAL = new Set([grpc.status.INVALID_ARGUMENT, grpc.status.PERMISSION_DENIED, grpc.status.UNAUTHENTICATED, grpc.status.UNIMPLEMENTED]);
+const FATAL = new Set([Code.INVALID_ARGUMENT, Code.PERMISSION_DENIED, Code.UNAUTHENTICATED, Code.UNIMPLEMENTED]);
 
 /** What a session needs from its app. */
 export interface SessionApp {
@@ -136,9 +137,9 @@ function describe(hook: HookInterface): string {
 export function startSession(app: SessionApp, lease: Lease): Session {
   const { logger } = app;
   const appId = app.register.appId ?? '';
-  const metadata = new grpc.Metadata();
-  if (app.token !== undefined) metadata.set('authorization', `Bearer ${app.token}`);
-  const stream = lease.client.Connect(metadata);
+  const headers = app.token !== undefined ? { authorization: `Bearer ${app.token}` } : {};
+  // The handlers are defined below; the stream reports nothing before this function returns.
+  const stream = lease.open(headers, { message: (m) => onMessage(m), status: (s) => onStatus(s) });
 
   let state: 'registering' | 'running' | 'draining' | 'ended' = 'registering';
   let instanceId = '';
@@ -324,7 +325,7 @@ export function startSession(app: SessionApp, lease: Lease): Session {
   };
 
   // --- the stream ---
-  stream.on('data', (message: RuntimeMessage__Output) => {
+  const onMessage = (message: RuntimeMessage__Output): void => {
     if (state === 'ended') return;
     if (state === 'registering') {
       if (message.msg !== 'registered' || !message.registered) {
@@ -361,22 +362,17 @@ export function startSession(app: SessionApp, lease: Lease): Session {
       default:
         break;
     }
-  });
-  // Every end of the call, OK or not, comes as one 'status'; 'error' repeats non-OK ones.
-  stream.on('error', () => {});
-  stream.on('status', (status: grpc.StatusObject) => {
+  };
+  const onStatus = (status: StreamStatus): void => {
     if (state === 'ended') return;
     const registered = state !== 'registering';
     if (!registered && FATAL.has(status.code)) {
-      finish(new RefusedError(grpc.status[status.code] ?? String(status.code), status.details));
+      finish(new RefusedError(Code[status.code] ?? String(status.code), status.details));
       return;
     }
-    const reason =
-      status.code === grpc.status.OK
-        ? 'the sidecar ended the stream'
-        : `${grpc.status[status.code] ?? status.code}: ${status.details}`;
+    const reason = status.code === Code.OK ? 'the sidecar ended the stream' : `${Code[status.code] ?? status.code}: ${status.details}`;
     finish({ kind: 'disconnected', registered, reason });
-  });
+  };
 
   stream.write({ register: app.register });
   return { ended, drain };

@@ -19,9 +19,10 @@ interface Running {
   exit: Promise<number | null>;
 }
 
+const NAMES = ['word_filter', 'extender', 'modifier', 'audit_logger'];
+
 function runExample(name: string, endpoint: string): Running {
   const file = path.join(EXAMPLES, `${name}.js`);
-  assert.ok(fs.existsSync(file), `no ${file}: run \`npm ci && npm run build\` in examples/typescript (ci.sh does)`);
   const proc = spawn(process.execPath, [file, endpoint], { stdio: ['ignore', 'pipe', 'pipe'] });
   const running: Running = {
     proc,
@@ -35,8 +36,12 @@ function runExample(name: string, endpoint: string): Running {
 }
 
 test('the four TypeScript examples answer like the Rust ones, and each drains and exits 0 on SIGTERM', async () => {
+  for (const name of NAMES) {
+    const file = path.join(EXAMPLES, `${name}.js`);
+    assert.ok(fs.existsSync(file), `no ${file}: run \`npm ci && npm run build\` in examples/typescript (ci.sh does)`);
+  }
   const sidecar = await Sidecar.start();
-  const apps = ['word_filter', 'extender', 'modifier', 'audit_logger'].map((name) => runExample(name, sidecar.endpoint));
+  const apps = NAMES.map((name) => runExample(name, sidecar.endpoint));
   const backend = sidecar.backend();
   try {
     await waitFor(async () => {
