@@ -60,6 +60,19 @@ function codeForHttp(httpStatus: number): Code {
   }
 }
 
+/** What broke a stream, in one line: Node's error, its cause, or OpenSSL's reason with a hint. */
+export function describeFailure(err: Error): string {
+  const cause = (err as { cause?: unknown }).cause;
+  const root = cause instanceof Error ? cause : err;
+  const reason = (root as { reason?: unknown }).reason;
+  const code = (root as { code?: unknown }).code;
+  if (typeof code === 'string' && (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /CERT|SELF_SIGNED|UNABLE_TO_/.test(code))) {
+    const what = typeof reason === 'string' && reason !== '' ? reason : root.message.split('\n')[0];
+    return `TLS handshake failed (${what}): an https:// endpoint needs a sidecar serving TLS (--tls-cert) and the CA that signed it (the tls.ca option)`;
+  }
+  return root.message.split('\n')[0].trim();
+}
+
 /** `grpc-message` is percent-encoded; a malformed one is shown as sent. */
 function decodeMessage(raw: string): string {
   try {
@@ -201,17 +214,16 @@ export class AppStream {
   /** The status of a stream that ended without one. */
   private inferred(): StreamStatus {
     if (this.httpStatus !== undefined && this.httpStatus !== 200) {
-      return { code: codeForHttp(this.httpStatus), details: `the sidecar answered with HTTP status ${this.httpStatus}, not a gRPC status` };
+      return {
+        code: codeForHttp(this.httpStatus),
+        details: `the endpoint answered HTTP status ${this.httpStatus} without a gRPC status: is it the sidecar's gRPC address (--listen), not another port or service?`,
+      };
     }
     const rst = this.req?.rstCode;
     if (rst === http2.constants.NGHTTP2_REFUSED_STREAM) {
       return { code: Code.UNAVAILABLE, details: 'the sidecar refused the stream (RST_STREAM REFUSED_STREAM)' };
     }
-    if (this.failure) {
-      const cause = (this.failure as { cause?: unknown }).cause;
-      const reason = cause instanceof Error ? cause.message : this.failure.message;
-      return { code: Code.UNAVAILABLE, details: reason };
-    }
+    if (this.failure) return { code: Code.UNAVAILABLE, details: describeFailure(this.failure) };
     if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) {
       return { code: Code.UNAVAILABLE, details: `the sidecar reset the stream (RST_STREAM code ${rst})` };
     }

@@ -3,6 +3,8 @@
 
 import { test } from 'node:test';
 import { strict as assert } from 'node:assert';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { Connection, InvalidEndpointError, RefusedError, app } from '../dist';
 import { Sidecar, quiet, recordingLogger, sleep, started, stored, waitFor, withSidecar } from './harness';
 
@@ -34,6 +36,23 @@ test('the app reconnects and re-registers after the sidecar restarts on the same
     await second?.stop();
     await first.stop();
   }
+});
+
+test('a sidecar that stops answering (SIGSTOP) is noticed by the HTTP/2 keepalive ping, and the app reconnects', async () => {
+  await withSidecar(async (sidecar, track) => {
+    const logger = recordingLogger();
+    const patient = track(await started(bouncer('patient', { logger }), sidecar.endpoint));
+    const first = await patient.registered();
+    sidecar.proc.kill('SIGSTOP'); // the socket stays open; nothing answers on it
+    try {
+      // One ping every 10 s, 10 s for its answer: the connection is given up within 20 s.
+      await waitFor(() => logger.lines.some((l) => l.includes('keepalive: the sidecar did not answer an HTTP/2 ping within 10000 ms')), 'the keepalive to give up', 25_000);
+    } finally {
+      sidecar.proc.kill('SIGCONT');
+    }
+    assert.ok(logger.lines.some((l) => /connection to the sidecar ended \(UNAVAILABLE: keepalive: .*\); reconnecting in \d+ ms/.test(l)), logger.lines.join('\n'));
+    await waitFor(async () => (await patient.registered()) !== first, 'a new registration on the resumed sidecar', 10_000);
+  });
 });
 
 test('apps on a shared Connection re-register after the sidecar was down for a while', async () => {
@@ -128,6 +147,39 @@ test('an unreachable sidecar is retried with a warning naming the endpoint until
   assert.match(logger.lines[0], /is it running and listening there\? retrying in \d+ ms/);
   await lonely.stop();
   await running;
+});
+
+test('an HTTP/2 server that is not the sidecar (it answers 404) is refused at once: RefusedError asks for the --listen address', async () => {
+  const other = http2.createServer((_req, res) => {
+    res.writeHead(404);
+    res.end();
+  });
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+  try {
+    const endpoint = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    await assert.rejects(bouncer('lost').run(endpoint), (err: Error) => {
+      assert.ok(err instanceof RefusedError, String(err));
+      assert.equal(err.code, 'UNIMPLEMENTED');
+      assert.match(err.message, /HTTP status 404 without a gRPC status: is it the sidecar's gRPC address \(--listen\)/);
+      return true;
+    });
+  } finally {
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+  }
+});
+
+test('an https:// endpoint on a plaintext sidecar is retried with a warning that the TLS handshake failed', async () => {
+  await withSidecar(async (sidecar) => {
+    const logger = recordingLogger();
+    const mistaken = bouncer('mistaken', { logger });
+    const running = mistaken.run(`https://${sidecar.addr}`);
+    await waitFor(() => logger.lines.some((l) => l.startsWith('WARN cannot reach the sidecar')), 'a retry warning');
+    await mistaken.stop();
+    await running;
+    const warning = logger.lines.find((l) => l.startsWith('WARN cannot reach the sidecar')) ?? '';
+    assert.match(warning, /UNAVAILABLE: TLS handshake failed \(.+\): an https:\/\/ endpoint needs a sidecar serving TLS \(--tls-cert\)/);
+    assert.doesNotMatch(warning, /\n/, 'one line, not OpenSSL\'s multi-line dump');
+  });
 });
 
 test('a registration the sidecar refuses for good rejects run() with RefusedError naming the field', async () => {
