@@ -96,11 +96,16 @@ export class Http2Channel {
         session.destroy(new Error(`keepalive: the sidecar did not answer an HTTP/2 ping within ${KEEPALIVE_MS} ms`));
       }, KEEPALIVE_MS);
       deadline.unref();
-      const sent = session.ping((err) => {
-        clearTimeout(deadline);
-        waiting = false;
-        if (err && !session.destroyed) session.destroy(err);
-      });
+      let sent = false;
+      try {
+        sent = session.ping((err) => {
+          clearTimeout(deadline);
+          waiting = false;
+          if (err && !session.destroyed) session.destroy(err);
+        });
+      } catch {
+        // destroyed or closing in between: its streams report that themselves
+      }
       if (!sent) {
         clearTimeout(deadline);
         waiting = false;
