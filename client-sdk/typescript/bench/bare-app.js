@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// A reference for the SDK's overhead: the same join veto as veto-app.js written on bare
-// @grpc/grpc-js + @grpc/proto-loader (no SDK: no contexts, no conversions, no timers), answering
-// every HookCall at once. Same line protocol as veto-app.js (`ready`, `cpu` -> `cpu <µs>`).
+// A reference: the same join veto as veto-app.js written on bare @grpc/grpc-js +
+// @grpc/proto-loader (no SDK: no contexts, no conversions, no timers), answering every HookCall
+// at once. The SDK spoke the app stream through grpc-js until 2026-12-04; this shows what that
+// stack costs. Same line protocol as veto-app.js (`ready`, `cpu` -> `cpu <µs>`).
 //
 // Usage: node bench/bare-app.js --endpoint http://127.0.0.1:50051 [--app-id veto-00]
 'use strict';

@@ -1,10 +1,9 @@
 #!/usr/bin/env node
-// A second reference for the SDK's p50 (issue 15): the same join veto as bare-app.js, but with no
-// gRPC library at all — the app stream spoken directly over Node's built-in HTTP/2 client
-// (nghttp2), with gRPC's 5-byte message framing by hand and protobufjs (the codec
-// @grpc/proto-loader already uses) for the messages. It answers every HookCall at once. If this
-// is no faster than bare-app.js, no Node gRPC stack can be: the cost is Node's own per-message
-// work. Same line protocol as veto-app.js (`ready`, `cpu` -> `cpu <µs>`).
+// A second reference: the same join veto as bare-app.js with no gRPC library and no SDK — the
+// app stream spoken directly over Node's built-in HTTP/2 client (nghttp2), gRPC's 5-byte
+// framing by hand, and protobufjs's raw encode/decode (no object conversions). The SDK uses the
+// same transport with proto-loader's codec and its own per-call work; the gap between the two
+// is what those cost. Same line protocol as veto-app.js (`ready`, `cpu` -> `cpu <µs>`).
 //
 // Usage: node bench/http2-app.js --endpoint http://127.0.0.1:50051 [--app-id veto-00]
 'use strict';
