@@ -77,6 +77,10 @@ function resolve(options: AppOptions): ResolvedAppOptions {
   if (!options || typeof options.appId !== 'string' || options.appId === '') {
     throw new SdkError('an app needs an appId, e.g. new MyApp({ appId: "word-filter" })');
   }
+  // An HTTP header value: visible ASCII and spaces, nothing that would end the header.
+  if (options.token !== undefined && (typeof options.token !== 'string' || options.token === '' || !/^[\x20-\x7e]+$/.test(options.token))) {
+    throw new SdkError('the token must be a non-empty string of printable ASCII (it is sent as `authorization: Bearer <token>`); check for a trailing newline');
+  }
   const policy = options.failurePolicy ?? 'ignore';
   const failurePolicy: FailurePolicy =
     policy === 'ignore' ? 'FAILURE_POLICY_IGNORE' : policy === 'fail' ? 'FAILURE_POLICY_FAIL' : policy;

@@ -223,6 +223,11 @@ test('an app without its token is refused UNAUTHENTICATED; with it, it registers
   );
 });
 
+test('a token an HTTP header cannot carry (a trailing newline) is refused when the app is made, saying what to check', () => {
+  assert.throws(() => bouncer('newline', { token: 's3cret\n' }), /the token must be a non-empty string of printable ASCII .*check for a trailing newline/);
+  assert.throws(() => bouncer('empty', { token: '' }), /the token must be a non-empty string/);
+});
+
 test('an app with no handlers is refused before connecting, saying what to add', async () => {
   await assert.rejects(app(quiet({ appId: 'empty' })).run('http://127.0.0.1:50051'), /implements none of the ten interfaces: add a method such as executePreRoomCreatePrevent/);
 });
