@@ -13,7 +13,7 @@ import { AppStream } from './stream';
 import type { StreamHandlers } from './stream';
 import { appStreamCodec } from './wire';
 
-/** How often an idle connection is pinged, and how long the answer may take (as grpc-js's keepalive was set). */
+/** How often the connection is pinged, and how long the answer may take (as the grpc-js keepalive was set). */
 export const KEEPALIVE_MS = 10_000;
 /** The HTTP/2 receive window of each stream: post events arrive in bursts. */
 const STREAM_WINDOW_BYTES = 1024 * 1024;
