@@ -58,7 +58,7 @@ export class Http2Channel {
   private live(): http2.ClientHttp2Session {
     const current = this.session;
     if (current && !current.closed && !current.destroyed) return current;
-    if (current) this.drop();
+    this.drop();
     this.session = this.dial();
     return this.session;
   }

@@ -61,7 +61,7 @@ function codeForHttp(httpStatus: number): Code {
 }
 
 /** What broke a stream, in one line: Node's error, its cause, or OpenSSL's reason with a hint. */
-export function describeFailure(err: Error): string {
+function describeFailure(err: Error): string {
   const cause = (err as { cause?: unknown }).cause;
   const root = cause instanceof Error ? cause : err;
   const reason = (root as { reason?: unknown }).reason;

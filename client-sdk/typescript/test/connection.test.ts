@@ -3,10 +3,8 @@
 
 import { test } from 'node:test';
 import { strict as assert } from 'node:assert';
-import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { Connection, InvalidEndpointError, RefusedError, app } from '../dist';
-import { Sidecar, quiet, recordingLogger, sleep, started, stored, waitFor, withSidecar } from './harness';
+import { Sidecar, firstRetryWarning, quiet, recordingLogger, sleep, started, stored, waitFor, withSidecar } from './harness';
 
 const join = (username: string) => ({ context: { room: stored('general'), joiningUser: { username } } });
 const bouncer = (appId: string, extra: Parameters<typeof quiet>[0] | object = {}) =>
@@ -149,34 +147,10 @@ test('an unreachable sidecar is retried with a warning naming the endpoint until
   await running;
 });
 
-test('an HTTP/2 server that is not the sidecar (it answers 404) is refused at once: RefusedError asks for the --listen address', async () => {
-  const other = http2.createServer((_req, res) => {
-    res.writeHead(404);
-    res.end();
-  });
-  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
-  try {
-    const endpoint = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
-    await assert.rejects(bouncer('lost').run(endpoint), (err: Error) => {
-      assert.ok(err instanceof RefusedError, String(err));
-      assert.equal(err.code, 'UNIMPLEMENTED');
-      assert.match(err.message, /HTTP status 404 without a gRPC status: is it the sidecar's gRPC address \(--listen\)/);
-      return true;
-    });
-  } finally {
-    await new Promise<void>((resolve) => other.close(() => resolve()));
-  }
-});
-
 test('an https:// endpoint on a plaintext sidecar is retried with a warning that the TLS handshake failed', async () => {
   await withSidecar(async (sidecar) => {
     const logger = recordingLogger();
-    const mistaken = bouncer('mistaken', { logger });
-    const running = mistaken.run(`https://${sidecar.addr}`);
-    await waitFor(() => logger.lines.some((l) => l.startsWith('WARN cannot reach the sidecar')), 'a retry warning');
-    await mistaken.stop();
-    await running;
-    const warning = logger.lines.find((l) => l.startsWith('WARN cannot reach the sidecar')) ?? '';
+    const warning = await firstRetryWarning(bouncer('mistaken', { logger }), logger, `https://${sidecar.addr}`);
     assert.match(warning, /UNAVAILABLE: TLS handshake failed \(.+\): an https:\/\/ endpoint needs a sidecar serving TLS \(--tls-cert\)/);
     assert.doesNotMatch(warning, /\n/, 'one line, not OpenSSL\'s multi-line dump');
   });

@@ -20,10 +20,10 @@ interface Running {
 }
 
 const NAMES = ['word_filter', 'extender', 'modifier', 'audit_logger'];
+const exampleFile = (name: string) => path.join(EXAMPLES, `${name}.js`);
 
 function runExample(name: string, endpoint: string): Running {
-  const file = path.join(EXAMPLES, `${name}.js`);
-  const proc = spawn(process.execPath, [file, endpoint], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [exampleFile(name), endpoint], { stdio: ['ignore', 'pipe', 'pipe'] });
   const running: Running = {
     proc,
     stdout: [],
@@ -36,8 +36,7 @@ function runExample(name: string, endpoint: string): Running {
 }
 
 test('the four TypeScript examples answer like the Rust ones, and each drains and exits 0 on SIGTERM', async () => {
-  for (const name of NAMES) {
-    const file = path.join(EXAMPLES, `${name}.js`);
+  for (const file of NAMES.map(exampleFile)) {
     assert.ok(fs.existsSync(file), `no ${file}: run \`npm ci && npm run build\` in examples/typescript (ci.sh does)`);
   }
   const sidecar = await Sidecar.start();

@@ -6,6 +6,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -194,4 +196,25 @@ export function stored(id: string, extra: RoomInput = {}): RoomInput {
 /** A fresh temporary directory. */
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** An HTTP/2 server on 127.0.0.1:0 that is not a sidecar: `answer` handles every stream. */
+export async function http2Peer(answer: (stream: http2.ServerHttp2Stream) => void): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const server = http2.createServer();
+  server.on('stream', answer);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Runs `app` against `endpoint` until it logs that it retries, stops it, and returns that warning. */
+export async function firstRetryWarning(app: RoomHooksApp, logger: { lines: string[] }, endpoint: string): Promise<string> {
+  const retry = (l: string) => l.startsWith('WARN cannot reach the sidecar');
+  const running = app.run(endpoint);
+  await waitFor(() => logger.lines.some(retry), 'a retry warning');
+  await app.stop();
+  await running;
+  return logger.lines.find(retry) ?? '';
 }

@@ -1,37 +1,24 @@
-// The app stream's framing when the peer is not a well-behaved sidecar: another HTTP/2 server
-// that answers `Connect` with bytes the SDK cannot take. Each ends the session with a status
-// naming what was wrong, and the app retries instead of crashing.
+// The app stream when the peer is not a well-behaved sidecar: another HTTP/2 server that answers
+// `Connect` with an HTTP error or with bytes the SDK cannot take. Each ends the session with a
+// status naming what was wrong; the app gives up (404) or retries, and never crashes.
 
 import { test } from 'node:test';
 import { strict as assert } from 'node:assert';
-import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import { app } from '../dist';
-import { quiet, recordingLogger, waitFor } from './harness';
+import { RefusedError, app } from '../dist';
+import { firstRetryWarning, http2Peer, quiet, recordingLogger } from './harness';
 
-/** An HTTP/2 server that answers every stream with gRPC headers and then `body`. */
-async function answering(body: Buffer): Promise<{ endpoint: string; close(): Promise<void> }> {
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
+/** A peer that answers every stream with gRPC's headers and then `body`. */
+function answering(body: Buffer): ReturnType<typeof http2Peer> {
+  return http2Peer((stream) => {
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
     stream.write(body);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }
 
-/** Runs an app against `endpoint` until it logged a retry, and returns that warning. */
-async function firstRetry(endpoint: string): Promise<string> {
+/** The first retry warning of a veto app run against `endpoint`. */
+function firstRetry(endpoint: string): Promise<string> {
   const logger = recordingLogger();
-  const probe = app(quiet({ appId: 'probe', logger })).preRoomUserJoined(() => {});
-  const running = probe.run(endpoint);
-  await waitFor(() => logger.lines.some((l) => l.startsWith('WARN cannot reach the sidecar')), 'a retry warning');
-  await probe.stop();
-  await running;
-  return logger.lines.find((l) => l.startsWith('WARN cannot reach the sidecar')) ?? '';
+  return firstRetryWarning(app(quiet({ appId: 'probe', logger })).preRoomUserJoined(() => {}), logger, endpoint);
 }
 
 /** A gRPC message prefix: the compressed flag and the big-endian length. */
@@ -61,5 +48,22 @@ test('a compressed message, or one above 4 MiB, ends the stream with a status th
   } finally {
     await compressed.close();
     await huge.close();
+  }
+});
+
+test('an HTTP/2 server that is not the sidecar (it answers 404) is refused at once: RefusedError asks for the --listen address', async () => {
+  const other = await http2Peer((stream) => {
+    stream.respond({ ':status': 404 });
+    stream.end();
+  });
+  try {
+    await assert.rejects(app(quiet({ appId: 'lost' })).preRoomUserJoined(() => {}).run(other.endpoint), (err: Error) => {
+      assert.ok(err instanceof RefusedError, String(err));
+      assert.equal(err.code, 'UNIMPLEMENTED');
+      assert.match(err.message, /HTTP status 404 without a gRPC status: is it the sidecar's gRPC address \(--listen\)/);
+      return true;
+    });
+  } finally {
+    await other.close();
   }
 });
